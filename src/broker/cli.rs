@@ -1,0 +1,115 @@
+//! `kbench broker`: the bundled broker in the foreground until Ctrl-C or SIGTERM.
+//!
+//! Owns: the flags of `kbench broker` and turning them into a `BrokerConfig`. Must not: hold
+//! any broker logic.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::{BrokerConfig, EmbeddedBroker, FlushPolicy};
+
+/// Flags of `kbench broker`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerArgs {
+    /// Address to listen on (port 0 = any free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// Directory for partition logs and committed offsets [default: a temp dir removed at exit].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// HOST:PORT that clients are told to connect to [default: the listen address].
+    #[arg(long)]
+    pub advertised_listener: Option<String>,
+    /// Serve Prometheus metrics (text format) on this address, e.g. 127.0.0.1:9100.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Partitions of auto-created topics.
+    #[arg(long, default_value_t = 1)]
+    pub num_partitions: i32,
+    /// Create unknown topics when clients ask for their metadata.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// When to fsync appended data: `messages:N` (fsync once N messages are appended, before
+    /// acknowledging them; messages:1 = every batch), `interval:MS` (a background fsync every
+    /// MS; acks do not wait) or `none`. Default: none — like Kafka, data is written to the OS
+    /// page cache before the ack and survives a broker crash, but not a power loss.
+    #[arg(long, default_value = "none")]
+    pub flush: FlushPolicy,
+    /// Roll to a new segment file when the active one would exceed this many bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub segment_bytes: u64,
+    /// Delete the oldest segments while a partition is larger than this (-1 = no limit).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub retention_bytes: i64,
+    /// Delete segments whose newest record is older than this (-1 = keep forever).
+    #[arg(long, default_value_t = 7 * 24 * 3600 * 1000, allow_negative_numbers = true)]
+    pub retention_ms: i64,
+    /// Send fetched records with sendfile (true) or read+write (false), to measure the difference.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub zero_copy: bool,
+    /// Largest request accepted; a larger one closes the connection.
+    #[arg(long, default_value_t = 100 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+    /// Most simultaneous client connections; more are closed on accept.
+    #[arg(long, default_value_t = 1000)]
+    pub max_connections: usize,
+    /// How long an empty group waits for more members before its first rebalance completes
+    /// (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(long, default_value_t = 3000)]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Worker threads of the broker.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+impl BrokerArgs {
+    /// The broker configuration these flags describe.
+    pub fn to_config(&self) -> anyhow::Result<BrokerConfig> {
+        if self.num_partitions < 1 {
+            anyhow::bail!("--num-partitions must be at least 1");
+        }
+        if self.segment_bytes < 1024 {
+            anyhow::bail!("--segment-bytes must be at least 1024");
+        }
+        Ok(BrokerConfig {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            advertised_listener: self.advertised_listener.clone(),
+            metrics_listen: self.metrics_listen,
+            num_partitions: self.num_partitions,
+            auto_create_topics: self.auto_create_topics,
+            flush: self.flush,
+            segment_bytes: self.segment_bytes,
+            retention_bytes: u64::try_from(self.retention_bytes).ok(),
+            retention_ms: u64::try_from(self.retention_ms).ok(),
+            zero_copy: self.zero_copy,
+            max_request_bytes: self.max_request_bytes,
+            max_message_bytes: 1_048_588,
+            max_connections: self.max_connections,
+            group_initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            threads: self.threads,
+        })
+    }
+}
+
+/// Runs the broker until Ctrl-C or SIGTERM.
+pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let config = args.to_config()?;
+    let broker = EmbeddedBroker::start(config)?;
+    eprintln!("kbench broker listening on {}", broker.bootstrap_servers());
+    if let Some(m) = broker.metrics_addr() {
+        eprintln!("kbench broker metrics on http://{m}/metrics");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    eprintln!("kbench broker stopping");
+    broker.shutdown();
+    Ok(())
+}

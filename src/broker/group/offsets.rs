@@ -1,0 +1,218 @@
+//! Committed consumer-group offsets, persisted in an append-only journal
+//! (`<data dir>/__consumer_offsets.journal`) that is replayed and compacted at startup.
+//!
+//! Owns: that file and the in-memory map of committed offsets. Must not: validate group
+//! membership (the coordinator does) or know about the wire protocol.
+//!
+//! Record: `u32 len | u32 crc32c(payload) | payload`, payload = `u16 len group | u16 len topic |
+//! i32 partition | i64 offset | i32 leader epoch | i32 len (-1 = null) metadata`. A torn or corrupt
+//! tail (crash mid-write) is dropped at replay.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+type Key = (String, String, i32);
+
+#[derive(Debug)]
+pub struct OffsetStore {
+    path: PathBuf,
+    file: Mutex<File>,
+    map: Mutex<HashMap<Key, Committed>>,
+}
+
+fn encode(k: &Key, c: &Committed) -> Vec<u8> {
+    let mut p = Vec::with_capacity(64);
+    for s in [&k.0, &k.1] {
+        let b = s.as_bytes();
+        let n = b.len().min(u16::MAX as usize);
+        p.extend_from_slice(&(n as u16).to_be_bytes());
+        p.extend_from_slice(&b[..n]);
+    }
+    p.extend_from_slice(&k.2.to_be_bytes());
+    p.extend_from_slice(&c.offset.to_be_bytes());
+    p.extend_from_slice(&c.leader_epoch.to_be_bytes());
+    match &c.metadata {
+        None => p.extend_from_slice(&(-1i32).to_be_bytes()),
+        Some(m) => {
+            p.extend_from_slice(&(m.len() as i32).to_be_bytes());
+            p.extend_from_slice(m.as_bytes());
+        }
+    }
+    let mut rec = Vec::with_capacity(p.len() + 8);
+    rec.extend_from_slice(&(p.len() as u32).to_be_bytes());
+    rec.extend_from_slice(&crc32c::crc32c(&p).to_be_bytes());
+    rec.extend_from_slice(&p);
+    rec
+}
+
+struct Cursor<'a>(&'a [u8]);
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take(8).map(|b| i64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+    }
+    fn string(&mut self, n: usize) -> Option<String> {
+        self.take(n).map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+fn decode(p: &[u8]) -> Option<(Key, Committed)> {
+    let mut c = Cursor(p);
+    let gl = c.u16()? as usize;
+    let g = c.string(gl)?;
+    let tl = c.u16()? as usize;
+    let t = c.string(tl)?;
+    let part = c.i32()?;
+    let offset = c.i64()?;
+    let leader_epoch = c.i32()?;
+    let ml = c.i32()?;
+    let metadata = if ml < 0 { None } else { Some(c.string(ml as usize)?) };
+    Some(((g, t, part), Committed { offset, leader_epoch, metadata }))
+}
+
+impl OffsetStore {
+    /// Replays the journal, drops a torn tail, and rewrites it compacted.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        let path = dir.join("__consumer_offsets.journal");
+        let bytes = std::fs::read(&path).or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(Vec::new()) } else { Err(e) })?;
+        let mut map = HashMap::new();
+        let mut pos = 0;
+        while pos + 8 <= bytes.len() {
+            let len = u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
+            let crc = u32::from_be_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
+            let Some(p) = bytes.get(pos + 8..pos + 8 + len) else { break };
+            if crc32c::crc32c(p) != crc {
+                break;
+            }
+            let Some((k, c)) = decode(p) else { break };
+            if c.offset < 0 {
+                map.remove(&k); // tombstone of a deleted topic
+            } else {
+                map.insert(k, c);
+            }
+            pos += 8 + len;
+        }
+        // Compact: write the live map to a temp file and rename it over the journal.
+        let tmp = dir.join("__consumer_offsets.journal.tmp");
+        {
+            let mut f = File::create(&tmp)?;
+            let mut all = Vec::new();
+            for (k, c) in &map {
+                all.extend_from_slice(&encode(k, c));
+            }
+            f.write_all(&all)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok(OffsetStore { path, file: Mutex::new(file), map: Mutex::new(map) })
+    }
+
+    /// Records a commit: journal first (one write per call), then the map.
+    pub fn commit(&self, entries: Vec<(Key, Committed)>) -> io::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for (k, c) in &entries {
+            buf.extend_from_slice(&encode(k, c));
+        }
+        self.file.lock().unwrap_or_else(|p| p.into_inner()).write_all(&buf)?;
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, c) in entries {
+            map.insert(k, c);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(group.to_string(), topic.to_string(), partition)).cloned()
+    }
+
+    /// Every committed (topic, partition) of a group, sorted.
+    pub fn for_group(&self, group: &str) -> Vec<(String, i32, Committed)> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> =
+            map.iter().filter(|(k, _)| k.0 == group).map(|(k, c)| (k.1.clone(), k.2, c.clone())).collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v
+    }
+
+    /// Every (group, topic, partition, offset), for metrics and ListGroups.
+    pub fn all(&self) -> Vec<(String, String, i32, i64)> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, c)| (k.0.clone(), k.1.clone(), k.2, c.offset)).collect()
+    }
+
+    /// Forgets the offsets of a deleted topic (journal keeps them until the next compaction,
+    /// which happens at startup — replay still sees them, so write tombstones as offset -1).
+    pub fn forget_topic(&self, topic: &str) -> io::Result<()> {
+        let keys: Vec<Key> = {
+            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            map.keys().filter(|k| k.1 == topic).cloned().collect()
+        };
+        let mut buf = Vec::new();
+        let tomb = Committed { offset: -1, leader_epoch: -1, metadata: None };
+        for k in &keys {
+            buf.extend_from_slice(&encode(k, &tomb));
+        }
+        self.file.lock().unwrap_or_else(|p| p.into_inner()).write_all(&buf)?;
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            map.remove(&k);
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_survive_reopen_and_a_torn_tail_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = |p| ("g".to_string(), "t".to_string(), p);
+        let c = |o| Committed { offset: o, leader_epoch: -1, metadata: Some("m".into()) };
+        {
+            let s = OffsetStore::open(dir.path()).unwrap();
+            s.commit(vec![(k(0), c(5)), (k(1), c(7))]).unwrap();
+            s.commit(vec![(k(0), c(9))]).unwrap();
+        }
+        let mut f = OpenOptions::new().append(true).open(dir.path().join("__consumer_offsets.journal")).unwrap();
+        f.write_all(&[0, 0, 0, 40, 1, 2]).unwrap();
+        drop(f);
+        let s = OffsetStore::open(dir.path()).unwrap();
+        assert_eq!(s.get("g", "t", 0), Some(c(9)));
+        assert_eq!(s.get("g", "t", 1), Some(c(7)));
+        assert_eq!(s.for_group("g").len(), 2);
+    }
+}

@@ -1,0 +1,189 @@
+//! Topic administration and producer ids: CreateTopics, DeleteTopics, DescribeConfigs (Kafka's
+//! defaults plus this broker's log settings), InitProducerId (idempotence; transactions are not
+//! implemented and are refused).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{code, decode, respond, str_of, Response};
+use crate::broker::protocol::Request;
+use crate::broker::state::Broker;
+use crate::broker::topics::CreateError;
+
+pub fn create_topics(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+    let r: CreateTopicsRequest = decode(req)?;
+    let mut resp = CreateTopicsResponse::default();
+    for t in r.topics {
+        let name = str_of(&t.name.0);
+        let mut res = CreatableTopicResult::default();
+        res.name = t.name.clone();
+        let partitions = if t.num_partitions < 0 { broker.cfg.num_partitions } else { t.num_partitions };
+        res.num_partitions = partitions;
+        res.replication_factor = 1;
+        res.error_code = if t.replication_factor > 1 {
+            code::INVALID_REPLICATION_FACTOR
+        } else if !t.assignments.is_empty() {
+            code::INVALID_REQUEST
+        } else if r.validate_only {
+            match broker.topics.get(&name) {
+                Some(_) => code::TOPIC_ALREADY_EXISTS,
+                None if !crate::broker::topics::valid_topic_name(&name) => code::INVALID_TOPIC_EXCEPTION,
+                None if partitions < 1 => code::INVALID_PARTITIONS,
+                None => code::NONE,
+            }
+        } else {
+            match broker.topics.create(&name, partitions, false) {
+                Ok(_) => code::NONE,
+                Err(CreateError::Exists) => code::TOPIC_ALREADY_EXISTS,
+                Err(CreateError::InvalidName) => code::INVALID_TOPIC_EXCEPTION,
+                Err(CreateError::InvalidPartitions) => code::INVALID_PARTITIONS,
+                Err(CreateError::Io(e)) => {
+                    tracing::error!(topic = %name, "create failed: {e}");
+                    code::KAFKA_STORAGE_ERROR
+                }
+            }
+        };
+        if res.error_code != code::NONE {
+            res.num_partitions = -1;
+            res.replication_factor = -1;
+        }
+        resp.topics.push(res);
+    }
+    respond(req, &resp)
+}
+
+pub fn delete_topics(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+    let r: DeleteTopicsRequest = decode(req)?;
+    let mut resp = DeleteTopicsResponse::default();
+    let names: Vec<TopicName> = if req.version >= 6 {
+        r.topics.into_iter().filter_map(|t| t.name).collect()
+    } else {
+        r.topic_names
+    };
+    for n in names {
+        let name = str_of(&n.0);
+        let mut res = DeletableTopicResult::default();
+        res.name = Some(n.clone());
+        res.error_code = match broker.topics.delete(&name) {
+            Ok(true) => {
+                if let Err(e) = broker.groups.offsets.forget_topic(&name) {
+                    tracing::warn!(topic = %name, "could not forget committed offsets: {e}");
+                }
+                code::NONE
+            }
+            Ok(false) => code::UNKNOWN_TOPIC_OR_PARTITION,
+            Err(e) => {
+                tracing::error!(topic = %name, "delete failed: {e}");
+                code::KAFKA_STORAGE_ERROR
+            }
+        };
+        resp.responses.push(res);
+    }
+    respond(req, &resp)
+}
+
+fn topic_configs(broker: &Broker) -> Vec<(&'static str, String)> {
+    let c = &broker.cfg;
+    vec![
+        ("cleanup.policy", "delete".into()),
+        ("compression.type", "producer".into()),
+        ("max.message.bytes", c.max_message_bytes.to_string()),
+        ("message.timestamp.type", "CreateTime".into()),
+        ("min.insync.replicas", "1".into()),
+        ("retention.bytes", c.retention_bytes.map_or("-1".into(), |b| b.to_string())),
+        ("retention.ms", c.retention_ms.map_or("-1".into(), |b| b.to_string())),
+        ("segment.bytes", c.segment_bytes.to_string()),
+        ("flush.messages", match c.flush {
+            crate::broker::log::FlushPolicy::Messages(n) => n.to_string(),
+            _ => i64::MAX.to_string(),
+        }),
+        ("flush.ms", match c.flush {
+            crate::broker::log::FlushPolicy::IntervalMs(n) => n.to_string(),
+            _ => i64::MAX.to_string(),
+        }),
+    ]
+}
+
+fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
+    let c = &broker.cfg;
+    vec![
+        ("auto.create.topics.enable", c.auto_create_topics.to_string()),
+        ("num.partitions", c.num_partitions.to_string()),
+        ("socket.request.max.bytes", c.max_request_bytes.to_string()),
+        ("message.max.bytes", c.max_message_bytes.to_string()),
+        ("log.segment.bytes", c.segment_bytes.to_string()),
+        ("group.initial.rebalance.delay.ms", c.group_initial_rebalance_delay_ms.to_string()),
+    ]
+}
+
+pub fn describe_configs(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+    let r: DescribeConfigsRequest = decode(req)?;
+    let mut resp = DescribeConfigsResponse::default();
+    for res in r.resources {
+        let mut out = DescribeConfigsResult::default();
+        out.resource_type = res.resource_type;
+        out.resource_name = res.resource_name.clone();
+        let configs = match res.resource_type {
+            2 if broker.topics.get(res.resource_name.as_str()).is_some() => Some(topic_configs(broker)),
+            2 => {
+                out.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                None
+            }
+            4 => Some(broker_configs(broker)),
+            _ => {
+                out.error_code = code::INVALID_REQUEST;
+                None
+            }
+        };
+        for (k, v) in configs.unwrap_or_default() {
+            if res.configuration_keys.as_ref().is_some_and(|keys| !keys.iter().any(|x| x.as_str() == k)) {
+                continue;
+            }
+            let mut e = DescribeConfigsResourceResult::default();
+            e.name = StrBytes::from_static_str(k);
+            e.value = Some(StrBytes::from_string(v));
+            e.read_only = true;
+            e.config_source = 5; // DEFAULT_CONFIG
+            out.configs.push(e);
+        }
+        resp.results.push(out);
+    }
+    respond(req, &resp)
+}
+
+pub fn init_producer_id(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+    let r: InitProducerIdRequest = decode(req)?;
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    if r.transactional_id.is_some() {
+        // Transactions need the transaction coordinator APIs, which are not advertised.
+        resp.error_code = code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        return respond(req, &resp);
+    }
+    if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {
+        // KIP-360: an idempotent producer bumps its epoch after a sequence problem.
+        resp.producer_id = r.producer_id;
+        resp.producer_epoch = r.producer_epoch + 1;
+        return respond(req, &resp);
+    }
+    match broker.producer_ids.next() {
+        Ok(id) => {
+            resp.producer_id = ProducerId(id);
+            resp.producer_epoch = 0;
+        }
+        Err(e) => {
+            tracing::error!("cannot allocate a producer id: {e}");
+            resp.error_code = code::KAFKA_STORAGE_ERROR;
+        }
+    }
+    respond(req, &resp)
+}

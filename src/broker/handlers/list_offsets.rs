@@ -1,0 +1,53 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7) and by timestamp.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{code, decode, respond, str_of, Response};
+use crate::broker::protocol::Request;
+use crate::broker::state::Broker;
+
+pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+    let r: ListOffsetsRequest = decode(req)?;
+    let mut resp = ListOffsetsResponse::default();
+    for t in r.topics {
+        let name = str_of(&t.name.0);
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        for lp in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = lp.partition_index;
+            pr.leader_epoch = -1;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            match broker.topics.partition(&name, lp.partition_index) {
+                None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
+                Some(p) => {
+                    let log = p.log();
+                    let found = match lp.timestamp {
+                        -2 => Ok(Some((log.log_start_offset(), -1))),
+                        -1 => Ok(Some((log.log_end_offset(), -1))),
+                        -3 => log.max_timestamp_offset(),
+                        ts => log.offset_for_timestamp(ts),
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => {
+                            pr.offset = offset;
+                            pr.timestamp = ts;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(topic = %name, "list offsets failed: {e}");
+                            pr.error_code = code::KAFKA_STORAGE_ERROR;
+                        }
+                    }
+                }
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    respond(req, &resp)
+}

@@ -1,0 +1,101 @@
+//! Request handlers: one function per API, from a decoded request to a response.
+//!
+//! Owns: the meaning of each API for this single-node broker. Must not: touch sockets (the
+//! server writes what handlers return), or encode Fetch records through the codec crate (that
+//! would copy them; see `protocol::fetch_encode`).
+
+mod admin;
+mod api_versions;
+mod fetch;
+mod groups;
+mod list_offsets;
+mod metadata;
+mod offsets;
+mod produce;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+pub use api_versions::unsupported_version_response;
+
+use crate::broker::protocol::{encode_response, fetch_encode::Part, Request};
+use crate::broker::state::Broker;
+
+/// What the server sends back for one request.
+#[derive(Debug)]
+pub enum Response {
+    /// acks=0 produce: nothing at all.
+    Nothing,
+    /// A complete encoded frame.
+    Frame(Bytes),
+    /// A Fetch response: framing buffers interleaved with segment-file slices.
+    Parts(Vec<Part>),
+    /// Close the connection (e.g. a failed acks=0 produce, as Kafka does).
+    Close,
+}
+
+/// Per-connection facts handlers may need.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub client_host: String,
+}
+
+pub(crate) fn decode<T: Decodable>(req: &mut Request) -> anyhow::Result<T> {
+    T::decode(&mut req.body, req.version)
+}
+
+pub(crate) fn respond<M: Encodable>(req: &Request, body: &M) -> anyhow::Result<Response> {
+    Ok(Response::Frame(encode_response(req.key, req.version, req.header.correlation_id, body)?))
+}
+
+pub(crate) fn str_of(s: &kafka_protocol::protocol::StrBytes) -> String {
+    s.as_str().to_string()
+}
+
+/// Handles one request. An `Err` means the request was malformed: the server closes the
+/// connection, as Kafka does for requests it cannot parse.
+pub async fn dispatch(broker: &Arc<Broker>, mut req: Request, conn: &ConnInfo) -> anyhow::Result<Response> {
+    match req.key {
+        ApiKey::ApiVersions => api_versions::handle(&mut req),
+        ApiKey::Metadata => metadata::handle(broker, &mut req),
+        ApiKey::Produce => produce::handle(broker, &mut req),
+        ApiKey::Fetch => fetch::handle(broker, &mut req).await,
+        ApiKey::ListOffsets => list_offsets::handle(broker, &mut req),
+        ApiKey::CreateTopics => admin::create_topics(broker, &mut req),
+        ApiKey::DeleteTopics => admin::delete_topics(broker, &mut req),
+        ApiKey::DescribeConfigs => admin::describe_configs(broker, &mut req),
+        ApiKey::InitProducerId => admin::init_producer_id(broker, &mut req),
+        ApiKey::FindCoordinator => groups::find_coordinator(broker, &mut req),
+        ApiKey::JoinGroup => groups::join(broker, &mut req, conn).await,
+        ApiKey::SyncGroup => groups::sync(broker, &mut req).await,
+        ApiKey::Heartbeat => groups::heartbeat(broker, &mut req),
+        ApiKey::LeaveGroup => groups::leave(broker, &mut req),
+        ApiKey::DescribeGroups => groups::describe(broker, &mut req),
+        ApiKey::ListGroups => groups::list(broker, &mut req),
+        ApiKey::OffsetCommit => offsets::commit(broker, &mut req),
+        ApiKey::OffsetFetch => offsets::fetch(broker, &mut req),
+        other => anyhow::bail!("api {other:?} passed the version gate but has no handler"),
+    }
+}
+
+/// Kafka error codes used by handlers.
+pub mod code {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const INVALID_RECORD: i16 = 87;
+}

@@ -1,0 +1,238 @@
+//! The bundled Kafka-compatible broker: single node, disk-backed, zero-copy fetch, classic
+//! consumer groups, Prometheus metrics.
+//!
+//! Owns everything under `src/broker/`; the rest of kbench uses only this surface:
+//! * `EmbeddedBroker::start(BrokerConfig)` starts the broker in-process on its own runtime and
+//!   returns once it accepts connections; `bootstrap_servers()` gives `host:port`; dropping the
+//!   handle (or `shutdown()`) stops it and, for `BrokerConfig::embedded()`, removes its temp dir.
+//! * `cli::BrokerArgs` / `cli::run` implement `kbench broker` in the foreground.
+//! Must not: depend on the load generator.
+//!
+//! # Layout
+//! * `server` — accept loop, connection limit, per-connection framing and in-order responses.
+//! * `zero_copy` — writing Fetch responses with sendfile (or read+write).
+//! * `protocol` — the advertised version table, headers, batch header checks, Fetch framing.
+//! * `handlers` — one module per API family.
+//! * `log` — segmented partition logs on disk, recovery, retention, idempotence state.
+//! * `topics` — the topic registry over `log`.
+//! * `group` — the classic group coordinator and the committed-offset journal.
+//! * `metrics` — Prometheus counters/gauges and the scrape endpoint.
+//! * `state` — the shared `Broker` wiring these together.
+
+pub mod cli;
+pub mod group;
+pub mod handlers;
+pub mod log;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod state;
+pub mod topics;
+pub mod zero_copy;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use log::FlushPolicy;
+
+/// Everything the broker needs to start.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Address to listen on; port 0 picks an ephemeral port.
+    pub listen: SocketAddr,
+    /// Where partitions are stored. `None` = a temp dir removed on shutdown.
+    pub data_dir: Option<PathBuf>,
+    /// `host:port` given to clients in Metadata; default: the bound address (127.0.0.1 when
+    /// listening on an unspecified address).
+    pub advertised_listener: Option<String>,
+    /// Where to serve Prometheus metrics; `None` = not served.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Partitions of auto-created topics (and CreateTopics with -1).
+    pub num_partitions: i32,
+    /// Create unknown topics on Metadata requests (Kafka's default: true).
+    pub auto_create_topics: bool,
+    pub flush: FlushPolicy,
+    pub segment_bytes: u64,
+    pub retention_bytes: Option<u64>,
+    pub retention_ms: Option<u64>,
+    /// Serve Fetch with sendfile (true) or read+write (false).
+    pub zero_copy: bool,
+    /// Largest request frame accepted; larger ones close the connection.
+    pub max_request_bytes: usize,
+    /// Largest record batch accepted (Kafka's `message.max.bytes`).
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Worker threads of the broker's runtime.
+    pub threads: usize,
+}
+
+impl BrokerConfig {
+    /// The embedded default: loopback, ephemeral port, temp data dir, no initial rebalance
+    /// delay (consumers of a benchmark start together and should not wait 3 s).
+    pub fn embedded() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            advertised_listener: None,
+            metrics_listen: None,
+            num_partitions: 1,
+            auto_create_topics: true,
+            flush: FlushPolicy::None,
+            segment_bytes: 1 << 30,
+            retention_bytes: None,
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            zero_copy: true,
+            max_request_bytes: 100 * 1024 * 1024,
+            max_message_bytes: 1_048_588,
+            max_connections: 1000,
+            group_initial_rebalance_delay_ms: 0,
+            threads: 2,
+        }
+    }
+}
+
+/// A running in-process broker.
+pub struct EmbeddedBroker {
+    bootstrap: String,
+    metrics_addr: Option<SocketAddr>,
+    broker: Arc<state::Broker>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    // Dropped last: removes the temp data dir of `BrokerConfig::embedded()`.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker").field("bootstrap", &self.bootstrap).finish()
+    }
+}
+
+impl EmbeddedBroker {
+    /// Starts the broker and waits until it accepts connections.
+    pub fn start(config: BrokerConfig) -> anyhow::Result<Self> {
+        let temp_dir = match &config.data_dir {
+            Some(_) => None,
+            None => Some(tempfile::Builder::new().prefix("kbench-broker-").tempdir()?),
+        };
+        let data_dir = match (&config.data_dir, &temp_dir) {
+            (Some(d), _) => d.clone(),
+            (None, Some(t)) => t.path().to_path_buf(),
+            (None, None) => unreachable!("a temp dir is made when no data dir is given"),
+        };
+        let listener = std::net::TcpListener::bind(config.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", config.listen))?;
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        let (host, port) = match &config.advertised_listener {
+            Some(a) => {
+                let (h, p) = a
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| p.parse::<i32>().ok().map(|p| (h.trim_matches(['[', ']']).to_string(), p)))
+                    .ok_or_else(|| anyhow::anyhow!("--advertised-listener {a:?} is not HOST:PORT"))?;
+                (h, p)
+            }
+            None if local.ip().is_unspecified() => ("127.0.0.1".to_string(), i32::from(local.port())),
+            None => (local.ip().to_string(), i32::from(local.port())),
+        };
+        let metrics_listener = match config.metrics_listen {
+            Some(a) => Some(metrics::bind(a).map_err(|e| anyhow::anyhow!("cannot listen on {a} (--metrics-listen): {e}"))?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let broker = Arc::new(state::Broker::open(config.clone(), &data_dir, host.clone(), port)?);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("kbench-broker")
+            .enable_all()
+            .build()?;
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let b = broker.clone();
+        let thread = std::thread::Builder::new().name("kbench-broker-main".into()).spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("cannot register the listener: {e}");
+                        return;
+                    }
+                };
+                if let Some(ml) = metrics_listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok()) {
+                    tokio::spawn(metrics::serve(ml, b.clone(), shutdown_rx.clone()));
+                }
+                tokio::spawn(housekeeping(b.clone(), shutdown_rx.clone()));
+                server::run(listener, b.clone(), shutdown_rx).await;
+                b.topics.flush_all();
+            });
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        })?;
+        let bootstrap = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        Ok(EmbeddedBroker { bootstrap, metrics_addr, broker, shutdown_tx, thread: Some(thread), _temp_dir: temp_dir })
+    }
+
+    /// `host:port` for clients.
+    pub fn bootstrap_servers(&self) -> String {
+        self.bootstrap.clone()
+    }
+
+    /// The bound metrics address, when `metrics_listen` was set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The metrics text a scrape would return (no HTTP needed in-process).
+    pub fn metrics_text(&self) -> String {
+        self.broker.metrics.render(&self.broker)
+    }
+
+    /// Stops the broker and waits for it to finish.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Background duties: group timeouts (100 ms), retention (every 5 s), interval flushes.
+async fn housekeeping(broker: Arc<state::Broker>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention = Instant::now();
+    let mut last_flush = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = Instant::now();
+        broker.groups.tick(now);
+        if now.duration_since(last_retention) >= Duration::from_secs(5) {
+            last_retention = now;
+            let b = broker.clone();
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let _ = tokio::task::spawn_blocking(move || b.topics.apply_retention(now_ms)).await;
+        }
+        if let FlushPolicy::IntervalMs(ms) = broker.cfg.flush {
+            if now.duration_since(last_flush) >= Duration::from_millis(ms) {
+                last_flush = now;
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || b.topics.flush_all()).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! kbench: a load generator and latency benchmark for Kafka-protocol systems.
+//!
+//! # Layout
+//!
+//! * `cli`: clap definitions, the raw flags (names follow Kafka's perf tools).
+//! * `plan`: flags → a validated, fully resolved plan; every input error is raised here.
+//! * `target`: where the load goes (external servers, the bundled broker, librdkafka's mock
+//!   cluster) and the topic checks before load starts.
+//! * `load`: keys, payloads, the record stamp, the open-loop schedule, producer and consumer
+//!   workers on librdkafka.
+//! * `measure`: the clock, per-worker recorders, verification sets, the host sampler.
+//! * `report`: Kafka-compatible console lines, kbench tables, summary.json, timeseries.csv,
+//!   latency.hlog.
+//! * `run`: drives a plan from start to exit code; the reporter is the only place that
+//!   formats during a run.
+//! * `broker`: the bundled Kafka-compatible broker.
+
+pub mod broker;
+pub mod cli;
+pub mod load;
+pub mod measure;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod target;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+/// Runs a parsed command line; `Err` means exit code 2 (bad input or the run could not be done).
+pub fn run(cli: cli::Cli) -> Result<ExitCode> {
+    match cli.command {
+        cli::Command::Produce(a) => run::run(plan::Plan::produce(&a)?),
+        cli::Command::Consume(a) => run::run(plan::Plan::consume(&a)?),
+        cli::Command::E2e(a) => run::run(plan::Plan::e2e(&a)?),
+        cli::Command::Broker(a) => broker::cli::run(a).map(|_| ExitCode::SUCCESS),
+    }
+}

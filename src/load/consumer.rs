@@ -1,0 +1,165 @@
+//! A consumer worker: one librdkafka `BaseConsumer`, a member of the group, polled on its own
+//! thread. For each record it counts bytes, reads the stamp (end-to-end latency, verification)
+//! and, once a second, the lag of its partitions from the client's cached watermarks.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::Offset;
+use rdkafka::ClientContext;
+
+use crate::load::client::{client_config, explain_create_error};
+use crate::load::stamp::Stamp;
+use crate::measure::clock;
+use crate::measure::recorder::{ConsumeStats, Phase, PhaseStats};
+use crate::measure::verify::Seen;
+use crate::plan::ConsumerPlan;
+
+/// What a consumer shares with the reporter.
+#[derive(Default)]
+pub struct ConsumerShared {
+    pub stats: PhaseStats<ConsumeStats>,
+    /// Records received (all phases), for end conditions and progress.
+    pub received: AtomicU64,
+    /// Clock time of the last record, 0 before the first.
+    pub last_record_ns: AtomicU64,
+    /// Sum of (log end offset − position) over this member's partitions; -1 while unknown.
+    pub lag: AtomicI64,
+    /// Partitions currently assigned to this member.
+    pub assigned: AtomicUsize,
+    /// Time spent joining the group and rebalancing, as Kafka's tool counts it.
+    pub rebalance_ns: AtomicU64,
+    join_started_ns: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+pub struct GroupContext {
+    shared: Arc<ConsumerShared>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            self.shared.join_started_ns.store(clock::now_ns(), Ordering::Relaxed);
+            self.shared.assigned.store(0, Ordering::Release);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let started = self.shared.join_started_ns.load(Ordering::Relaxed);
+            self.shared.rebalance_ns.fetch_add(clock::now_ns().saturating_sub(started), Ordering::Relaxed);
+            self.shared.assigned.store(tpl.count(), Ordering::Release);
+        }
+    }
+}
+
+pub struct ConsumerWorker {
+    consumer: BaseConsumer<GroupContext>,
+    /// Only records of this run count (`e2e`); `None` accepts any kbench stamp.
+    run_filter: Option<u32>,
+    /// Measure end-to-end latency from the intended send time (open model) or the send call.
+    from_intended: bool,
+    pub shared: Arc<ConsumerShared>,
+}
+
+impl ConsumerWorker {
+    /// Creates the client and subscribes, so bad properties fail before any load starts.
+    pub fn new(index: u32, bootstrap: &str, topic: &str, plan: &ConsumerPlan, run_filter: Option<u32>, from_intended: bool) -> Result<Self> {
+        let shared = Arc::new(ConsumerShared { lag: AtomicI64::new(-1), ..Default::default() });
+        shared.join_started_ns.store(clock::now_ns(), Ordering::Relaxed);
+        let mut cfg = client_config(bootstrap, &plan.props);
+        if cfg.get("client.id").is_none() {
+            cfg.set("client.id", format!("kbench-consumer-{index}"));
+        }
+        let consumer: BaseConsumer<GroupContext> = cfg
+            .create_with_context(GroupContext { shared: shared.clone() })
+            .map_err(|e| explain_create_error(e, &plan.props, "consumer"))?;
+        consumer.subscribe(&[topic]).map_err(|e| anyhow::anyhow!("cannot subscribe to '{topic}': {e}"))?;
+        Ok(ConsumerWorker { consumer, run_filter, from_intended, shared })
+    }
+
+    /// Polls until `stop`; returns what it saw for verification.
+    pub fn run(self, stop: &AtomicBool) -> Seen {
+        let mut seen = Seen::default();
+        let mut next_lag_ns = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            match self.consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => {
+                    let now = clock::now_ns();
+                    let value = m.payload().unwrap_or(&[]);
+                    let size = (value.len() + m.key().map_or(0, <[u8]>::len)) as u64;
+                    let stamp = Stamp::read(value).filter(|s| self.run_filter.is_none_or(|r| r == s.run_id));
+                    let phase = stamp.as_ref().map_or(Phase::Measured, |s| Phase::of(s.warmup));
+                    self.shared.stats.with(phase, |st| {
+                        st.records += 1;
+                        st.bytes += size;
+                        match &stamp {
+                            Some(s) => {
+                                let origin = if self.from_intended { s.intended_ns } else { s.sent_ns };
+                                st.e2e_latency_us.saturating_record(now.saturating_sub(origin) / 1000);
+                            }
+                            None => st.unstamped += 1,
+                        }
+                    });
+                    if let Some(s) = stamp {
+                        seen.observe(s.producer_id, m.partition(), s.seq);
+                    }
+                    self.shared.received.fetch_add(1, Ordering::Relaxed);
+                    self.shared.last_record_ns.store(now, Ordering::Relaxed);
+                }
+                Some(Err(e)) => {
+                    self.shared.stats.with(Phase::Measured, |st| st.errors += 1);
+                    *self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                }
+                None => {}
+            }
+            let now = clock::now_ns();
+            if now >= next_lag_ns {
+                next_lag_ns = now + 1_000_000_000;
+                self.update_lag();
+            }
+        }
+        self.update_lag();
+        // Leave the group cleanly so a following run does not wait for our session to expire.
+        self.consumer.unsubscribe();
+        seen
+    }
+
+    /// Lag from cached watermarks (no network round trip).
+    fn update_lag(&self) {
+        let Ok(positions) = self.consumer.position() else { return };
+        let mut lag = 0i64;
+        let mut known = false;
+        for e in positions.elements() {
+            if let Offset::Offset(pos) = e.offset() {
+                if let Some(high) = cached_high_watermark(&self.consumer, e.topic(), e.partition()) {
+                    lag += (high - pos).max(0);
+                    known = true;
+                }
+            }
+        }
+        if known {
+            self.shared.lag.store(lag, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The log end offset librdkafka last saw in a fetch response for this partition, without a
+/// network round trip (rdkafka wraps only the querying variant).
+fn cached_high_watermark(consumer: &BaseConsumer<GroupContext>, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle is alive for the borrow of `consumer`; the topic is a valid C
+    // string; librdkafka only writes the two out-parameters.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(consumer.client().native_ptr(), topic.as_ptr(), partition, &mut low, &mut high)
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}

@@ -1,0 +1,11 @@
+//! Generating load: keys, payloads, the record stamp, the open-loop schedule, and the producer
+//! and consumer workers on librdkafka. Workers record into `measure`; they never print.
+
+pub mod client;
+pub mod consumer;
+pub mod keys;
+pub mod payload;
+pub mod phasing;
+pub mod producer;
+pub mod schedule;
+pub mod stamp;

@@ -1,0 +1,77 @@
+//! The record stamp: a fixed 36-byte header at the start of every value kbench produces.
+//!
+//! Layout (little endian): magic `KBS` (3) | flags (1: bit 0 = warm-up record) | run id (4) |
+//! producer id (4) | sequence (8) | intended send time (8) | actual send time (8). The producer
+//! decides the phase when it sends, so every reader (even another process) agrees on it. Times are nanoseconds of `measure::clock`
+//! (Unix-epoch based, monotonic within a process). Consumers read it for end-to-end latency and
+//! to count lost, duplicated and reordered records per (producer, partition); the producer's
+//! delivery callback reads it back for produce latency, so nothing is kept per record in flight.
+
+/// Bytes the stamp takes at the start of each value.
+pub const STAMP_LEN: usize = 36;
+const MAGIC: [u8; 3] = *b"KBS";
+const FLAG_WARMUP: u8 = 1;
+
+/// The decoded stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub run_id: u32,
+    pub producer_id: u32,
+    pub seq: u64,
+    pub intended_ns: u64,
+    pub sent_ns: u64,
+    pub warmup: bool,
+}
+
+impl Stamp {
+    /// Writes the stamp into the first `STAMP_LEN` bytes of `buf` (which must be that long).
+    #[inline]
+    pub fn write(&self, buf: &mut [u8]) {
+        buf[0..3].copy_from_slice(&MAGIC);
+        buf[3] = if self.warmup { FLAG_WARMUP } else { 0 };
+        buf[4..8].copy_from_slice(&self.run_id.to_le_bytes());
+        buf[8..12].copy_from_slice(&self.producer_id.to_le_bytes());
+        buf[12..20].copy_from_slice(&self.seq.to_le_bytes());
+        buf[20..28].copy_from_slice(&self.intended_ns.to_le_bytes());
+        buf[28..36].copy_from_slice(&self.sent_ns.to_le_bytes());
+    }
+
+    /// Reads a stamp from the start of a value; `None` if the value does not carry one.
+    #[inline]
+    pub fn read(value: &[u8]) -> Option<Stamp> {
+        if value.len() < STAMP_LEN || value[0..3] != MAGIC {
+            return None;
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(value[i..i + 4].try_into().unwrap_or_default());
+        let u64_at = |i: usize| u64::from_le_bytes(value[i..i + 8].try_into().unwrap_or_default());
+        Some(Stamp {
+            run_id: u32_at(4),
+            producer_id: u32_at(8),
+            seq: u64_at(12),
+            intended_ns: u64_at(20),
+            sent_ns: u64_at(28),
+            warmup: value[3] & FLAG_WARMUP != 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_round_trips() {
+        let s = Stamp { run_id: 7, producer_id: 3, seq: 1 << 40, intended_ns: 11, sent_ns: 12, warmup: true };
+        let mut buf = [0u8; 64];
+        s.write(&mut buf);
+        assert_eq!(Stamp::read(&buf), Some(s));
+    }
+
+    #[test]
+    fn values_without_the_magic_or_too_short_have_no_stamp() {
+        assert_eq!(Stamp::read(b"hello world, this is not a kbench record at all"), None);
+        let mut buf = [0u8; STAMP_LEN];
+        Stamp { run_id: 1, producer_id: 1, seq: 1, intended_ns: 1, sent_ns: 1, warmup: false }.write(&mut buf);
+        assert_eq!(Stamp::read(&buf[..STAMP_LEN - 1]), None);
+    }
+}

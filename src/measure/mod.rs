@@ -1,0 +1,7 @@
+//! Measuring: the clock, per-worker recorders, verification sets, the host sampler. Nothing
+//! here formats or prints; `report` does.
+
+pub mod clock;
+pub mod host;
+pub mod recorder;
+pub mod verify;

@@ -1,0 +1,7 @@
+//! Turning measurements into output: Kafka-compatible console lines, kbench tables,
+//! `summary.json`, `timeseries.csv` and `latency.hlog`. Nothing here measures.
+
+pub mod console;
+pub mod hlog;
+pub mod summary;
+pub mod timeseries;

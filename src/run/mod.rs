@@ -1,0 +1,284 @@
+//! Running a plan: start the target, check the topic, create every client (bad properties fail
+//! here, before any load), start consumers, wait for their partitions, start producers on a
+//! common start time, and drive the reporter until the end, Ctrl-C or an error.
+//!
+//! Results are written as the run goes (summary rewritten each interval), so an interrupted run
+//! leaves what it measured. This module decides when things start and stop; it records nothing.
+
+pub mod final_report;
+pub mod progress;
+pub mod reporter;
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::load::consumer::ConsumerWorker;
+use crate::load::producer::ProducerWorker;
+use crate::measure::clock;
+use crate::measure::host::{host_info, HostSampler};
+use crate::measure::verify::{Seen, SeqSet};
+use crate::plan::{create_run_dir, props::Props, Amount, Plan};
+use crate::run::progress::{Goal, Progress};
+use crate::run::reporter::{Reporter, ResultFiles};
+use crate::target::Target;
+
+/// Set by Ctrl-C (or SIGTERM): stop scheduling, drain briefly, write what was measured.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler: the first stops the run cleanly, the second exits at once
+/// (results up to the last interval are already on disk).
+pub fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("kbench: interrupted again, exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("kbench: interrupted; stopping and writing the results measured so far (Ctrl-C again to quit at once)");
+    });
+}
+
+const TICK: Duration = Duration::from_millis(100);
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
+const ASSIGN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a produce, consume or e2e plan; returns the exit code (0, or 1 when a check failed).
+pub fn run(plan: Plan) -> Result<ExitCode> {
+    clock::init();
+    let started_at = chrono::Local::now().to_rfc3339();
+    let run_id: u32 = rand::random();
+    let t = &plan.target;
+
+    let target = match &t.bootstrap_server {
+        Some(b) => Target::external(b),
+        None if plan.command == "consume" => bail!(
+            "kbench consume needs --bootstrap-server: an embedded broker would start empty. Use `kbench e2e` to produce and consume together on the embedded broker"
+        ),
+        None => Target::embedded(t.embedded, t.partitions, &t.mock_faults)?,
+    };
+    let mut admin_props = Props::default();
+    for p in [plan.producer.as_ref().map(|p| &p.props), plan.consumer.as_ref().map(|c| &c.props)].into_iter().flatten() {
+        for (k, v) in p.iter() {
+            if is_common_property(k) {
+                admin_props.set(k, v, p.source(k));
+            }
+        }
+    }
+    let timeout = Duration::from_millis(t.connect_timeout_ms);
+    let create = t.create_topic && plan.command != "consume";
+    let partitions = target.ensure_topic(&admin_props, &t.topic, t.partitions, t.replication_factor, create, timeout)?;
+    eprintln!("kbench: {} on topic '{}' ({partitions} partitions) at {} ({})", plan.command, t.topic, target.bootstrap, target.kind);
+
+    // Clients first: a bad property fails here, before any load.
+    let producers: Vec<ProducerWorker> = match &plan.producer {
+        Some(p) => (0..p.producers)
+            .map(|i| ProducerWorker::new(i, run_id, &target.bootstrap, &t.topic, p, plan.command == "e2e"))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let from_intended = plan.producer.as_ref().is_some_and(|p| p.rate.is_some());
+    let run_filter = (plan.command == "e2e").then_some(run_id);
+    let consumers: Vec<ConsumerWorker> = match &plan.consumer {
+        Some(c) => (0..c.consumers)
+            .map(|i| ConsumerWorker::new(i, &target.bootstrap, &t.topic, c, run_filter, from_intended || plan.command == "consume"))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+
+    let run_dir = create_run_dir(&plan.output)?;
+    let base_ns = clock::now_ns();
+    let files = match &run_dir {
+        Some(d) => Some(ResultFiles::create(d, base_ns)?),
+        None => None,
+    };
+    let host = HostSampler::start(Duration::from_secs(1));
+
+    // Consumers start first and, for e2e, get every partition before the first record is sent.
+    let stop_consumers = Arc::new(AtomicBool::new(false));
+    let consumer_shared: Vec<_> = consumers.iter().map(|c| c.shared.clone()).collect();
+    let consumer_threads: Vec<JoinHandle<Seen>> = consumers
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let stop = stop_consumers.clone();
+            std::thread::Builder::new().name(format!("kbench-consumer-{i}")).spawn(move || c.run(&stop))
+        })
+        .collect::<std::io::Result<_>>()?;
+    if plan.command == "e2e" {
+        wait_for_assignment(&consumer_shared, partitions as usize)?;
+    }
+
+    let start_ns = clock::now_ns() + 20_000_000;
+    let stop_producers = Arc::new(AtomicBool::new(false));
+    let producer_shared: Vec<_> = producers.iter().map(|p| p.shared.clone()).collect();
+    let producer_threads: Vec<JoinHandle<()>> = producers
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let stop = stop_producers.clone();
+            std::thread::Builder::new().name(format!("kbench-producer-{i}")).spawn(move || p.run(start_ns, &stop, FLUSH_TIMEOUT, FLUSH_ON_STOP))
+        })
+        .collect::<std::io::Result<_>>()?;
+    target.start_faults();
+
+    let goal = match (&plan.producer, plan.consume_records) {
+        (Some(p), _) => match p.amount {
+            Amount::Records(n) => Goal::Records(n),
+            Amount::Duration { ms } => Goal::Millis(ms + warmup_ms(&plan)),
+            Amount::Unbounded => Goal::Open,
+        },
+        (None, Some(n)) => Goal::Records(n),
+        _ => Goal::Open,
+    };
+    let progress = Progress::new(goal);
+    let mut rep = Reporter::new(producer_shared.clone(), consumer_shared.clone(), start_ns.min(base_ns.max(start_ns)), files, progress);
+    rep.consumer_detailed_rows = plan.show_detailed_stats;
+    rep.warmup_records = plan.producer.as_ref().and_then(|p| match p.warmup {
+        crate::plan::Warmup::Records(n) => Some(n),
+        _ => None,
+    });
+    if let Some(w) = rep.warmup_records {
+        rep.progress.println(&format!("Warmup first {w} records. Steady state results will print after the complete test summary."));
+    }
+    let phasing = crate::load::phasing::Phasing { warmup: plan.producer.as_ref().map_or(crate::plan::Warmup::None, |p| p.warmup), start_ns };
+    rep.measured_start_ns = phasing.measured_start_ns();
+    if plan.command == "consume" {
+        rep.progress.println(crate::report::console::kafka_consumer_header(plan.show_detailed_stats));
+    }
+
+    let ctx = final_report::Context { plan: &plan, run_id, started_at: &started_at, host: host_info(), target_kind: target.kind, bootstrap: target.bootstrap.clone() };
+    let interval = plan.reporting_interval();
+    let mut next_report = std::time::Instant::now() + interval;
+    let consume_timeout_ns = plan.consumer.as_ref().map_or(u64::MAX, |c| c.timeout_ms * 1_000_000);
+    let mut timed_out = false;
+    let mut drain_started_ns: Option<u64> = None;
+    loop {
+        std::thread::sleep(TICK);
+        let now = clock::now_ns();
+        if STOP.load(Ordering::Relaxed) {
+            break;
+        }
+        if rep.measured_start_ns.is_none() {
+            let m = producer_shared.iter().map(|p| p.measured_start_ns.load(Ordering::Relaxed)).filter(|&v| v > 0).min();
+            rep.measured_start_ns = m;
+        }
+        let producers_done = producer_shared.iter().all(|p| p.done.load(Ordering::Acquire));
+        let received: u64 = consumer_shared.iter().map(|c| c.received.load(Ordering::Relaxed)).sum();
+        let last_record = consumer_shared.iter().map(|c| c.last_record_ns.load(Ordering::Relaxed)).max().unwrap_or(0);
+        if producers_done && drain_started_ns.is_none() {
+            drain_started_ns = Some(now);
+        }
+        // Idle: no record for --timeout, counted from the start (consume) or from the end of
+        // producing (e2e), whichever is later than the last record.
+        let idle_from = match plan.command.as_str() {
+            "e2e" => drain_started_ns.map(|d| d.max(last_record)),
+            _ => Some(start_ns.max(last_record)),
+        };
+        let idle = idle_from.is_some_and(|from| now.saturating_sub(from) > consume_timeout_ns);
+        let finished = match plan.command.as_str() {
+            "produce" => producers_done,
+            "consume" => {
+                timed_out = idle;
+                plan.consume_records.is_some_and(|n| received >= n) || idle
+            }
+            _ => {
+                let acked: u64 = producer_shared.iter().map(|p| p.acked.as_ref().map_or(0, |a| a.lock().map(|s| s.len()).unwrap_or(0))).sum();
+                timed_out = producers_done && idle;
+                producers_done && (received >= acked || idle)
+            }
+        };
+        let sent: u64 = producer_shared.iter().map(|p| p.sent.load(Ordering::Relaxed)).sum();
+        rep.progress.update(if producer_shared.is_empty() { received } else { sent }, progress_message(sent, received, rep.current_lag()));
+        if finished {
+            break;
+        }
+        if std::time::Instant::now() >= next_report {
+            next_report += interval;
+            rep.interval(host.drain())?;
+            rep.write_summary(&final_report::summary(&ctx, &rep, clock::now_ns(), false, Vec::new()))?;
+        }
+    }
+
+    // Stop producers, let them flush, then consumers; collect the last interval.
+    stop_producers.store(STOP.load(Ordering::Relaxed), Ordering::Relaxed);
+    for t in producer_threads {
+        let _ = t.join();
+    }
+    let end_ns = if plan.command == "produce" { producer_shared.iter().map(|p| p.done_ns.load(Ordering::Relaxed)).max().unwrap_or(0).max(start_ns) } else { consumer_shared.iter().map(|c| c.last_record_ns.load(Ordering::Relaxed)).max().unwrap_or(0).max(start_ns) };
+    stop_consumers.store(true, Ordering::Relaxed);
+    let seen: Vec<Seen> = consumer_threads.into_iter().filter_map(|t| t.join().ok()).collect();
+    rep.last_interval = true;
+    rep.interval(host.drain())?;
+    rep.progress.finish();
+    drop(host);
+
+    if timed_out && plan.command == "consume" {
+        eprintln!(
+            "WARNING: Exiting before consuming the expected number of messages: timeout ({} ms) exceeded. You can use the --timeout option to increase the timeout.",
+            plan.consumer.as_ref().map_or(0, |c| c.timeout_ms)
+        );
+    }
+    let acked: Option<HashMap<u32, SeqSet>> = (plan.command == "e2e").then(|| {
+        producer_shared
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u32, p.acked.as_ref().map(|a| a.lock().map(|s| s.clone()).unwrap_or_default()).unwrap_or_default()))
+            .collect()
+    });
+    let outcome = final_report::finish(&ctx, &mut rep, end_ns, &seen, acked.as_ref())?;
+    if let Some(d) = &run_dir {
+        eprintln!("kbench: results in {}", d.display());
+    }
+    drop(target);
+    Ok(outcome)
+}
+
+/// Properties every client type accepts: connection and security settings.
+fn is_common_property(k: &str) -> bool {
+    k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") || k.starts_with("socket.") || k.starts_with("broker.") || k == "client.dns.lookup" || k == "api.version.request" || k == "broker.version.fallback"
+}
+
+fn warmup_ms(plan: &Plan) -> u64 {
+    match plan.producer.as_ref().map(|p| p.warmup) {
+        Some(crate::plan::Warmup::Duration { ms }) => ms,
+        _ => 0,
+    }
+}
+
+fn progress_message(sent: u64, received: u64, lag: Option<u64>) -> String {
+    match lag {
+        Some(l) => format!("sent {sent} received {received} lag {l}"),
+        None => format!("sent {sent} received {received}"),
+    }
+}
+
+/// Waits until the group's members hold every partition (e2e must not send before that, or
+/// records would be skipped by a consumer starting at the log end).
+fn wait_for_assignment(consumers: &[Arc<crate::load::consumer::ConsumerShared>], partitions: usize) -> Result<()> {
+    let deadline = std::time::Instant::now() + ASSIGN_TIMEOUT;
+    loop {
+        let assigned: usize = consumers.iter().map(|c| c.assigned.load(Ordering::Acquire)).sum();
+        if assigned >= partitions {
+            return Ok(());
+        }
+        if STOP.load(Ordering::Relaxed) {
+            bail!("interrupted while the consumers were joining the group");
+        }
+        if std::time::Instant::now() > deadline {
+            let errors: Vec<String> = consumers.iter().filter_map(|c| c.last_error.lock().ok().and_then(|e| e.clone())).collect();
+            return Err(anyhow::anyhow!(
+                "the consumer group got {assigned} of {partitions} partitions within {}s{}",
+                ASSIGN_TIMEOUT.as_secs(),
+                if errors.is_empty() { String::new() } else { format!(": {}", errors.join("; ")) }
+            ))
+            .context("consumers did not join the group in time; check the broker's group coordinator and --consumer-props");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,216 @@
+//! Where the load goes: external bootstrap servers, the bundled broker started in-process, or
+//! librdkafka's in-memory mock cluster (deterministic latency and outage injection for tests).
+//!
+//! Also owns the checks before any load starts: the bootstrap servers answer within a bounded
+//! wait, and the topic exists (created when allowed). It must not produce or consume records.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::mocking::MockCluster;
+
+use crate::broker::{BrokerConfig, EmbeddedBroker};
+use crate::cli::EmbeddedKind;
+use crate::load::client::{client_config, explain_create_error};
+use crate::plan::props::Props;
+
+/// A running target; dropping it stops whatever kbench started.
+pub struct Target {
+    pub bootstrap: String,
+    pub kind: &'static str,
+    broker: Option<EmbeddedBroker>,
+    mock: Option<MockHandle>,
+}
+
+/// Mock-cluster fault injection, from the hidden test flags.
+#[derive(Debug, Clone, Default)]
+pub struct MockFaults {
+    pub rtt: Option<Duration>,
+    /// Broker down at `.0` after the load starts, for `.1`.
+    pub outage: Option<(Duration, Duration)>,
+}
+
+impl Target {
+    pub fn external(bootstrap: &str) -> Target {
+        Target { bootstrap: bootstrap.to_string(), kind: "external", broker: None, mock: None }
+    }
+
+    /// Starts the embedded target.
+    pub fn embedded(kind: EmbeddedKind, num_partitions: i32, faults: &MockFaults) -> Result<Target> {
+        match kind {
+            EmbeddedKind::Broker => {
+                let mut cfg = BrokerConfig::embedded();
+                cfg.num_partitions = num_partitions;
+                let broker = EmbeddedBroker::start(cfg).context("starting the bundled broker")?;
+                Ok(Target { bootstrap: broker.bootstrap_servers(), kind: "embedded-broker", broker: Some(broker), mock: None })
+            }
+            EmbeddedKind::Mock => {
+                let mock = MockHandle::start(faults.clone())?;
+                Ok(Target { bootstrap: mock.bootstrap.clone(), kind: "embedded-mock", broker: None, mock: Some(mock) })
+            }
+        }
+    }
+
+    /// Makes sure `topic` exists (creating it when allowed) and returns its partition count.
+    pub fn ensure_topic(&self, props: &Props, topic: &str, partitions: i32, rf: i32, create: bool, timeout: Duration) -> Result<i32> {
+        if let Some(mock) = &self.mock {
+            // The mock cluster has no CreateTopics API; it creates topics directly.
+            return mock.create_topic(topic, partitions, rf);
+        }
+        let admin: AdminClient<DefaultClientContext> = client_config(&self.bootstrap, props)
+            .create()
+            .map_err(|e| explain_create_error(e, props, "client"))?;
+        let existing = topic_partitions(&admin, topic, timeout, &self.bootstrap)?;
+        if let Some(n) = existing {
+            if n != partitions && partitions != 1 {
+                tracing::warn!("topic '{topic}' already exists with {n} partitions; --partitions {partitions} applies only to new topics");
+            }
+            return Ok(n);
+        }
+        if !create {
+            bail!("topic '{topic}' does not exist on {} and --create-topic is false: create it first, or drop --create-topic false", self.bootstrap);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf));
+        let opts = AdminOptions::new().operation_timeout(Some(timeout));
+        let results = rt.block_on(admin.create_topics([&new], &opts)).with_context(|| format!("creating topic '{topic}'"))?;
+        for r in results {
+            if let Err((name, code)) = r {
+                if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                    bail!("cannot create topic '{name}' ({partitions} partitions, replication factor {rf}): {code}; check --partitions/--replication-factor against the cluster, or create the topic yourself");
+                }
+            }
+        }
+        // Wait until the metadata shows the new topic with its leaders.
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(n) = topic_partitions(&admin, topic, timeout, &self.bootstrap)? {
+                return Ok(n);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("topic '{topic}' was created but does not appear in the metadata after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts the timed faults (mock only), relative to now.
+    pub fn start_faults(&self) {
+        if let Some(m) = &self.mock {
+            m.start_faults();
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(b) = self.broker.take() {
+            b.shutdown();
+        }
+    }
+}
+
+/// Partitions of `topic` with a leader each, or `None` when it does not exist. Fails when the
+/// bootstrap servers do not answer within `timeout`.
+fn topic_partitions(admin: &AdminClient<DefaultClientContext>, topic: &str, timeout: Duration, bootstrap: &str) -> Result<Option<i32>> {
+    // All topics, not just ours: asking for one topic can auto-create it on some brokers.
+    let md = admin.inner().fetch_metadata(None, timeout).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the bootstrap servers '{bootstrap}' within {}: {e}. Check --bootstrap-server, that the brokers are up, and the security properties (security.protocol, sasl.*, ssl.*) if the cluster is secured; --connect-timeout sets the wait",
+            humantime::format_duration(timeout)
+        )
+    })?;
+    Ok(md.topics().iter().find(|t| t.name() == topic).and_then(|t| {
+        let ready = !t.partitions().is_empty() && t.error().is_none() && t.partitions().iter().all(|p| p.leader() >= 0);
+        ready.then_some(t.partitions().len() as i32)
+    }))
+}
+
+enum MockCmd {
+    CreateTopic(String, i32, i32, mpsc::Sender<Result<i32>>),
+    StartFaults,
+    Stop,
+}
+
+/// The mock cluster lives on its own thread: `MockCluster` is neither `Send` nor `Sync`.
+struct MockHandle {
+    bootstrap: String,
+    tx: mpsc::Sender<MockCmd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MockHandle {
+    fn start(faults: MockFaults) -> Result<MockHandle> {
+        let (tx, rx) = mpsc::channel::<MockCmd>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<String>>();
+        let thread = std::thread::Builder::new().name("kbench-mock".into()).spawn(move || {
+            let cluster = match MockCluster::new(1) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::anyhow!("cannot start librdkafka's mock cluster: {e}")));
+                    return;
+                }
+            };
+            if let Some(rtt) = faults.rtt {
+                let _ = cluster.broker_round_trip_time(1, rtt);
+            }
+            let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+            mock_loop(&cluster, &rx, &faults);
+        })?;
+        let bootstrap = ready_rx.recv().context("mock cluster thread ended")??;
+        Ok(MockHandle { bootstrap, tx, thread: Some(thread) })
+    }
+
+    fn create_topic(&self, topic: &str, partitions: i32, rf: i32) -> Result<i32> {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(MockCmd::CreateTopic(topic.into(), partitions, rf, tx)).ok();
+        rx.recv().context("mock cluster thread ended")?
+    }
+
+    fn start_faults(&self) {
+        self.tx.send(MockCmd::StartFaults).ok();
+    }
+}
+
+fn mock_loop(cluster: &MockCluster<'static, DefaultProducerContext>, rx: &mpsc::Receiver<MockCmd>, faults: &MockFaults) {
+    // Pending fault events as (when, down?).
+    let mut events: Vec<(std::time::Instant, bool)> = Vec::new();
+    loop {
+        let wait = events.first().map(|(t, _)| t.saturating_duration_since(std::time::Instant::now()));
+        let cmd = match wait {
+            Some(w) => rx.recv_timeout(w),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match cmd {
+            Ok(MockCmd::CreateTopic(name, p, rf, reply)) => {
+                let r = cluster.create_topic(&name, p, rf).map(|_| p).map_err(|e| anyhow::anyhow!("mock cluster: cannot create topic '{name}': {e}"));
+                let _ = reply.send(r);
+            }
+            Ok(MockCmd::StartFaults) => {
+                if let Some((at, len)) = faults.outage {
+                    let now = std::time::Instant::now();
+                    events = vec![(now + at, true), (now + at + len, false)];
+                }
+            }
+            Ok(MockCmd::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let (_, down) = events.remove(0);
+                let _ = if down { cluster.broker_down(1) } else { cluster.broker_up(1) };
+            }
+        }
+    }
+}
+
+impl Drop for MockHandle {
+    fn drop(&mut self) {
+        let _ = self.tx.send(MockCmd::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
