@@ -44,6 +44,7 @@ BROKER_LOG=$STATE_DIR/broker.log
 DATA_DIR=$STATE_DIR/data
 TLS_DIR=$STATE_DIR/tls
 LIBRDKAFKA_PROPS=$STATE_DIR/client-librdkafka.properties
+LIBRDKAFKA_PLAIN_PROPS=$STATE_DIR/client-librdkafka-plain.properties
 JAVA_PROPS=$STATE_DIR/client-java.properties
 
 usage() {
@@ -58,7 +59,8 @@ commands:
   start [options]       fetch if needed, format a fresh log dir, start the broker in the
                         background, wait until it answers, print bootstrap=127.0.0.1:PORT
       --port N              PLAINTEXT listener port (default 39092)
-      --sasl-ssl-port N     also a SASL_SSL listener (SCRAM-SHA-256/512, user $SCRAM_USER)
+      --sasl-ssl-port N     also a SASL_SSL listener (SCRAM-SHA-256/512 and PLAIN, user
+                            $SCRAM_USER, password $SCRAM_PASSWORD; certificates made with openssl)
       --controller-port N   KRaft controller listener port (default PORT+100)
       --partitions N        partitions of auto-created topics (default 1)
       --config KEY=VALUE    extra broker setting (repeatable)
@@ -183,10 +185,15 @@ human_bytes() {
   awk -v b="$1" 'BEGIN { split("B KiB MiB GiB", u); i = 1; while (b >= 1024 && i < 4) { b /= 1024; i++ } printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'
 }
 
+jar_count() {
+  local jars=("$LIB_DIR"/*.jar)
+  echo "${#jars[@]}"
+}
+
 cmd_fetch() {
   write_log_configs
   if lib_complete; then
-    note "Kafka $KAFKA_VERSION already fetched: $(ls "$LIB_DIR"/*.jar | wc -l) jars, $(human_bytes "$(dir_bytes "$LIB_DIR")") in $LIB_DIR"
+    note "Kafka $KAFKA_VERSION already fetched: $(jar_count) jars, $(human_bytes "$(dir_bytes "$LIB_DIR")") in $LIB_DIR"
     return 0
   fi
   command -v mvn >/dev/null 2>&1 \
@@ -222,7 +229,7 @@ cmd_fetch() {
   rm -rf "$work"
   trap - EXIT
   after=$(dir_bytes "$m2_repo")
-  note "fetched in $(($(date +%s) - started)) s: downloaded $(human_bytes $((after > before ? after - before : 0))) into $m2_repo; lib dir $LIB_DIR has $(ls "$LIB_DIR"/*.jar | wc -l) jars, $(human_bytes "$(dir_bytes "$LIB_DIR")")"
+  note "fetched in $(($(date +%s) - started)) s: downloaded $(human_bytes $((after > before ? after - before : 0))) into $m2_repo; lib dir $LIB_DIR has $(jar_count) jars, $(human_bytes "$(dir_bytes "$LIB_DIR")")"
 }
 
 classpath() {
@@ -241,6 +248,7 @@ ensure_fetched() {
 # back with a response carrying that id. Cheap enough to poll (no JVM start).
 probe() {
   local port=$1 reply
+  # shellcheck disable=SC2016  # the inner script expands its own $0
   reply=$(timeout 5 bash -c '
     exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
     printf "\x00\x00\x00\x0e\x00\x12\x00\x00\x00\x00\x00\x2a\x00\x04kbpr" >&3
@@ -258,7 +266,9 @@ running_pid() {
   [[ -f $PID_FILE ]] || return 1
   local pid
   pid=$(<"$PID_FILE")
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  # The pid must still be our broker, not a process that reused the number.
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
   echo "$pid"
 }
 
@@ -276,7 +286,7 @@ cmd_status() {
   fi
   read_ports || { echo "running as pid $pid but $PORTS_FILE is missing" >&2; return 1; }
   if probe "$RUN_PORT"; then
-    echo "running: pid $pid, bootstrap=127.0.0.1:$RUN_PORT$([[ $RUN_SASL_PORT != 0 ]] && echo " sasl_ssl=127.0.0.1:$RUN_SASL_PORT")" >&2
+    echo "running: pid $pid, bootstrap=127.0.0.1:$RUN_PORT$([[ $RUN_SASL_PORT != 0 ]] && echo " sasl_ssl=127.0.0.1:$RUN_SASL_PORT"), controller port $RUN_CONTROLLER_PORT" >&2
     return 0
   fi
   echo "pid $pid is alive but 127.0.0.1:$RUN_PORT does not answer (see $BROKER_LOG)" >&2
@@ -317,6 +327,8 @@ sasl.username=$SCRAM_USER
 sasl.password=$SCRAM_PASSWORD
 ssl.ca.location=$TLS_DIR/ca.pem
 EOF
+  sed 's/^sasl.mechanisms=.*/sasl.mechanisms=PLAIN/; 1s/.*/# librdkafka < 2.6.1 (SCRAM broken against Kafka 4.x): SASL PLAIN over TLS/' \
+    "$LIBRDKAFKA_PROPS" >"$LIBRDKAFKA_PLAIN_PROPS"
   cat >"$JAVA_PROPS" <<EOF
 # Java client (tools --command-config / --producer.config): SASL_SSL listener 127.0.0.1:$sasl_port
 bootstrap.servers=127.0.0.1:$sasl_port
@@ -329,7 +341,9 @@ EOF
 }
 
 check_port_arg() {
-  [[ $2 =~ ^[0-9]+$ ]] && (($2 >= 1 && $2 <= 65535)) || die "$1 wants a port number 1-65535, got '$2'"
+  if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < 1 || $2 > 65535)); then
+    die "$1 wants a port number 1-65535, got '$2'"
+  fi
 }
 
 cmd_start() {
@@ -351,8 +365,8 @@ cmd_start() {
       *) die "start: unknown option '$1' (see scripts/kafka.sh help)" ;;
     esac
   done
-  controller_port=${controller_port:-$((port + 100))}
   check_port_arg --port "$port"
+  controller_port=${controller_port:-$((port + 100))}
   check_port_arg --controller-port "$controller_port"
   [[ $sasl_port == 0 ]] || check_port_arg --sasl-ssl-port "$sasl_port"
   [[ $partitions =~ ^[1-9][0-9]*$ ]] || die "--partitions wants a positive integer, got '$partitions'"
@@ -430,7 +444,10 @@ cmd_start() {
     echo "num.network.threads=2"
     echo "num.io.threads=4"
     if [[ $sasl_port != 0 ]]; then
-      echo "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512"
+      # PLAIN (same user) too: librdkafka before 2.6.1, e.g. Debian's kcat, fails SCRAM against
+      # Kafka 4.x (a nonce bug fixed in librdkafka#4895), but can still test TLS + SASL.
+      echo "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+      echo "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SCRAM_USER=\"$SCRAM_PASSWORD\";"
       echo "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
       echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
       echo "listener.name.sasl_ssl.ssl.keystore.type=PKCS12"
@@ -465,7 +482,7 @@ cmd_start() {
   # must see EOF when the script exits, not when the broker does.
   # shellcheck disable=SC2086  # KAFKA_HEAP is a word list on purpose
   nohup java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    "$log_opts" -cp "$cp" kafka.Kafka "$config" </dev/null >"$BROKER_LOG" 2>&1 &
+    "$log_opts" -cp "$cp" kafka.Kafka "$config" </dev/null >"$BROKER_LOG" 2>&1 9>&- &
   pid=$!
   echo "$pid" >"$PID_FILE"
   wait_until_ready "$pid" "$port"
@@ -529,6 +546,7 @@ cmd_env() {
   fi
   if [[ -f $LIBRDKAFKA_PROPS ]]; then
     echo "KBENCH_KAFKA_LIBRDKAFKA_PROPERTIES=$LIBRDKAFKA_PROPS"
+    echo "KBENCH_KAFKA_LIBRDKAFKA_PLAIN_PROPERTIES=$LIBRDKAFKA_PLAIN_PROPS"
     echo "KBENCH_KAFKA_JAVA_PROPERTIES=$JAVA_PROPS"
     echo "KBENCH_KAFKA_CA_PEM=$TLS_DIR/ca.pem"
     echo "KBENCH_KAFKA_SCRAM_USER=$SCRAM_USER"
@@ -536,13 +554,21 @@ cmd_env() {
   fi
 }
 
+# start and stop of one state dir are serialized: parallel tests may all call start.
+lock_state() {
+  mkdir -p "$STATE_DIR"
+  exec 9>"$STATE_DIR/.lock"
+  command -v flock >/dev/null 2>&1 || return 0
+  flock -w 180 9 || die "another scripts/kafka.sh holds $STATE_DIR/.lock for over 180 s"
+}
+
 main() {
   local cmd=${1:-}
   (($#)) && shift
   case $cmd in
     fetch) cmd_fetch ;;
-    start) cmd_start "$@" ;;
-    stop) cmd_stop ;;
+    start) lock_state; cmd_start "$@" ;;
+    stop) lock_state; cmd_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;
     classpath) ensure_fetched; classpath ;;
