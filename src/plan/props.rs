@@ -11,11 +11,28 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 /// Ordered client properties; the `source` of each is kept for error messages.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Props {
     values: BTreeMap<String, String>,
-    #[serde(skip)]
     sources: BTreeMap<String, String>,
+}
+
+/// Properties whose values must never reach a result file or the console.
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("jaas") || k.ends_with(".key.pem") || k.contains("token")
+}
+
+/// Serialized as a plain map, with secrets redacted (summary.json is meant to be shared).
+impl serde::Serialize for Props {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.values.len()))?;
+        for (k, v) in &self.values {
+            m.serialize_entry(k, if is_secret(k) { "[redacted]" } else { v })?;
+        }
+        m.end()
+    }
 }
 
 impl Props {
@@ -109,6 +126,16 @@ mod tests {
             .apply_kv_args(&["lingerms".into()], "--producer-props")
             .unwrap_err();
         assert!(err.to_string().contains("--producer-props"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_serialized() {
+        let mut p = Props::default();
+        p.set("sasl.password", "hunter2", "--producer-props");
+        p.set("sasl.username", "kb", "--producer-props");
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("\"sasl.username\":\"kb\""), "{json}");
     }
 
     #[test]
