@@ -12,6 +12,7 @@
 #   KBENCH_KAFKA_HEAP     broker JVM heap options (default: -Xms256m -Xmx768m)
 #   KBENCH_START_TIMEOUT  seconds to wait for the broker to answer (default: 90)
 #   KBENCH_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (default: 30)
+#   MAVEN_REPO_LOCAL      Maven's local repository (default: ~/.m2/repository)
 #   MAVEN_ARGS_EXTRA      extra arguments for mvn (e.g. -o for offline)
 set -euo pipefail
 
@@ -58,6 +59,7 @@ commands:
                         $LIB_DIR (skipped when already complete)
   start [options]       fetch if needed, format a fresh log dir, start the broker in the
                         background, wait until it answers, print bootstrap=127.0.0.1:PORT
+                        (a broker already running on the same ports is reused as it is)
       --port N              PLAINTEXT listener port (default 39092)
       --sasl-ssl-port N     also a SASL_SSL listener (SCRAM-SHA-256/512 and PLAIN, user
                             $SCRAM_USER, password $SCRAM_PASSWORD; certificates made with openssl)
@@ -212,7 +214,7 @@ cmd_fetch() {
   rm -rf "$LIB_DIR.partial"
   mkdir -p "$LIB_DIR.partial"
   # shellcheck disable=SC2086  # MAVEN_ARGS_EXTRA is a word list on purpose
-  if ! mvn -q -B -f "$work/pom.xml" ${MAVEN_ARGS_EXTRA:-} \
+  if ! mvn -q -B -f "$work/pom.xml" "-Dmaven.repo.local=$m2_repo" ${MAVEN_ARGS_EXTRA:-} \
     "org.apache.maven.plugins:maven-dependency-plugin:$DEPENDENCY_PLUGIN_VERSION:copy-dependencies" \
     -DincludeScope=runtime -DoutputDirectory="$LIB_DIR.partial" >"$work/mvn.log" 2>&1; then
     tail -n 30 "$work/mvn.log" >&2
