@@ -69,7 +69,7 @@ pub struct TargetArgs {
     pub connect_timeout: humantime::Duration,
 
     /// Embedded target kind: the bundled broker, or librdkafka's in-memory mock cluster.
-    #[arg(long, value_enum, default_value = "mock", hide = true)]
+    #[arg(long, value_enum, default_value = "broker", hide = true)]
     pub embedded: EmbeddedKind,
 
     /// Mock cluster only: inject this round-trip time on every broker (deterministic tests).
@@ -144,7 +144,12 @@ pub struct ProducerArgs {
     pub payload_file: Option<PathBuf>,
 
     /// Delimiter of --payload-file.
-    #[arg(long, value_name = "STRING", default_value = "\\n", requires = "payload_file")]
+    #[arg(
+        long,
+        value_name = "STRING",
+        default_value = "\\n",
+        requires = "payload_file"
+    )]
     pub payload_delimiter: String,
 
     /// Fraction of each generated payload that is random; the rest is zeros (compressible).

@@ -24,7 +24,13 @@ pub fn kafka_producer_interval(p: &ProduceStats, secs: f64) -> String {
 /// `kafka-producer-perf-test`'s total line (`steady` adds Kafka's " steady state").
 pub fn kafka_producer_total(p: &ProduceStats, secs: f64, steady: bool) -> String {
     let h = &p.service_latency_us;
-    let ms_int = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) / 1000 };
+    let ms_int = |q: f64| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(q) / 1000
+        }
+    };
     format!(
         "{}{} records sent, {:.6} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
         p.records,
@@ -98,7 +104,17 @@ pub fn kafka_date(unix_ns: u64) -> String {
 pub fn latency_table(rows: &[(&str, &LatencySummary)]) -> String {
     let mut t = Table::new();
     t.load_preset(NOTHING);
-    t.set_header(["latency (µs)", "count", "mean", "p50", "p90", "p99", "p99.9", "p99.99", "max"]);
+    t.set_header([
+        "latency (µs)",
+        "count",
+        "mean",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "max",
+    ]);
     for (name, s) in rows {
         let mut row = vec![Cell::new(name)];
         row.push(Cell::new(s.count));
@@ -140,7 +156,10 @@ mod tests {
         let re = regex_like(&total);
         assert!(re, "{total}");
         assert!(total.starts_with("1000 records sent, 500.000000 records/sec (0.49 MB/sec), "));
-        assert!(total.ends_with(" ms 50th, 990 ms 95th, 990 ms 99th, 999 ms 99.9th.") || total.contains(" ms 99.9th."));
+        assert!(
+            total.ends_with(" ms 50th, 990 ms 95th, 990 ms 99th, 999 ms 99.9th.")
+                || total.contains(" ms 99.9th.")
+        );
         assert!(kafka_producer_total(&p, 2.0, true).starts_with("1000 steady state records sent"));
     }
 
@@ -152,15 +171,33 @@ mod tests {
 
     #[test]
     fn consumer_row_matches_kafkas_format() {
-        let r = ConsumerRow { bytes: 10 * 1024 * 1024, records: 1000, elapsed_ms: 2000, rebalance_ms: 500 };
-        let row = kafka_consumer_row("2026-01-01 00:00:00:000", Some("2026-01-01 00:00:02:000"), &r);
+        let r = ConsumerRow {
+            bytes: 10 * 1024 * 1024,
+            records: 1000,
+            elapsed_ms: 2000,
+            rebalance_ms: 500,
+        };
+        let row = kafka_consumer_row(
+            "2026-01-01 00:00:00:000",
+            Some("2026-01-01 00:00:02:000"),
+            &r,
+        );
         assert_eq!(row, "2026-01-01 00:00:00:000, 2026-01-01 00:00:02:000, 10.0000, 5.0000, 1000, 500.0000, 500, 1500, 6.6667, 666.6667");
         assert_eq!(kafka_consumer_header(false).split(", ").count(), 10);
     }
 
     #[test]
     fn latency_table_has_every_percentile_column() {
-        let s = LatencySummary { count: 3, mean: 2.0, p50: 2, p90: 3, p99: 3, p999: 3, p9999: 3, max: 3 };
+        let s = LatencySummary {
+            count: 3,
+            mean: 2.0,
+            p50: 2,
+            p90: 3,
+            p99: 3,
+            p999: 3,
+            p9999: 3,
+            max: 3,
+        };
         let t = latency_table(&[("produce", &s)]);
         for col in ["p50", "p99.9", "p99.99", "max", "produce"] {
             assert!(t.contains(col), "{t}");

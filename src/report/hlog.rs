@@ -38,12 +38,22 @@ impl HlogWriter {
             .begin_log_with(&mut file, &mut serializer)?;
         writeln!(file, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"")?;
         file.flush()?;
-        Ok(HlogWriter { file, serializer, base_ns })
+        Ok(HlogWriter {
+            file,
+            serializer,
+            base_ns,
+        })
     }
 
     /// Appends one interval's histogram under `tag` (skipped when empty) and flushes, so a crash
     /// keeps every interval written so far.
-    pub fn write(&mut self, tag: &str, start_ns: u64, end_ns: u64, h: &Histogram<u64>) -> Result<()> {
+    pub fn write(
+        &mut self,
+        tag: &str,
+        start_ns: u64,
+        end_ns: u64,
+        h: &Histogram<u64>,
+    ) -> Result<()> {
         if h.is_empty() {
             return Ok(());
         }
@@ -58,7 +68,6 @@ impl HlogWriter {
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -76,7 +85,8 @@ mod tests {
             h.saturating_record(v * 100);
         }
         w.write("produce", base, base + 5_000_000_000, &h).unwrap();
-        w.write("e2e", base + 5_000_000_000, base + 10_000_000_000, &h).unwrap();
+        w.write("e2e", base + 5_000_000_000, base + 10_000_000_000, &h)
+            .unwrap();
         drop(w);
         let text = std::fs::read(&p).unwrap();
         let hists: Vec<_> = IntervalLogIterator::new(&text)
@@ -88,9 +98,14 @@ mod tests {
         assert_eq!(hists.len(), 2);
         assert_eq!(hists[0].tag().unwrap().as_str(), "produce");
         assert_eq!(hists[1].start_timestamp(), Duration::from_secs(5));
-        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, hists[0].encoded_histogram()).unwrap();
-        let back: Histogram<u64> =
-            hdrhistogram::serialization::Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
+        let bytes = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            hists[0].encoded_histogram(),
+        )
+        .unwrap();
+        let back: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .unwrap();
         assert_eq!(back.len(), 100);
     }
 }

@@ -114,7 +114,8 @@ pub struct TimeseriesWriter {
 
 impl TimeseriesWriter {
     pub fn create(path: &Path) -> Result<Self> {
-        let w = csv::Writer::from_path(path).with_context(|| format!("cannot create '{}'", path.display()))?;
+        let w = csv::Writer::from_path(path)
+            .with_context(|| format!("cannot create '{}'", path.display()))?;
         Ok(TimeseriesWriter { w })
     }
 
@@ -134,11 +135,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.csv");
         let mut w = TimeseriesWriter::create(&p).unwrap();
-        let mut ps = ProduceStats::default();
-        ps.records = 10;
+        let mut ps = ProduceStats { records: 10, ..Default::default() };
         ps.latency_us.saturating_record(1500);
-        w.write(&Row::new(5.0, 5.0, "warmup", Some(&ps), None, Some(3), &HostSummary::default())).unwrap();
-        w.write(&Row::new(10.0, 5.0, "measured", Some(&ps), None, None, &HostSummary::default())).unwrap();
+        w.write(&Row::new(
+            5.0,
+            5.0,
+            "warmup",
+            Some(&ps),
+            None,
+            Some(3),
+            &HostSummary::default(),
+        ))
+        .unwrap();
+        w.write(&Row::new(
+            10.0,
+            5.0,
+            "measured",
+            Some(&ps),
+            None,
+            None,
+            &HostSummary::default(),
+        ))
+        .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);

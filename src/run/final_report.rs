@@ -44,7 +44,13 @@ fn latency_model(plan: &Plan) -> (String, String) {
 }
 
 /// The summary document as of `end_ns`.
-pub fn summary(ctx: &Context, rep: &Reporter, end_ns: u64, complete: bool, checks: Vec<Check>) -> Summary {
+pub fn summary(
+    ctx: &Context,
+    rep: &Reporter,
+    end_ns: u64,
+    complete: bool,
+    checks: Vec<Check>,
+) -> Summary {
     let (latency_model, latency_note) = latency_model(ctx.plan);
     let mut config = serde_json::to_value(ctx.plan).unwrap_or_default();
     if let Some(obj) = config.as_object_mut() {
@@ -71,7 +77,13 @@ pub fn summary(ctx: &Context, rep: &Reporter, end_ns: u64, complete: bool, check
 }
 
 /// Verifies, prints the final blocks, writes the final summary; returns the exit code.
-pub fn finish(ctx: &Context, rep: &mut Reporter, end_ns: u64, seen: &[Seen], acked: Option<&HashMap<u32, SeqSet>>) -> Result<ExitCode> {
+pub fn finish(
+    ctx: &Context,
+    rep: &mut Reporter,
+    end_ns: u64,
+    seen: &[Seen],
+    acked: Option<&HashMap<u32, SeqSet>>,
+) -> Result<ExitCode> {
     let plan = ctx.plan;
     let secs = rep.phase_secs(end_ns);
     let total_secs = secs[0] + secs[1];
@@ -81,12 +93,18 @@ pub fn finish(ctx: &Context, rep: &mut Reporter, end_ns: u64, seen: &[Seen], ack
         let m = &rep.totals.produce[Phase::Measured.index()];
         let mut all: ProduceStats = rep.totals.produce[Phase::Warmup.index()].clone();
         all.add(m);
-        rep.progress.println(&console::kafka_producer_total(&all, total_secs, false));
+        rep.progress
+            .println(&console::kafka_producer_total(&all, total_secs, false));
         if rep.warmup_records.is_some() || rep.totals.produce[Phase::Warmup.index()].records > 0 {
-            rep.progress.println(&console::kafka_producer_total(m, secs[1], true));
+            rep.progress
+                .println(&console::kafka_producer_total(m, secs[1], true));
         }
         if all.records == 0 && all.errors > 0 {
-            let last = rep.producers.iter().find_map(|p| p.last_error.lock().ok().and_then(|e| e.clone())).unwrap_or_default();
+            let last = rep
+                .producers
+                .iter()
+                .find_map(|p| p.last_error.lock().ok().and_then(|e| e.clone()))
+                .unwrap_or_default();
             anyhow::bail!("no record was acknowledged ({} failed; last error: {last}); check the broker and the producer properties", all.errors);
         }
     }
@@ -102,7 +120,10 @@ pub fn finish(ctx: &Context, rep: &mut Reporter, end_ns: u64, seen: &[Seen], ack
                 checks.push(Check {
                     name: "no acknowledged record lost".into(),
                     passed: lost == 0,
-                    detail: format!("{lost} of {} acknowledged records were never consumed", acked.values().map(SeqSet::len).sum::<u64>()),
+                    detail: format!(
+                        "{lost} of {} acknowledged records were never consumed",
+                        acked.values().map(SeqSet::len).sum::<u64>()
+                    ),
                 });
             }
             None if consumed_any => c.lost = Some(merged.gaps()),
@@ -115,9 +136,18 @@ pub fn finish(ctx: &Context, rep: &mut Reporter, end_ns: u64, seen: &[Seen], ack
         if plan.command == "consume" {
             let all_records = rep.totals.consume.iter().map(|c| c.records).sum::<u64>();
             let all_bytes = rep.totals.consume.iter().map(|c| c.bytes).sum::<u64>();
-            let row = console::ConsumerRow { bytes: all_bytes, records: all_records, elapsed_ms: ((end_ns.saturating_sub(rep.start_ns)) / 1_000_000).max(1), rebalance_ms: rep.rebalance_ms() };
+            let row = console::ConsumerRow {
+                bytes: all_bytes,
+                records: all_records,
+                elapsed_ms: ((end_ns.saturating_sub(rep.start_ns)) / 1_000_000).max(1),
+                rebalance_ms: rep.rebalance_ms(),
+            };
             if !plan.show_detailed_stats {
-                rep.progress.println(&console::kafka_consumer_row(&console::kafka_date(rep.start_ns), Some(&console::kafka_date(end_ns)), &row));
+                rep.progress.println(&console::kafka_consumer_row(
+                    &console::kafka_date(rep.start_ns),
+                    Some(&console::kafka_date(end_ns)),
+                    &row,
+                ));
             }
         }
     }
@@ -129,12 +159,22 @@ pub fn finish(ctx: &Context, rep: &mut Reporter, end_ns: u64, seen: &[Seen], ack
     for c in &failed {
         eprintln!("kbench: check failed: {}: {}", c.name, c.detail);
     }
-    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn print_kbench_block(rep: &Reporter, s: &Summary) {
     let ph = &s.phases[0];
-    let mut lines = vec![String::new(), format!("kbench {} summary: measured phase, {:.2} s (warm-up excluded)", s.command, ph.duration_sec)];
+    let mut lines = vec![
+        String::new(),
+        format!(
+            "kbench {} summary: measured phase, {:.2} s (warm-up excluded)",
+            s.command, ph.duration_sec
+        ),
+    ];
     let mut rows = Vec::new();
     if let Some(p) = &ph.produce {
         lines.push(format!(
@@ -154,14 +194,21 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
             c.records_per_sec,
             c.mb_per_sec,
             c.unstamped,
-            c.max_lag.map_or(String::new(), |l| format!(", max lag {l}"))
+            c.max_lag
+                .map_or(String::new(), |l| format!(", max lag {l}"))
         ));
         if c.e2e_latency_us.count > 0 {
             rows.push(("end-to-end", &c.e2e_latency_us));
         }
         if let (Some(l), Some(d), Some(r)) = (c.lost, c.duplicated, c.reordered) {
-            let what = if s.command == "e2e" { "lost (acknowledged, never consumed)" } else { "missing (sequence gaps)" };
-            lines.push(format!("  verification: {l} {what}, {d} duplicated, {r} reordered"));
+            let what = if s.command == "e2e" {
+                "lost (acknowledged, never consumed)"
+            } else {
+                "missing (sequence gaps)"
+            };
+            lines.push(format!(
+                "  verification: {l} {what}, {d} duplicated, {r} reordered"
+            ));
         }
     }
     if !rows.is_empty() {

@@ -63,7 +63,13 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         None => Target::embedded(t.embedded, t.partitions, &t.mock_faults)?,
     };
     let mut admin_props = Props::default();
-    for p in [plan.producer.as_ref().map(|p| &p.props), plan.consumer.as_ref().map(|c| &c.props)].into_iter().flatten() {
+    for p in [
+        plan.producer.as_ref().map(|p| &p.props),
+        plan.consumer.as_ref().map(|c| &c.props),
+    ]
+    .into_iter()
+    .flatten()
+    {
         for (k, v) in p.iter() {
             if is_common_property(k) {
                 admin_props.set(k, v, p.source(k));
@@ -72,13 +78,32 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
     }
     let timeout = Duration::from_millis(t.connect_timeout_ms);
     let create = t.create_topic && plan.command != "consume";
-    let partitions = target.ensure_topic(&admin_props, &t.topic, t.partitions, t.replication_factor, create, timeout)?;
-    eprintln!("kbench: {} on topic '{}' ({partitions} partitions) at {} ({})", plan.command, t.topic, target.bootstrap, target.kind);
+    let partitions = target.ensure_topic(
+        &admin_props,
+        &t.topic,
+        t.partitions,
+        t.replication_factor,
+        create,
+        timeout,
+    )?;
+    eprintln!(
+        "kbench: {} on topic '{}' ({partitions} partitions) at {} ({})",
+        plan.command, t.topic, target.bootstrap, target.kind
+    );
 
     // Clients first: a bad property fails here, before any load.
     let producers: Vec<ProducerWorker> = match &plan.producer {
         Some(p) => (0..p.producers)
-            .map(|i| ProducerWorker::new(i, run_id, &target.bootstrap, &t.topic, p, plan.command == "e2e"))
+            .map(|i| {
+                ProducerWorker::new(
+                    i,
+                    run_id,
+                    &target.bootstrap,
+                    &t.topic,
+                    p,
+                    plan.command == "e2e",
+                )
+            })
             .collect::<Result<_>>()?,
         None => Vec::new(),
     };
@@ -86,7 +111,16 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
     let run_filter = (plan.command == "e2e").then_some(run_id);
     let consumers: Vec<ConsumerWorker> = match &plan.consumer {
         Some(c) => (0..c.consumers)
-            .map(|i| ConsumerWorker::new(i, &target.bootstrap, &t.topic, c, run_filter, from_intended || plan.command == "consume"))
+            .map(|i| {
+                ConsumerWorker::new(
+                    i,
+                    &target.bootstrap,
+                    &t.topic,
+                    c,
+                    run_filter,
+                    from_intended || plan.command == "consume",
+                )
+            })
             .collect::<Result<_>>()?,
         None => Vec::new(),
     };
@@ -107,7 +141,9 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, c)| {
             let stop = stop_consumers.clone();
-            std::thread::Builder::new().name(format!("kbench-consumer-{i}")).spawn(move || c.run(&stop))
+            std::thread::Builder::new()
+                .name(format!("kbench-consumer-{i}"))
+                .spawn(move || c.run(&stop))
         })
         .collect::<std::io::Result<_>>()?;
     if plan.command == "e2e" {
@@ -122,7 +158,9 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, p)| {
             let stop = stop_producers.clone();
-            std::thread::Builder::new().name(format!("kbench-producer-{i}")).spawn(move || p.run(start_ns, &stop, FLUSH_TIMEOUT, FLUSH_ON_STOP))
+            std::thread::Builder::new()
+                .name(format!("kbench-producer-{i}"))
+                .spawn(move || p.run(start_ns, &stop, FLUSH_TIMEOUT, FLUSH_ON_STOP))
         })
         .collect::<std::io::Result<_>>()?;
     target.start_faults();
@@ -137,7 +175,13 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         _ => Goal::Open,
     };
     let progress = Progress::new(goal);
-    let mut rep = Reporter::new(producer_shared.clone(), consumer_shared.clone(), start_ns.min(base_ns.max(start_ns)), files, progress);
+    let mut rep = Reporter::new(
+        producer_shared.clone(),
+        consumer_shared.clone(),
+        start_ns.min(base_ns.max(start_ns)),
+        files,
+        progress,
+    );
     rep.consumer_detailed_rows = plan.show_detailed_stats;
     rep.warmup_records = plan.producer.as_ref().and_then(|p| match p.warmup {
         crate::plan::Warmup::Records(n) => Some(n),
@@ -146,16 +190,35 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
     if let Some(w) = rep.warmup_records {
         rep.progress.println(&format!("Warmup first {w} records. Steady state results will print after the complete test summary."));
     }
-    let phasing = crate::load::phasing::Phasing { warmup: plan.producer.as_ref().map_or(crate::plan::Warmup::None, |p| p.warmup), start_ns };
+    let phasing = crate::load::phasing::Phasing {
+        warmup: plan
+            .producer
+            .as_ref()
+            .map_or(crate::plan::Warmup::None, |p| p.warmup),
+        start_ns,
+    };
     rep.measured_start_ns = phasing.measured_start_ns();
     if plan.command == "consume" {
-        rep.progress.println(crate::report::console::kafka_consumer_header(plan.show_detailed_stats));
+        rep.progress
+            .println(crate::report::console::kafka_consumer_header(
+                plan.show_detailed_stats,
+            ));
     }
 
-    let ctx = final_report::Context { plan: &plan, run_id, started_at: &started_at, host: host_info(), target_kind: target.kind, bootstrap: target.bootstrap.clone() };
+    let ctx = final_report::Context {
+        plan: &plan,
+        run_id,
+        started_at: &started_at,
+        host: host_info(),
+        target_kind: target.kind,
+        bootstrap: target.bootstrap.clone(),
+    };
     let interval = plan.reporting_interval();
     let mut next_report = std::time::Instant::now() + interval;
-    let consume_timeout_ns = plan.consumer.as_ref().map_or(u64::MAX, |c| c.timeout_ms * 1_000_000);
+    let consume_timeout_ns = plan
+        .consumer
+        .as_ref()
+        .map_or(u64::MAX, |c| c.timeout_ms * 1_000_000);
     let mut timed_out = false;
     let mut drain_started_ns: Option<u64> = None;
     loop {
@@ -165,12 +228,25 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
             break;
         }
         if rep.measured_start_ns.is_none() {
-            let m = producer_shared.iter().map(|p| p.measured_start_ns.load(Ordering::Relaxed)).filter(|&v| v > 0).min();
+            let m = producer_shared
+                .iter()
+                .map(|p| p.measured_start_ns.load(Ordering::Relaxed))
+                .filter(|&v| v > 0)
+                .min();
             rep.measured_start_ns = m;
         }
-        let producers_done = producer_shared.iter().all(|p| p.done.load(Ordering::Acquire));
-        let received: u64 = consumer_shared.iter().map(|c| c.received.load(Ordering::Relaxed)).sum();
-        let last_record = consumer_shared.iter().map(|c| c.last_record_ns.load(Ordering::Relaxed)).max().unwrap_or(0);
+        let producers_done = producer_shared
+            .iter()
+            .all(|p| p.done.load(Ordering::Acquire));
+        let received: u64 = consumer_shared
+            .iter()
+            .map(|c| c.received.load(Ordering::Relaxed))
+            .sum();
+        let last_record = consumer_shared
+            .iter()
+            .map(|c| c.last_record_ns.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
         if producers_done && drain_started_ns.is_none() {
             drain_started_ns = Some(now);
         }
@@ -188,20 +264,43 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
                 plan.consume_records.is_some_and(|n| received >= n) || idle
             }
             _ => {
-                let acked: u64 = producer_shared.iter().map(|p| p.acked.as_ref().map_or(0, |a| a.lock().map(|s| s.len()).unwrap_or(0))).sum();
+                let acked: u64 = producer_shared
+                    .iter()
+                    .map(|p| {
+                        p.acked
+                            .as_ref()
+                            .map_or(0, |a| a.lock().map(|s| s.len()).unwrap_or(0))
+                    })
+                    .sum();
                 timed_out = producers_done && idle;
                 producers_done && (received >= acked || idle)
             }
         };
-        let sent: u64 = producer_shared.iter().map(|p| p.sent.load(Ordering::Relaxed)).sum();
-        rep.progress.update(if producer_shared.is_empty() { received } else { sent }, progress_message(sent, received, rep.current_lag()));
+        let sent: u64 = producer_shared
+            .iter()
+            .map(|p| p.sent.load(Ordering::Relaxed))
+            .sum();
+        rep.progress.update(
+            if producer_shared.is_empty() {
+                received
+            } else {
+                sent
+            },
+            progress_message(sent, received, rep.current_lag()),
+        );
         if finished {
             break;
         }
         if std::time::Instant::now() >= next_report {
             next_report += interval;
             rep.interval(host.drain())?;
-            rep.write_summary(&final_report::summary(&ctx, &rep, clock::now_ns(), false, Vec::new()))?;
+            rep.write_summary(&final_report::summary(
+                &ctx,
+                &rep,
+                clock::now_ns(),
+                false,
+                Vec::new(),
+            ))?;
         }
     }
 
@@ -210,9 +309,26 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
     for t in producer_threads {
         let _ = t.join();
     }
-    let end_ns = if plan.command == "produce" { producer_shared.iter().map(|p| p.done_ns.load(Ordering::Relaxed)).max().unwrap_or(0).max(start_ns) } else { consumer_shared.iter().map(|c| c.last_record_ns.load(Ordering::Relaxed)).max().unwrap_or(0).max(start_ns) };
+    let end_ns = if plan.command == "produce" {
+        producer_shared
+            .iter()
+            .map(|p| p.done_ns.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+            .max(start_ns)
+    } else {
+        consumer_shared
+            .iter()
+            .map(|c| c.last_record_ns.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+            .max(start_ns)
+    };
     stop_consumers.store(true, Ordering::Relaxed);
-    let seen: Vec<Seen> = consumer_threads.into_iter().filter_map(|t| t.join().ok()).collect();
+    let seen: Vec<Seen> = consumer_threads
+        .into_iter()
+        .filter_map(|t| t.join().ok())
+        .collect();
     rep.last_interval = true;
     rep.interval(host.drain())?;
     rep.progress.finish();
@@ -228,7 +344,15 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         producer_shared
             .iter()
             .enumerate()
-            .map(|(i, p)| (i as u32, p.acked.as_ref().map(|a| a.lock().map(|s| s.clone()).unwrap_or_default()).unwrap_or_default()))
+            .map(|(i, p)| {
+                (
+                    i as u32,
+                    p.acked
+                        .as_ref()
+                        .map(|a| a.lock().map(|s| s.clone()).unwrap_or_default())
+                        .unwrap_or_default(),
+                )
+            })
             .collect()
     });
     let outcome = final_report::finish(&ctx, &mut rep, end_ns, &seen, acked.as_ref())?;
@@ -241,7 +365,14 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
 
 /// Properties every client type accepts: connection and security settings.
 fn is_common_property(k: &str) -> bool {
-    k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") || k.starts_with("socket.") || k.starts_with("broker.") || k == "client.dns.lookup" || k == "api.version.request" || k == "broker.version.fallback"
+    k.starts_with("security.")
+        || k.starts_with("sasl.")
+        || k.starts_with("ssl.")
+        || k.starts_with("socket.")
+        || k.starts_with("broker.")
+        || k == "client.dns.lookup"
+        || k == "api.version.request"
+        || k == "broker.version.fallback"
 }
 
 fn warmup_ms(plan: &Plan) -> u64 {
@@ -260,10 +391,16 @@ fn progress_message(sent: u64, received: u64, lag: Option<u64>) -> String {
 
 /// Waits until the group's members hold every partition (e2e must not send before that, or
 /// records would be skipped by a consumer starting at the log end).
-fn wait_for_assignment(consumers: &[Arc<crate::load::consumer::ConsumerShared>], partitions: usize) -> Result<()> {
+fn wait_for_assignment(
+    consumers: &[Arc<crate::load::consumer::ConsumerShared>],
+    partitions: usize,
+) -> Result<()> {
     let deadline = std::time::Instant::now() + ASSIGN_TIMEOUT;
     loop {
-        let assigned: usize = consumers.iter().map(|c| c.assigned.load(Ordering::Acquire)).sum();
+        let assigned: usize = consumers
+            .iter()
+            .map(|c| c.assigned.load(Ordering::Acquire))
+            .sum();
         if assigned >= partitions {
             return Ok(());
         }
@@ -271,7 +408,10 @@ fn wait_for_assignment(consumers: &[Arc<crate::load::consumer::ConsumerShared>],
             bail!("interrupted while the consumers were joining the group");
         }
         if std::time::Instant::now() > deadline {
-            let errors: Vec<String> = consumers.iter().filter_map(|c| c.last_error.lock().ok().and_then(|e| e.clone())).collect();
+            let errors: Vec<String> = consumers
+                .iter()
+                .filter_map(|c| c.last_error.lock().ok().and_then(|e| e.clone()))
+                .collect();
             return Err(anyhow::anyhow!(
                 "the consumer group got {assigned} of {partitions} partitions within {}s{}",
                 ASSIGN_TIMEOUT.as_secs(),

@@ -27,17 +27,27 @@ impl Progress {
             return Progress { bar: None };
         }
         let (len, template) = match goal {
-            Goal::Records(n) => (Some(n), "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} records {msg}"),
+            Goal::Records(n) => (
+                Some(n),
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} records {msg}",
+            ),
             Goal::Millis(ms) => (Some(ms), "{spinner} [{elapsed_precise}] {wide_bar} {msg}"),
             Goal::Open => (None, "{spinner} [{elapsed_precise}] {msg}"),
         };
         let bar = match len {
-            Some(l) => ProgressBar::with_draw_target(Some(l), ProgressDrawTarget::stderr_with_hz(4)),
+            Some(l) => {
+                ProgressBar::with_draw_target(Some(l), ProgressDrawTarget::stderr_with_hz(4))
+            }
             None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4)),
         };
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(if no_color { style.progress_chars("#>-") } else { style.progress_chars("=> ") });
+        let style =
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(if no_color {
+            style.progress_chars("#>-")
+        } else {
+            style.progress_chars("=> ")
+        });
         bar.enable_steady_tick(Duration::from_millis(250));
         Progress { bar: Some(bar) }
     }

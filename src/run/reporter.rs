@@ -67,7 +67,13 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn new(producers: Vec<Arc<ProducerShared>>, consumers: Vec<Arc<ConsumerShared>>, start_ns: u64, files: Option<ResultFiles>, progress: Progress) -> Self {
+    pub fn new(
+        producers: Vec<Arc<ProducerShared>>,
+        consumers: Vec<Arc<ConsumerShared>>,
+        start_ns: u64,
+        files: Option<ResultFiles>,
+        progress: Progress,
+    ) -> Self {
         Reporter {
             producers,
             consumers,
@@ -121,7 +127,10 @@ impl Reporter {
         if !self.producers.is_empty() {
             let mut all = produce[0].clone();
             all.add(&produce[1]);
-            if !self.announced_steady && self.warmup_records.is_some() && produce[Phase::Measured.index()].records > 0 {
+            if !self.announced_steady
+                && self.warmup_records.is_some()
+                && produce[Phase::Measured.index()].records > 0
+            {
                 self.announced_steady = true;
                 self.out("In steady state.");
             }
@@ -139,8 +148,12 @@ impl Reporter {
                     elapsed_ms: (to - from) / 1_000_000,
                     rebalance_ms: 0,
                 };
-                self.out(&console::kafka_consumer_row(&console::kafka_date(to), None, &row));
-            } else if !self.producers.is_empty() && !(self.last_interval && all.records == 0) {
+                self.out(&console::kafka_consumer_row(
+                    &console::kafka_date(to),
+                    None,
+                    &row,
+                ));
+            } else if !(self.producers.is_empty() || self.last_interval && all.records == 0) {
                 self.out(&e2e_interval_line(&all, secs, lag));
             }
         }
@@ -159,7 +172,11 @@ impl Reporter {
                 continue;
             }
             let (lo, hi) = if hi > lo { (lo, hi) } else { (from, to) };
-            let hs: Vec<HostSample> = host.iter().filter(|s| s.t_ns > lo && s.t_ns <= hi).cloned().collect();
+            let hs: Vec<HostSample> = host
+                .iter()
+                .filter(|s| s.t_ns > lo && s.t_ns <= hi)
+                .cloned()
+                .collect();
             if let Some(f) = &mut self.files {
                 let row = Row::new(
                     (hi - self.start_ns) as f64 / 1e9,
@@ -189,14 +206,25 @@ impl Reporter {
 
     /// Total lag over all consumers, if any consumer knows its lag.
     pub fn current_lag(&self) -> Option<u64> {
-        let known: Vec<i64> = self.consumers.iter().map(|c| c.lag.load(std::sync::atomic::Ordering::Relaxed)).filter(|&l| l >= 0).collect();
+        let known: Vec<i64> = self
+            .consumers
+            .iter()
+            .map(|c| c.lag.load(std::sync::atomic::Ordering::Relaxed))
+            .filter(|&l| l >= 0)
+            .collect();
         (!known.is_empty()).then(|| known.iter().sum::<i64>() as u64)
     }
 
     /// Seconds each phase lasted, given the run's end.
     pub fn phase_secs(&self, end_ns: u64) -> [f64; 2] {
-        let m = self.measured_start_ns.unwrap_or(self.start_ns).clamp(self.start_ns, end_ns.max(self.start_ns));
-        [(m - self.start_ns) as f64 / 1e9, (end_ns.saturating_sub(m)) as f64 / 1e9]
+        let m = self
+            .measured_start_ns
+            .unwrap_or(self.start_ns)
+            .clamp(self.start_ns, end_ns.max(self.start_ns));
+        [
+            (m - self.start_ns) as f64 / 1e9,
+            (end_ns.saturating_sub(m)) as f64 / 1e9,
+        ]
     }
 
     /// The measured phase as the summary shows it.
@@ -229,7 +257,11 @@ impl Reporter {
 
     /// Longest time any member spent joining or rebalancing.
     pub fn rebalance_ms(&self) -> u64 {
-        self.consumers.iter().map(|c| c.rebalance_ns.load(std::sync::atomic::Ordering::Relaxed) / 1_000_000).max().unwrap_or(0)
+        self.consumers
+            .iter()
+            .map(|c| c.rebalance_ns.load(std::sync::atomic::Ordering::Relaxed) / 1_000_000)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Rewrites summary.json (no-op without result files).
@@ -243,7 +275,13 @@ impl Reporter {
 
 fn e2e_interval_line(c: &ConsumeStats, secs: f64, lag: Option<u64>) -> String {
     let h = &c.e2e_latency_us;
-    let ms = |q: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1000.0 };
+    let ms = |q: f64| {
+        if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(q) as f64 / 1000.0
+        }
+    };
     format!(
         "{} records consumed, {:.1} records/sec ({:.2} MB/sec), e2e {:.1} ms p50, {:.1} ms p99, {:.1} ms p99.9, {:.1} ms max, lag {}.",
         c.records,
