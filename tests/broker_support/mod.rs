@@ -78,6 +78,18 @@ pub fn values(prefix: &str, n: usize) -> Vec<String> {
 /// Consumes from `topic` in `group` until `n` records arrived or `timeout` passed.
 /// Returns values by count (so duplicates show up as counts > 1).
 pub fn consume(bootstrap: &str, topic: &str, group: &str, n: usize, timeout: Duration, settings: &[(&str, &str)]) -> HashMap<String, usize> {
+    consume_until(bootstrap, topic, group, timeout, settings, |_, total| total >= n)
+}
+
+/// Consumes until `done(seen, total)` holds or `timeout` passed.
+pub fn consume_until(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    timeout: Duration,
+    settings: &[(&str, &str)],
+    done: impl Fn(&HashMap<String, usize>, usize) -> bool,
+) -> HashMap<String, usize> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -94,7 +106,7 @@ pub fn consume(bootstrap: &str, topic: &str, group: &str, n: usize, timeout: Dur
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut total = 0;
     let deadline = Instant::now() + timeout;
-    while total < n && Instant::now() < deadline {
+    while !done(&seen, total) && Instant::now() < deadline {
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.expect("no consumer error");
             let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
