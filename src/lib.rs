@@ -30,10 +30,13 @@ use anyhow::Result;
 
 /// Runs a parsed command line; `Err` means exit code 2 (bad input or the run could not be done).
 pub fn run(cli: cli::Cli) -> Result<ExitCode> {
-    match cli.command {
-        cli::Command::Produce(a) => run::run(plan::Plan::produce(&a)?),
-        cli::Command::Consume(a) => run::run(plan::Plan::consume(&a)?),
-        cli::Command::E2e(a) => run::run(plan::Plan::e2e(&a)?),
-        cli::Command::Broker(a) => broker::cli::run(a).map(|_| ExitCode::SUCCESS),
-    }
+    let plan = match cli.command {
+        cli::Command::Produce(a) => plan::Plan::produce(&a)?,
+        cli::Command::Consume(a) => plan::Plan::consume(&a)?,
+        cli::Command::E2e(a) => plan::Plan::e2e(&a)?,
+        // The broker handles its own signals.
+        cli::Command::Broker(a) => return broker::cli::run(a).map(|_| ExitCode::SUCCESS),
+    };
+    run::install_ctrlc();
+    run::run(plan)
 }
