@@ -39,13 +39,22 @@ impl Member {
                 }
             }
         });
-        Member { child, lines: rx, assigned: BTreeSet::new(), seen: Vec::new() }
+        Member {
+            child,
+            lines: rx,
+            assigned: BTreeSet::new(),
+            seen: Vec::new(),
+        }
     }
 
     fn drain(&mut self) {
         while let Ok(line) = self.lines.try_recv() {
             if let Some(rest) = line.strip_prefix("assigned") {
-                self.assigned = rest.trim().split(',').filter_map(|p| p.parse().ok()).collect();
+                self.assigned = rest
+                    .trim()
+                    .split(',')
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
             } else if let Some((_, v)) = line.strip_prefix("msg ").and_then(|r| r.split_once(' ')) {
                 self.seen.push(v.to_string());
             }
@@ -62,19 +71,31 @@ fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn committed(boot: &str, group: &str, topic: &str, partitions: i32) -> (Vec<i64>, Vec<i64>) {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", boot).set("group.id", group).create().expect("consumer");
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", boot)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
     let committed = (0..partitions)
         .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => o,
             _ => -1,
         })
         .collect();
-    let ends = (0..partitions).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1).collect();
+    let ends = (0..partitions)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .collect();
     (committed, ends)
 }
 
@@ -93,12 +114,23 @@ fn survivors_take_over_a_killed_members_partitions_and_offsets_survive_a_restart
     let before = values("before", 300);
     assert_eq!(produce(&boot, "failover", &before, &[]), (300, 0));
 
-    let mut members: Vec<Member> = (0..3).map(|_| Member::spawn(&boot, "failover", "fg")).collect();
-    wait_until(Duration::from_secs(40), "three members with one partition each", || {
-        members.iter_mut().for_each(Member::drain);
-        members.iter().all(|m| m.assigned.len() == 1)
-            && members.iter().flat_map(|m| m.assigned.iter()).collect::<BTreeSet<_>>().len() == 3
-    });
+    let mut members: Vec<Member> = (0..3)
+        .map(|_| Member::spawn(&boot, "failover", "fg"))
+        .collect();
+    wait_until(
+        Duration::from_secs(40),
+        "three members with one partition each",
+        || {
+            members.iter_mut().for_each(Member::drain);
+            members.iter().all(|m| m.assigned.len() == 1)
+                && members
+                    .iter()
+                    .flat_map(|m| m.assigned.iter())
+                    .collect::<BTreeSet<_>>()
+                    .len()
+                    == 3
+        },
+    );
     let mut victim = members.remove(0);
     let orphan: BTreeSet<i32> = victim.assigned.clone();
     kill9(&mut victim.child);
@@ -106,16 +138,34 @@ fn survivors_take_over_a_killed_members_partitions_and_offsets_survive_a_restart
     let after = values("after", 600);
     assert_eq!(produce(&boot, "failover", &after, &[]), (600, 0));
     let started = Instant::now();
-    wait_until(Duration::from_secs(40), "survivors to cover every partition and consume the new records", || {
-        members.iter_mut().for_each(Member::drain);
-        let covered: BTreeSet<i32> = members.iter().flat_map(|m| m.assigned.iter().copied()).collect();
-        let seen: HashMap<&str, ()> = members.iter().flat_map(|m| m.seen.iter().map(|s| (s.as_str(), ()))).collect();
-        covered.len() == 3 && after.iter().all(|v| seen.contains_key(v.as_str()))
-    });
+    wait_until(
+        Duration::from_secs(40),
+        "survivors to cover every partition and consume the new records",
+        || {
+            members.iter_mut().for_each(Member::drain);
+            let covered: BTreeSet<i32> = members
+                .iter()
+                .flat_map(|m| m.assigned.iter().copied())
+                .collect();
+            let seen: HashMap<&str, ()> = members
+                .iter()
+                .flat_map(|m| m.seen.iter().map(|s| (s.as_str(), ())))
+                .collect();
+            covered.len() == 3 && after.iter().all(|v| seen.contains_key(v.as_str()))
+        },
+    );
     let took = started.elapsed();
-    assert!(members.iter().any(|m| m.assigned.is_superset(&orphan) && m.assigned.len() > 1), "the orphaned partition {orphan:?} moved");
+    assert!(
+        members
+            .iter()
+            .any(|m| m.assigned.is_superset(&orphan) && m.assigned.len() > 1),
+        "the orphaned partition {orphan:?} moved"
+    );
     // The takeover waits for the 6 s session timeout of the killed member.
-    assert!(took >= Duration::from_secs(3), "takeover after {took:?} is faster than a session timeout");
+    assert!(
+        took >= Duration::from_secs(3),
+        "takeover after {took:?} is faster than a session timeout"
+    );
 
     // Let the survivors commit what they printed, then stop them.
     std::thread::sleep(Duration::from_secs(2));
@@ -129,6 +179,9 @@ fn survivors_take_over_a_killed_members_partitions_and_offsets_survive_a_restart
     broker.shutdown();
     let broker = EmbeddedBroker::start(cfg).expect("broker restarts");
     let (committed_after, ends_after) = committed(&broker.bootstrap_servers(), "fg", "failover", 3);
-    assert_eq!(committed_after, committed_before, "committed offsets survive a restart");
+    assert_eq!(
+        committed_after, committed_before,
+        "committed offsets survive a restart"
+    );
     assert_eq!(ends_after, ends, "log end offsets survive a restart");
 }

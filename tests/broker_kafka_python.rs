@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use broker_support::*;
 
 fn python(args: &[&str]) -> std::process::Output {
-    Command::new("python3").args(args).output().expect("python3 runs")
+    Command::new("python3")
+        .args(args)
+        .output()
+        .expect("python3 runs")
 }
 
 #[test]
@@ -25,11 +28,29 @@ fn kafka_python_produces_with_acks_0_1_all() {
     let script = peers_dir().join("kp_produce.py");
     for acks in ["0", "1", "all"] {
         let topic = format!("kp-acks-{acks}");
-        let out = python(&[script.to_str().unwrap_or_default(), &boot, &topic, "500", acks, &topic]);
+        let out = python(&[
+            script.to_str().unwrap_or_default(),
+            &boot,
+            &topic,
+            "500",
+            acks,
+            &topic,
+        ]);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && stdout.contains("acked 500"), "acks={acks}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() && stdout.contains("acked 500"),
+            "acks={acks}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let want: Vec<String> = (0..500).map(|i| format!("{topic}-{i:06}")).collect();
-        let seen = consume(&boot, &topic, &format!("g-{topic}"), 500, Duration::from_secs(30), &[]);
+        let seen = consume(
+            &boot,
+            &topic,
+            &format!("g-{topic}"),
+            500,
+            Duration::from_secs(30),
+            &[],
+        );
         assert_exactly_once(&want, &seen);
     }
 }
@@ -74,14 +95,20 @@ fn kafka_python_consumes_in_a_group_of_three() {
     let boot = b.bootstrap_servers();
     let vals = values("kp-group", 900);
     assert_eq!(produce(&boot, "kp-group", &vals, &[]), (900, 0));
-    let members: Vec<Member> = (0..3).map(|_| spawn_member(&boot, "kp-group", "kpg", 25)).collect();
+    let members: Vec<Member> = (0..3)
+        .map(|_| spawn_member(&boot, "kp-group", "kpg", 25))
+        .collect();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut per_member = [0usize; 3];
     let deadline = Instant::now() + Duration::from_secs(40);
     while seen.len() < vals.len() && Instant::now() < deadline {
         for (i, m) in members.iter().enumerate() {
             while let Ok(line) = m.lines.try_recv() {
-                if let Some(v) = line.strip_prefix("msg ").and_then(|r| r.split_once(' ')).map(|(_, v)| v.to_string()) {
+                if let Some(v) = line
+                    .strip_prefix("msg ")
+                    .and_then(|r| r.split_once(' '))
+                    .map(|(_, v)| v.to_string())
+                {
                     *seen.entry(v).or_default() += 1;
                     per_member[i] += 1;
                 }
@@ -94,5 +121,8 @@ fn kafka_python_consumes_in_a_group_of_three() {
     }
     let missing = vals.iter().filter(|v| !seen.contains_key(*v)).count();
     assert_eq!(missing, 0, "records not consumed by the group");
-    assert!(per_member.iter().all(|&n| n > 0), "every member got a share: {per_member:?}");
+    assert!(
+        per_member.iter().all(|&n| n > 0),
+        "every member got a share: {per_member:?}"
+    );
 }

@@ -12,7 +12,11 @@ use broker_support::*;
 fn kcat(args: &[&str], stdin: Option<&str>, timeout: Duration) -> (String, String) {
     let mut child = Command::new("kcat")
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -34,7 +38,10 @@ fn kcat(args: &[&str], stdin: Option<&str>, timeout: Duration) -> (String, Strin
             panic!("kcat {args:?} did not finish within {timeout:?}");
         }
     };
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -48,20 +55,64 @@ fn kcat_produces_and_consumes_with_every_codec() {
         let topic = format!("kcat-{codec}");
         let vals = values(&topic, 1000);
         let input = vals.join("\n") + "\n";
-        let (_, err) = kcat(&["-b", &boot, "-P", "-t", &topic, "-z", codec, "-d", "msg", "-X", "linger.ms=20"], Some(&input), Duration::from_secs(60));
-        assert!(!err.contains("does not support compression"), "{codec}: kcat did not compress:\n{err}");
-        assert!(!err.to_lowercase().contains("error"), "{codec}: producer errors:\n{err}");
+        let (_, err) = kcat(
+            &[
+                "-b",
+                &boot,
+                "-P",
+                "-t",
+                &topic,
+                "-z",
+                codec,
+                "-d",
+                "msg",
+                "-X",
+                "linger.ms=20",
+            ],
+            Some(&input),
+            Duration::from_secs(60),
+        );
+        assert!(
+            !err.contains("does not support compression"),
+            "{codec}: kcat did not compress:\n{err}"
+        );
+        assert!(
+            !err.to_lowercase().contains("error"),
+            "{codec}: producer errors:\n{err}"
+        );
         if codec != "none" {
             // librdkafka logs "Produce MessageSet with N message(s) (..., gzip)" per batch.
-            let compressed = err.lines().any(|l| l.contains("Produce MessageSet") && l.ends_with(&format!(", {codec})")));
-            assert!(compressed, "{codec}: kcat did not compress its batches:\n{err}");
+            let compressed = err
+                .lines()
+                .any(|l| l.contains("Produce MessageSet") && l.ends_with(&format!(", {codec})")));
+            assert!(
+                compressed,
+                "{codec}: kcat did not compress its batches:\n{err}"
+            );
         }
-        let (out, err) = kcat(&["-b", &boot, "-C", "-t", &topic, "-o", "beginning", "-e", "-q"], None, Duration::from_secs(60));
+        let (out, err) = kcat(
+            &[
+                "-b",
+                &boot,
+                "-C",
+                "-t",
+                &topic,
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+            ],
+            None,
+            Duration::from_secs(60),
+        );
         let mut got: Vec<&str> = out.lines().collect();
         got.sort_unstable();
         let mut want: Vec<&str> = vals.iter().map(String::as_str).collect();
         want.sort_unstable();
-        assert_eq!(got, want, "{codec}: consumed records differ; kcat stderr:\n{err}");
+        assert_eq!(
+            got, want,
+            "{codec}: consumed records differ; kcat stderr:\n{err}"
+        );
     }
 }
 
@@ -75,7 +126,23 @@ fn kcat_consumes_in_a_group() {
     let vals = values("kcat-group", 600);
     let (ok, failed) = produce(&boot, "kcat-group", &vals, &[]);
     assert_eq!((ok, failed), (600, 0));
-    let (out, err) = kcat(&["-b", &boot, "-G", "kg", "-o", "beginning", "-e", "-q", "-X", "session.timeout.ms=6000", "kcat-group"], None, Duration::from_secs(60));
+    let (out, err) = kcat(
+        &[
+            "-b",
+            &boot,
+            "-G",
+            "kg",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-X",
+            "session.timeout.ms=6000",
+            "kcat-group",
+        ],
+        None,
+        Duration::from_secs(60),
+    );
     let mut got: Vec<&str> = out.lines().collect();
     got.sort_unstable();
     let mut want: Vec<&str> = vals.iter().map(String::as_str).collect();

@@ -14,9 +14,25 @@ fn every_codec_round_trips_exactly_once_with_idempotence() {
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("codec-{codec}");
         let vals = values(codec, 3000);
-        let (ok, failed) = produce(&boot, &topic, &vals, &[("compression.type", codec), ("enable.idempotence", "true"), ("acks", "all")]);
+        let (ok, failed) = produce(
+            &boot,
+            &topic,
+            &vals,
+            &[
+                ("compression.type", codec),
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+            ],
+        );
         assert_eq!((ok, failed), (vals.len(), 0), "{codec}: delivery reports");
-        let seen = consume(&boot, &topic, &format!("g-{codec}"), vals.len(), Duration::from_secs(30), &[]);
+        let seen = consume(
+            &boot,
+            &topic,
+            &format!("g-{codec}"),
+            vals.len(),
+            Duration::from_secs(30),
+            &[],
+        );
         assert_exactly_once(&vals, &seen);
     }
 }
@@ -30,7 +46,14 @@ fn acks_zero_one_and_all_all_deliver() {
         let vals = values(&topic, 2000);
         let (ok, failed) = produce(&boot, &topic, &vals, &[("acks", acks)]);
         assert_eq!((ok, failed), (vals.len(), 0), "acks={acks}");
-        let seen = consume(&boot, &topic, &format!("g-{topic}"), vals.len(), Duration::from_secs(30), &[]);
+        let seen = consume(
+            &boot,
+            &topic,
+            &format!("g-{topic}"),
+            vals.len(),
+            Duration::from_secs(30),
+            &[],
+        );
         assert_exactly_once(&vals, &seen);
     }
 }
@@ -45,13 +68,34 @@ fn fetched_bytes_equal_produced_bytes_with_and_without_zero_copy() {
             c.segment_bytes = 64 * 1024;
         });
         let boot = b.bootstrap_servers();
-        let vals: Vec<String> = (0..4000).map(|i| format!("{i:08}:{}", "payload".repeat(1 + i % 50))).collect();
-        let (ok, _) = produce(&boot, "bytes", &vals, &[("compression.type", "none"), ("batch.size", "16384")]);
+        let vals: Vec<String> = (0..4000)
+            .map(|i| format!("{i:08}:{}", "payload".repeat(1 + i % 50)))
+            .collect();
+        let (ok, _) = produce(
+            &boot,
+            "bytes",
+            &vals,
+            &[("compression.type", "none"), ("batch.size", "16384")],
+        );
         assert_eq!(ok, vals.len());
-        let seen = consume(&boot, "bytes", "g-bytes", vals.len(), Duration::from_secs(30), &[("fetch.max.bytes", "100000"), ("message.max.bytes", "60000"), ("max.partition.fetch.bytes", "30000")]);
+        let seen = consume(
+            &boot,
+            "bytes",
+            "g-bytes",
+            vals.len(),
+            Duration::from_secs(30),
+            &[
+                ("fetch.max.bytes", "100000"),
+                ("message.max.bytes", "60000"),
+                ("max.partition.fetch.bytes", "30000"),
+            ],
+        );
         assert_exactly_once(&vals, &seen);
         let metrics = b.metrics_text();
-        assert!(metrics.contains("kbroker_bytes_out_total{topic=\"bytes\"}"), "bytes out counted");
+        assert!(
+            metrics.contains("kbroker_bytes_out_total{topic=\"bytes\"}"),
+            "bytes out counted"
+        );
     }
 }
 
@@ -61,14 +105,33 @@ fn a_group_resumes_from_committed_offsets() {
     let boot = b.bootstrap_servers();
     let first = values("first", 500);
     produce(&boot, "resume", &first, &[]);
-    let seen = consume(&boot, "resume", "g-resume", first.len(), Duration::from_secs(30), &[]);
+    let seen = consume(
+        &boot,
+        "resume",
+        "g-resume",
+        first.len(),
+        Duration::from_secs(30),
+        &[],
+    );
     assert_exactly_once(&first, &seen);
     let second = values("second", 300);
     produce(&boot, "resume", &second, &[]);
-    let seen = consume(&boot, "resume", "g-resume", second.len(), Duration::from_secs(30), &[]);
+    let seen = consume(
+        &boot,
+        "resume",
+        "g-resume",
+        second.len(),
+        Duration::from_secs(30),
+        &[],
+    );
     assert_exactly_once(&second, &seen);
     let m = b.metrics_text();
-    assert!(m.contains("kbroker_consumer_group_lag{group=\"g-resume\",topic=\"resume\",partition=\"0\"} 0"), "lag metric:\n{m}");
+    assert!(
+        m.contains(
+            "kbroker_consumer_group_lag{group=\"g-resume\",topic=\"resume\",partition=\"0\"} 0"
+        ),
+        "lag metric:\n{m}"
+    );
 }
 
 #[test]
@@ -79,7 +142,14 @@ fn every_assignor_works() {
         let topic = format!("assign-{strategy}");
         let vals = values(&topic, 400);
         produce(&boot, &topic, &vals, &[]);
-        let seen = consume(&boot, &topic, &format!("g-{strategy}"), vals.len(), Duration::from_secs(30), &[("partition.assignment.strategy", strategy)]);
+        let seen = consume(
+            &boot,
+            &topic,
+            &format!("g-{strategy}"),
+            vals.len(),
+            Duration::from_secs(30),
+            &[("partition.assignment.strategy", strategy)],
+        );
         assert_exactly_once(&vals, &seen);
     }
 }

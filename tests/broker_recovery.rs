@@ -30,7 +30,14 @@ impl ProducerContext for Acked {
 fn no_acknowledged_record_is_lost_when_the_broker_process_is_killed() {
     let data = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let extra = ["--flush", "messages:1", "--num-partitions", "2", "--group-initial-rebalance-delay-ms", "0"];
+    let extra = [
+        "--flush",
+        "messages:1",
+        "--num-partitions",
+        "2",
+        "--group-initial-rebalance-delay-ms",
+        "0",
+    ];
     let mut broker = spawn_broker_process(port, data.path(), &extra);
     let boot = format!("127.0.0.1:{port}");
 
@@ -48,7 +55,9 @@ fn no_acknowledged_record_is_lost_when_the_broker_process_is_killed() {
     let mut killed = false;
     while start.elapsed() < Duration::from_secs(4) {
         let v = format!("rec-{i:08}");
-        if p.send(BaseRecord::to("crash").payload(v.as_bytes()).key("k")).is_ok() {
+        if p.send(BaseRecord::to("crash").payload(v.as_bytes()).key("k"))
+            .is_ok()
+        {
             i += 1;
         }
         p.poll(Duration::from_micros(200));
@@ -59,27 +68,66 @@ fn no_acknowledged_record_is_lost_when_the_broker_process_is_killed() {
     }
     let _ = p.flush(Duration::from_secs(6));
     drop(p);
-    let acked: HashSet<String> = acked.0.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
-    assert!(acked.len() > 100, "some records were acknowledged before the kill ({})", acked.len());
+    let acked: HashSet<String> = acked
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect();
+    assert!(
+        acked.len() > 100,
+        "some records were acknowledged before the kill ({})",
+        acked.len()
+    );
 
     // A torn write at the tail of partition 0's active segment.
     let seg_dir = data.path().join("crash-0");
-    let mut segs: Vec<_> = std::fs::read_dir(&seg_dir).expect("partition dir").filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    let mut segs: Vec<_> = std::fs::read_dir(&seg_dir)
+        .expect("partition dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     segs.sort();
     let last = segs.last().expect("a segment").clone();
     let good_len = std::fs::metadata(&last).expect("segment").len();
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&last).expect("open segment");
-        f.write_all(&[0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 2, 1, 2, 3]).expect("torn tail");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&last)
+            .expect("open segment");
+        f.write_all(&[
+            0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 2, 1, 2, 3,
+        ])
+        .expect("torn tail");
     }
 
     let mut broker = spawn_broker_process(port, data.path(), &extra);
-    assert!(std::fs::metadata(&last).expect("segment").len() <= good_len, "torn tail truncated");
+    assert!(
+        std::fs::metadata(&last).expect("segment").len() <= good_len,
+        "torn tail truncated"
+    );
     let want: Vec<String> = acked.iter().cloned().collect();
-    let seen = consume_until(&boot, "crash", "g-crash", Duration::from_secs(20), &[], |seen, _| want.iter().all(|v| seen.contains_key(v)));
-    let missing: Vec<&String> = want.iter().filter(|v| !seen.contains_key(*v)).take(5).collect();
-    assert!(missing.is_empty(), "{} acknowledged records lost, e.g. {missing:?}", want.iter().filter(|v| !seen.contains_key(*v)).count());
+    let seen = consume_until(
+        &boot,
+        "crash",
+        "g-crash",
+        Duration::from_secs(20),
+        &[],
+        |seen, _| want.iter().all(|v| seen.contains_key(v)),
+    );
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|v| !seen.contains_key(*v))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged records lost, e.g. {missing:?}",
+        want.iter().filter(|v| !seen.contains_key(*v)).count()
+    );
     let dups = seen.values().filter(|&&c| c > 1).count();
     assert_eq!(dups, 0, "duplicated records after recovery");
     kill9(&mut broker);

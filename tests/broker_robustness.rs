@@ -17,7 +17,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 fn connect(boot: &str) -> TcpStream {
     let s = TcpStream::connect(boot).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s
 }
 
@@ -29,7 +30,9 @@ fn frame<M: Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Vec<u8
     header.client_id = Some(StrBytes::from_static_str("robustness"));
     let mut buf = BytesMut::new();
     buf.put_i32(0);
-    header.encode(&mut buf, key.request_header_version(version)).expect("header");
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("header");
     body.encode(&mut buf, version).expect("body");
     let n = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&n.to_be_bytes());
@@ -52,7 +55,13 @@ fn closed(s: &mut TcpStream) -> bool {
 
 fn api_versions_ok(boot: &str) {
     let mut s = connect(boot);
-    s.write_all(&frame(ApiKey::ApiVersions, 3, 1, &ApiVersionsRequest::default())).expect("write");
+    s.write_all(&frame(
+        ApiKey::ApiVersions,
+        3,
+        1,
+        &ApiVersionsRequest::default(),
+    ))
+    .expect("write");
     let mut f = read_frame(&mut s).expect("ApiVersions answered");
     assert_eq!(&f[0..4], &1i32.to_be_bytes());
     let _ = f.split_to(4); // header v0: correlation id only
@@ -72,6 +81,16 @@ fn unknown_keys_unsupported_versions_and_garbage_close_the_connection_only() {
         vec![0x7f, 0xff, 0xff, 0xff],                   // oversized size prefix
         vec![0xff, 0xff, 0xff, 0xf0],                   // negative size
         vec![0, 0, 0, 12, 0, 0, 0, 9, 0, 0, 0, 1, 0, 2, 0x41, 0x41], // Produce v9, truncated body
+        // Produce v3 claiming 2^31-16 topics in a 20-byte body (a ~200 GB Vec::with_capacity).
+        vec![
+            0, 0, 0, 22, 0, 0, 0, 3, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 3, 0xe8, 0x7f,
+            0xff, 0xff, 0xf0,
+        ],
+        // Produce v9 (flexible) claiming 2^32-2 topics.
+        vec![
+            0, 0, 0, 23, 0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 3, 0xe8, 0xff, 0xff,
+            0xff, 0xff, 0x0f,
+        ],
     ] {
         let mut s = connect(&boot);
         s.write_all(&bad).expect("write");
@@ -85,13 +104,17 @@ fn api_versions_at_an_unknown_version_answers_v0_with_unsupported_version() {
     let b = start();
     let mut s = connect(&b.bootstrap_servers());
     // ApiVersions v7 with a body we do not parse.
-    s.write_all(&[0, 0, 0, 12, 0, 18, 0, 7, 0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef]).expect("write");
+    s.write_all(&[0, 0, 0, 12, 0, 18, 0, 7, 0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef])
+        .expect("write");
     let mut f = read_frame(&mut s).expect("answered");
     assert_eq!(&f[0..4], &5i32.to_be_bytes());
     let _ = f.split_to(4);
     let r = ApiVersionsResponse::decode(&mut f, 0).expect("v0 body");
     assert_eq!(r.error_code, 35);
-    assert!(r.api_keys.iter().any(|k| k.api_key == 18 && k.max_version == 4));
+    assert!(r
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == 18 && k.max_version == 4));
 }
 
 #[test]
@@ -127,7 +150,8 @@ fn create_topic(s: &mut TcpStream, topic: &str) {
     t.replication_factor = 1;
     let mut r = CreateTopicsRequest::default();
     r.topics = vec![t];
-    s.write_all(&frame(ApiKey::CreateTopics, 4, 100, &r)).expect("write");
+    s.write_all(&frame(ApiKey::CreateTopics, 4, 100, &r))
+        .expect("write");
     read_frame(s).expect("created");
 }
 
@@ -139,16 +163,30 @@ fn corrupt_batches_get_corrupt_message_and_acks_zero_gets_no_response() {
     let mut batch = kbench::broker::protocol::batch::build_test_batch(&[b"hello"], None);
     let n = batch.len();
     batch[n - 2] ^= 0x55;
-    s.write_all(&frame(ApiKey::Produce, 9, 2, &produce_request("robust", 1, batch))).expect("write");
+    s.write_all(&frame(
+        ApiKey::Produce,
+        9,
+        2,
+        &produce_request("robust", 1, batch),
+    ))
+    .expect("write");
     let mut f = read_frame(&mut s).expect("answered");
     let _ = f.split_to(5); // header v1
     let r = ProduceResponse::decode(&mut f, 9).expect("decodes");
-    assert_eq!(r.responses[0].partition_responses[0].error_code, 2, "CORRUPT_MESSAGE");
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE"
+    );
 
     // acks=0 then ApiVersions, pipelined: the first response must be ApiVersions'.
     let good = kbench::broker::protocol::batch::build_test_batch(&[b"ok"], None);
     let mut both = frame(ApiKey::Produce, 9, 3, &produce_request("robust", 0, good));
-    both.extend(frame(ApiKey::ApiVersions, 3, 4, &ApiVersionsRequest::default()));
+    both.extend(frame(
+        ApiKey::ApiVersions,
+        3,
+        4,
+        &ApiVersionsRequest::default(),
+    ));
     s.write_all(&both).expect("write");
     let f = read_frame(&mut s).expect("answered");
     assert_eq!(&f[0..4], &4i32.to_be_bytes(), "no response to acks=0");
@@ -161,9 +199,19 @@ fn pipelined_requests_are_answered_in_order() {
     let mut all = Vec::new();
     for corr in 10..40 {
         if corr % 2 == 0 {
-            all.extend(frame(ApiKey::ApiVersions, 3, corr, &ApiVersionsRequest::default()));
+            all.extend(frame(
+                ApiKey::ApiVersions,
+                3,
+                corr,
+                &ApiVersionsRequest::default(),
+            ));
         } else {
-            all.extend(frame(ApiKey::Metadata, 12, corr, &MetadataRequest::default()));
+            all.extend(frame(
+                ApiKey::Metadata,
+                12,
+                corr,
+                &MetadataRequest::default(),
+            ));
         }
     }
     s.write_all(&all).expect("write");
@@ -179,11 +227,22 @@ fn connections_beyond_the_limit_are_closed_and_the_rest_keep_working() {
     let boot = b.bootstrap_servers();
     let mut held: Vec<TcpStream> = (0..2).map(|_| connect(&boot)).collect();
     for (i, s) in held.iter_mut().enumerate() {
-        s.write_all(&frame(ApiKey::ApiVersions, 3, i as i32, &ApiVersionsRequest::default())).expect("write");
+        s.write_all(&frame(
+            ApiKey::ApiVersions,
+            3,
+            i as i32,
+            &ApiVersionsRequest::default(),
+        ))
+        .expect("write");
         assert!(read_frame(s).is_some());
     }
     let mut third = connect(&boot);
-    let _ = third.write_all(&frame(ApiKey::ApiVersions, 3, 9, &ApiVersionsRequest::default()));
+    let _ = third.write_all(&frame(
+        ApiKey::ApiVersions,
+        3,
+        9,
+        &ApiVersionsRequest::default(),
+    ));
     assert!(read_frame(&mut third).is_none(), "third connection refused");
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
@@ -196,7 +255,12 @@ fn oversized_requests_close_the_connection() {
     let boot = b.bootstrap_servers();
     let mut s = connect(&boot);
     let big = kbench::broker::protocol::batch::build_test_batch(&[&[0u8; 4096]], None);
-    let _ = s.write_all(&frame(ApiKey::Produce, 9, 1, &produce_request("big", 1, big)));
+    let _ = s.write_all(&frame(
+        ApiKey::Produce,
+        9,
+        1,
+        &produce_request("big", 1, big),
+    ));
     assert!(closed(&mut s));
     api_versions_ok(&boot);
 }
@@ -209,8 +273,10 @@ fn the_metrics_endpoint_serves_prometheus_text() {
     assert_eq!(produce(&boot, "metered", &vals, &[]), (50, 0));
     let addr = b.metrics_addr().expect("metrics address");
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read");
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");

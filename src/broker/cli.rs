@@ -100,7 +100,9 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
     if let Some(m) = broker.metrics_addr() {
         eprintln!("kbench broker metrics on http://{m}/metrics");
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

@@ -96,36 +96,98 @@ impl Metrics {
             lag: Family::default(),
         };
         let r = &mut m.registry;
-        r.register("kbroker_messages_in", "Records appended", m.messages_in.clone());
-        r.register("kbroker_bytes_in", "Record-batch bytes appended", m.bytes_in.clone());
-        r.register("kbroker_bytes_out", "Record bytes sent to consumers", m.bytes_out.clone());
-        r.register("kbroker_requests", "Requests handled, per API", m.requests.clone());
-        r.register("kbroker_request_duration_seconds", "Request handling time, per API", m.request_seconds.clone());
-        r.register("kbroker_connections", "Open client connections", m.connections.clone());
-        r.register("kbroker_connections_rejected", "Connections refused by the connection limit", m.connections_rejected.clone());
-        r.register("kbroker_partition_log_end_offset", "Log end offset per partition", m.log_end_offset.clone());
-        r.register("kbroker_partition_log_start_offset", "Log start offset per partition", m.log_start_offset.clone());
-        r.register("kbroker_partition_size_bytes", "Bytes on disk per partition", m.partition_bytes.clone());
-        r.register("kbroker_disk_bytes", "Bytes of all partition logs on disk", m.disk_bytes.clone());
-        r.register("kbroker_consumer_group_committed_offset", "Committed offset per group and partition", m.committed.clone());
-        r.register("kbroker_consumer_group_lag", "Log end offset minus committed offset", m.lag.clone());
+        r.register(
+            "kbroker_messages_in",
+            "Records appended",
+            m.messages_in.clone(),
+        );
+        r.register(
+            "kbroker_bytes_in",
+            "Record-batch bytes appended",
+            m.bytes_in.clone(),
+        );
+        r.register(
+            "kbroker_bytes_out",
+            "Record bytes sent to consumers",
+            m.bytes_out.clone(),
+        );
+        r.register(
+            "kbroker_requests",
+            "Requests handled, per API",
+            m.requests.clone(),
+        );
+        r.register(
+            "kbroker_request_duration_seconds",
+            "Request handling time, per API",
+            m.request_seconds.clone(),
+        );
+        r.register(
+            "kbroker_connections",
+            "Open client connections",
+            m.connections.clone(),
+        );
+        r.register(
+            "kbroker_connections_rejected",
+            "Connections refused by the connection limit",
+            m.connections_rejected.clone(),
+        );
+        r.register(
+            "kbroker_partition_log_end_offset",
+            "Log end offset per partition",
+            m.log_end_offset.clone(),
+        );
+        r.register(
+            "kbroker_partition_log_start_offset",
+            "Log start offset per partition",
+            m.log_start_offset.clone(),
+        );
+        r.register(
+            "kbroker_partition_size_bytes",
+            "Bytes on disk per partition",
+            m.partition_bytes.clone(),
+        );
+        r.register(
+            "kbroker_disk_bytes",
+            "Bytes of all partition logs on disk",
+            m.disk_bytes.clone(),
+        );
+        r.register(
+            "kbroker_consumer_group_committed_offset",
+            "Committed offset per group and partition",
+            m.committed.clone(),
+        );
+        r.register(
+            "kbroker_consumer_group_lag",
+            "Log end offset minus committed offset",
+            m.lag.clone(),
+        );
         m
     }
 
     pub fn produced(&self, topic: &str, messages: u64, bytes: u64) {
-        let l = TopicLabel { topic: topic.to_string() };
+        let l = TopicLabel {
+            topic: topic.to_string(),
+        };
         self.messages_in.get_or_create(&l).inc_by(messages);
         self.bytes_in.get_or_create(&l).inc_by(bytes);
     }
 
     pub fn fetched(&self, topic: &str, bytes: u64) {
-        self.bytes_out.get_or_create(&TopicLabel { topic: topic.to_string() }).inc_by(bytes);
+        self.bytes_out
+            .get_or_create(&TopicLabel {
+                topic: topic.to_string(),
+            })
+            .inc_by(bytes);
     }
 
     pub fn request(&self, api: &'static str, elapsed: Duration) {
-        let l = RequestLabel { request: api.to_string() };
+        let l = RequestLabel {
+            request: api.to_string(),
+        };
         self.requests.get_or_create(&l).inc();
-        self.request_seconds.get_or_create(&l).observe(elapsed.as_secs_f64());
+        self.request_seconds
+            .get_or_create(&l)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Renders every metric, refreshing the state-derived gauges first.
@@ -138,19 +200,32 @@ impl Metrics {
         let mut disk = 0i64;
         for t in broker.topics.all() {
             for p in &t.partitions {
-                let l = PartitionLabel { topic: t.name.clone(), partition: p.index.to_string() };
-                self.log_end_offset.get_or_create(&l).set(p.log_end_offset());
-                self.log_start_offset.get_or_create(&l).set(p.log_start_offset());
+                let l = PartitionLabel {
+                    topic: t.name.clone(),
+                    partition: p.index.to_string(),
+                };
+                self.log_end_offset
+                    .get_or_create(&l)
+                    .set(p.log_end_offset());
+                self.log_start_offset
+                    .get_or_create(&l)
+                    .set(p.log_start_offset());
                 self.partition_bytes.get_or_create(&l).set(p.size_bytes());
                 disk += p.size_bytes();
             }
         }
         self.disk_bytes.set(disk);
         for (group, topic, partition, offset) in broker.groups.offsets.all() {
-            let l = GroupPartitionLabel { group, topic: topic.clone(), partition: partition.to_string() };
+            let l = GroupPartitionLabel {
+                group,
+                topic: topic.clone(),
+                partition: partition.to_string(),
+            };
             self.committed.get_or_create(&l).set(offset);
             if let Some(p) = broker.topics.partition(&topic, partition) {
-                self.lag.get_or_create(&l).set((p.log_end_offset() - offset).max(0));
+                self.lag
+                    .get_or_create(&l)
+                    .set((p.log_end_offset() - offset).max(0));
             }
         }
         let mut out = String::new();
@@ -162,13 +237,19 @@ impl Metrics {
 }
 
 /// Serves `GET <anything>` with the metrics text until `shutdown` fires.
-pub async fn serve(listener: tokio::net::TcpListener, broker: Arc<Broker>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    broker: Arc<Broker>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => return,
         };
-        let Ok((mut sock, _)) = accepted else { continue };
+        let Ok((mut sock, _)) = accepted else {
+            continue;
+        };
         let broker = broker.clone();
         tokio::spawn(async move {
             let mut req = Vec::with_capacity(1024);

@@ -19,6 +19,7 @@
 //! * `metrics` — Prometheus counters/gauges and the scrape endpoint.
 //! * `state` — the shared `Broker` wiring these together.
 
+mod alloc;
 pub mod cli;
 pub mod group;
 pub mod handlers;
@@ -108,7 +109,9 @@ pub struct EmbeddedBroker {
 
 impl std::fmt::Debug for EmbeddedBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedBroker").field("bootstrap", &self.bootstrap).finish()
+        f.debug_struct("EmbeddedBroker")
+            .field("bootstrap", &self.bootstrap)
+            .finish()
     }
 }
 
@@ -117,7 +120,11 @@ impl EmbeddedBroker {
     pub fn start(config: BrokerConfig) -> anyhow::Result<Self> {
         let temp_dir = match &config.data_dir {
             Some(_) => None,
-            None => Some(tempfile::Builder::new().prefix("kbench-broker-").tempdir()?),
+            None => Some(
+                tempfile::Builder::new()
+                    .prefix("kbench-broker-")
+                    .tempdir()?,
+            ),
         };
         let data_dir = match (&config.data_dir, &temp_dir) {
             (Some(d), _) => d.clone(),
@@ -132,19 +139,35 @@ impl EmbeddedBroker {
             Some(a) => {
                 let (h, p) = a
                     .rsplit_once(':')
-                    .and_then(|(h, p)| p.parse::<i32>().ok().map(|p| (h.trim_matches(['[', ']']).to_string(), p)))
-                    .ok_or_else(|| anyhow::anyhow!("--advertised-listener {a:?} is not HOST:PORT"))?;
+                    .and_then(|(h, p)| {
+                        p.parse::<i32>()
+                            .ok()
+                            .map(|p| (h.trim_matches(['[', ']']).to_string(), p))
+                    })
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--advertised-listener {a:?} is not HOST:PORT")
+                    })?;
                 (h, p)
             }
-            None if local.ip().is_unspecified() => ("127.0.0.1".to_string(), i32::from(local.port())),
+            None if local.ip().is_unspecified() => {
+                ("127.0.0.1".to_string(), i32::from(local.port()))
+            }
             None => (local.ip().to_string(), i32::from(local.port())),
         };
         let metrics_listener = match config.metrics_listen {
-            Some(a) => Some(metrics::bind(a).map_err(|e| anyhow::anyhow!("cannot listen on {a} (--metrics-listen): {e}"))?),
+            Some(a) => Some(
+                metrics::bind(a)
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {a} (--metrics-listen): {e}"))?,
+            ),
             None => None,
         };
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
-        let broker = Arc::new(state::Broker::open(config.clone(), &data_dir, host.clone(), port)?);
+        let broker = Arc::new(state::Broker::open(
+            config.clone(),
+            &data_dir,
+            host.clone(),
+            port,
+        )?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("kbench-broker")
@@ -152,26 +175,41 @@ impl EmbeddedBroker {
             .build()?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let b = broker.clone();
-        let thread = std::thread::Builder::new().name("kbench-broker-main".into()).spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!("cannot register the listener: {e}");
-                        return;
+        let thread = std::thread::Builder::new()
+            .name("kbench-broker-main".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!("cannot register the listener: {e}");
+                            return;
+                        }
+                    };
+                    if let Some(ml) =
+                        metrics_listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+                    {
+                        tokio::spawn(metrics::serve(ml, b.clone(), shutdown_rx.clone()));
                     }
-                };
-                if let Some(ml) = metrics_listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok()) {
-                    tokio::spawn(metrics::serve(ml, b.clone(), shutdown_rx.clone()));
-                }
-                tokio::spawn(housekeeping(b.clone(), shutdown_rx.clone()));
-                server::run(listener, b.clone(), shutdown_rx).await;
-                b.topics.flush_all();
-            });
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        })?;
-        let bootstrap = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-        Ok(EmbeddedBroker { bootstrap, metrics_addr, broker, shutdown_tx, thread: Some(thread), _temp_dir: temp_dir })
+                    tokio::spawn(housekeeping(b.clone(), shutdown_rx.clone()));
+                    server::run(listener, b.clone(), shutdown_rx).await;
+                    b.topics.flush_all();
+                });
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        let bootstrap = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(EmbeddedBroker {
+            bootstrap,
+            metrics_addr,
+            broker,
+            shutdown_tx,
+            thread: Some(thread),
+            _temp_dir: temp_dir,
+        })
     }
 
     /// `host:port` for clients.
@@ -209,7 +247,10 @@ impl Drop for EmbeddedBroker {
 }
 
 /// Background duties: group timeouts (100 ms), retention (every 5 s), interval flushes.
-async fn housekeeping(broker: Arc<state::Broker>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+async fn housekeeping(
+    broker: Arc<state::Broker>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_retention = Instant::now();
@@ -224,7 +265,9 @@ async fn housekeeping(broker: Arc<state::Broker>, mut shutdown: tokio::sync::wat
         if now.duration_since(last_retention) >= Duration::from_secs(5) {
             last_retention = now;
             let b = broker.clone();
-            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
             let _ = tokio::task::spawn_blocking(move || b.topics.apply_retention(now_ms)).await;
         }
         if let FlushPolicy::IntervalMs(ms) = broker.cfg.flush {

@@ -53,7 +53,9 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch
         let shutdown = shutdown.clone();
         conns.spawn(async move {
             broker.metrics.connections.inc();
-            let info = ConnInfo { client_host: format!("/{}", peer.ip()) };
+            let info = ConnInfo {
+                client_host: format!("/{}", peer.ip()),
+            };
             if let Err(e) = connection(stream, &broker, info, shutdown).await {
                 tracing::debug!(%peer, "connection closed: {e}");
             }
@@ -62,12 +64,19 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch
         });
     }
     // Graceful: connections see the shutdown signal; give them a moment, then cut.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async { while conns.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
     conns.abort_all();
 }
 
 /// Reads frames into `tx` until EOF, an error, or an oversized/invalid size prefix.
-async fn read_frames(mut rd: OwnedReadHalf, tx: mpsc::Sender<Bytes>, max_bytes: usize) -> anyhow::Result<()> {
+async fn read_frames(
+    mut rd: OwnedReadHalf,
+    tx: mpsc::Sender<Bytes>,
+    max_bytes: usize,
+) -> anyhow::Result<()> {
     loop {
         let mut size = [0u8; 4];
         match rd.read_exact(&mut size).await {
@@ -88,7 +97,12 @@ async fn read_frames(mut rd: OwnedReadHalf, tx: mpsc::Sender<Bytes>, max_bytes: 
     }
 }
 
-async fn connection(stream: TcpStream, broker: &Arc<Broker>, info: ConnInfo, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn connection(
+    stream: TcpStream,
+    broker: &Arc<Broker>,
+    info: ConnInfo,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel(READ_AHEAD);
@@ -103,9 +117,10 @@ async fn connection(stream: TcpStream, broker: &Arc<Broker>, info: ConnInfo, mut
             let Some(frame) = frame else { return Ok(()) };
             let started = Instant::now();
             let (api, response) = match protocol::parse_frame(frame)? {
-                Parsed::ApiVersionsUnsupported(correlation_id) => {
-                    ("ApiVersions", Response::Frame(handlers::unsupported_version_response(correlation_id)?))
-                }
+                Parsed::ApiVersionsUnsupported(correlation_id) => (
+                    "ApiVersions",
+                    Response::Frame(handlers::unsupported_version_response(correlation_id)?),
+                ),
                 Parsed::Request(req) => {
                     let api = api_name(req.key);
                     let r = tokio::select! {
@@ -119,7 +134,10 @@ async fn connection(stream: TcpStream, broker: &Arc<Broker>, info: ConnInfo, mut
                 Response::Nothing => {}
                 Response::Close => return Ok(()),
                 Response::Frame(b) => wr.write_all(&b).await?,
-                Response::Parts(parts) => zero_copy::write_parts(&mut wr, &parts, broker.cfg.zero_copy, &mut scratch).await?,
+                Response::Parts(parts) => {
+                    zero_copy::write_parts(&mut wr, &parts, broker.cfg.zero_copy, &mut scratch)
+                        .await?
+                }
             }
             broker.metrics.request(api, started.elapsed());
         }
@@ -127,7 +145,10 @@ async fn connection(stream: TcpStream, broker: &Arc<Broker>, info: ConnInfo, mut
     .await;
     reader.abort();
     // A reader error (oversized frame, reset) is the more useful explanation when both ended.
-    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_millis(10), reader).await.map(|r| r.map_err(|_| ())) {
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_millis(10), reader)
+        .await
+        .map(|r| r.map_err(|_| ()))
+    {
         return Err(e);
     }
     result

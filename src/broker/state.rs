@@ -33,7 +33,12 @@ pub struct Broker {
 
 impl Broker {
     /// Opens (recovering) everything under `data_dir`.
-    pub fn open(cfg: BrokerConfig, data_dir: &Path, advertised_host: String, advertised_port: i32) -> anyhow::Result<Self> {
+    pub fn open(
+        cfg: BrokerConfig,
+        data_dir: &Path,
+        advertised_host: String,
+        advertised_port: i32,
+    ) -> anyhow::Result<Self> {
         let log_cfg = LogConfig {
             segment_bytes: cfg.segment_bytes,
             retention_bytes: cfg.retention_bytes,
@@ -41,10 +46,14 @@ impl Broker {
             flush: cfg.flush,
             index_interval_bytes: 4096,
         };
-        let topics = Topics::open(data_dir, log_cfg)
-            .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", data_dir.display()))?;
+        let topics = Topics::open(data_dir, log_cfg).map_err(|e| {
+            anyhow::anyhow!("cannot open the data directory {}: {e}", data_dir.display())
+        })?;
         let offsets = OffsetStore::open(data_dir)?;
-        let groups = Coordinator::new(offsets, Duration::from_millis(cfg.group_initial_rebalance_delay_ms));
+        let groups = Coordinator::new(
+            offsets,
+            Duration::from_millis(cfg.group_initial_rebalance_delay_ms),
+        );
         Ok(Broker {
             producer_ids: ProducerIds::open(data_dir)?,
             metrics: Metrics::new(),
@@ -71,8 +80,14 @@ const PID_BLOCK: i64 = 1000;
 impl ProducerIds {
     fn open(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join("producer_ids");
-        let start = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(1000);
-        let ids = ProducerIds { path, state: Mutex::new((start, start)) };
+        let start = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(1000);
+        let ids = ProducerIds {
+            path,
+            state: Mutex::new((start, start)),
+        };
         Ok(ids)
     }
 

@@ -33,8 +33,10 @@ impl Partition {
     /// Refreshes the lock-free copies of the offsets; call after changing the log.
     pub fn publish(&self, log: &PartitionLog) {
         self.leo.store(log.log_end_offset(), Ordering::Release);
-        self.log_start.store(log.log_start_offset(), Ordering::Release);
-        self.size_bytes.store(log.size_bytes() as i64, Ordering::Release);
+        self.log_start
+            .store(log.log_start_offset(), Ordering::Release);
+        self.size_bytes
+            .store(log.size_bytes() as i64, Ordering::Release);
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -73,7 +75,9 @@ pub fn valid_topic_name(name: &str) -> bool {
         && name.len() <= 249
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 #[derive(Debug)]
@@ -85,10 +89,20 @@ pub struct Topics {
     pub appended: tokio::sync::Notify,
 }
 
-fn open_partition(dir: &Path, topic: &str, index: i32, cfg: &LogConfig) -> std::io::Result<Arc<Partition>> {
+fn open_partition(
+    dir: &Path,
+    topic: &str,
+    index: i32,
+    cfg: &LogConfig,
+) -> std::io::Result<Arc<Partition>> {
     let log = PartitionLog::open(&dir.join(format!("{topic}-{index}")), cfg.clone())?;
     if log.recovered_truncated_bytes > 0 {
-        tracing::warn!(topic, partition = index, bytes = log.recovered_truncated_bytes, "truncated a torn log tail");
+        tracing::warn!(
+            topic,
+            partition = index,
+            bytes = log.recovered_truncated_bytes,
+            "truncated a torn log tail"
+        );
     }
     let p = Partition {
         topic: topic.to_string(),
@@ -123,30 +137,64 @@ impl Topics {
         for (topic, mut parts) in found {
             parts.sort_unstable();
             // Partitions must be 0..n; a gap means a half-deleted topic: keep the prefix.
-            let n = parts.iter().enumerate().take_while(|(i, p)| *i as i32 == **p).count() as i32;
-            let partitions = (0..n).map(|i| open_partition(dir, &topic, i, &cfg)).collect::<Result<Vec<_>, _>>()?;
-            map.insert(topic.clone(), Arc::new(Topic { name: topic, partitions }));
+            let n = parts
+                .iter()
+                .enumerate()
+                .take_while(|(i, p)| *i as i32 == **p)
+                .count() as i32;
+            let partitions = (0..n)
+                .map(|i| open_partition(dir, &topic, i, &cfg))
+                .collect::<Result<Vec<_>, _>>()?;
+            map.insert(
+                topic.clone(),
+                Arc::new(Topic {
+                    name: topic,
+                    partitions,
+                }),
+            );
         }
-        Ok(Topics { dir: dir.to_path_buf(), cfg, map: RwLock::new(map), appended: tokio::sync::Notify::new() })
+        Ok(Topics {
+            dir: dir.to_path_buf(),
+            cfg,
+            map: RwLock::new(map),
+            appended: tokio::sync::Notify::new(),
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         let t = self.get(topic)?;
-        usize::try_from(index).ok().and_then(|i| t.partitions.get(i).cloned())
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| t.partitions.get(i).cloned())
     }
 
     pub fn all(&self) -> Vec<Arc<Topic>> {
-        let mut v: Vec<_> = self.map.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
     /// Creates a topic with `partitions` partitions (or returns the existing one if `exist_ok`).
-    pub fn create(&self, name: &str, partitions: i32, exist_ok: bool) -> Result<Arc<Topic>, CreateError> {
+    pub fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        exist_ok: bool,
+    ) -> Result<Arc<Topic>, CreateError> {
         if !valid_topic_name(name) {
             return Err(CreateError::InvalidName);
         }
@@ -155,19 +203,31 @@ impl Topics {
         }
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = map.get(name) {
-            return if exist_ok { Ok(t.clone()) } else { Err(CreateError::Exists) };
+            return if exist_ok {
+                Ok(t.clone())
+            } else {
+                Err(CreateError::Exists)
+            };
         }
         let parts = (0..partitions)
             .map(|i| open_partition(&self.dir, name, i, &self.cfg))
             .collect::<Result<Vec<_>, _>>()?;
-        let t = Arc::new(Topic { name: name.to_string(), partitions: parts });
+        let t = Arc::new(Topic {
+            name: name.to_string(),
+            partitions: parts,
+        });
         map.insert(name.to_string(), t.clone());
         Ok(t)
     }
 
     /// Deletes a topic and its files. Returns false if it did not exist.
     pub fn delete(&self, name: &str) -> std::io::Result<bool> {
-        let Some(t) = self.map.write().unwrap_or_else(|p| p.into_inner()).remove(name) else {
+        let Some(t) = self
+            .map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+        else {
             return Ok(false);
         };
         // Highest partition first, so a crash midway leaves a loadable 0..k prefix.
@@ -186,7 +246,9 @@ impl Topics {
                 let mut log = p.log();
                 match log.apply_retention(now_ms) {
                     Ok(n) => total += n,
-                    Err(e) => tracing::warn!(topic = %t.name, partition = p.index, "retention failed: {e}"),
+                    Err(e) => {
+                        tracing::warn!(topic = %t.name, partition = p.index, "retention failed: {e}")
+                    }
                 }
                 p.publish(&log);
             }

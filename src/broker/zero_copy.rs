@@ -18,7 +18,12 @@ use crate::broker::log::partition::FileSlice;
 use crate::broker::protocol::fetch_encode::Part;
 
 /// Writes all parts in order. An error leaves the connection unusable (framing is broken).
-pub async fn write_parts(wr: &mut OwnedWriteHalf, parts: &[Part], zero_copy: bool, scratch: &mut Vec<u8>) -> io::Result<()> {
+pub async fn write_parts(
+    wr: &mut OwnedWriteHalf,
+    parts: &[Part],
+    zero_copy: bool,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
     for part in parts {
         match part {
             Part::Bytes(b) => wr.write_all(b).await?,
@@ -37,11 +42,17 @@ async fn sendfile_all(stream: &TcpStream, s: &FileSlice) -> io::Result<()> {
         let remaining = (end - offset) as usize;
         let sent = stream.try_io(Interest::WRITABLE, || {
             let mut off = offset;
-            rustix::fs::sendfile(stream, &*s.file, Some(&mut off), remaining).map_err(io::Error::from)
+            rustix::fs::sendfile(stream, &*s.file, Some(&mut off), remaining)
+                .map_err(io::Error::from)
         });
         match sent {
             // The file ended before the slice did: the frame size already promised these bytes.
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "segment shorter than the fetch slice")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment shorter than the fetch slice",
+                ))
+            }
             Ok(n) => offset += n as u64,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -43,9 +43,16 @@ impl ProducerContext for Counting {
 }
 
 /// Produces `values` to `topic` with extra producer settings; returns (acked, failed).
-pub fn produce(bootstrap: &str, topic: &str, values: &[String], settings: &[(&str, &str)]) -> (usize, usize) {
+pub fn produce(
+    bootstrap: &str,
+    topic: &str,
+    values: &[String],
+    settings: &[(&str, &str)],
+) -> (usize, usize) {
     let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", bootstrap).set("linger.ms", "5").set("message.timeout.ms", "30000");
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
     for (k, v) in settings {
         cfg.set(*k, *v);
     }
@@ -54,7 +61,9 @@ pub fn produce(bootstrap: &str, topic: &str, values: &[String], settings: &[(&st
     let deadline = Instant::now() + Duration::from_secs(60);
     for (i, v) in values.iter().enumerate() {
         let key = format!("k{i}");
-        let mut rec = BaseRecord::to(topic).payload(v.as_bytes()).key(key.as_bytes());
+        let mut rec = BaseRecord::to(topic)
+            .payload(v.as_bytes())
+            .key(key.as_bytes());
         loop {
             match p.send(rec) {
                 Ok(()) => break,
@@ -68,17 +77,31 @@ pub fn produce(bootstrap: &str, topic: &str, values: &[String], settings: &[(&st
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).expect("flush");
-    (ctx.ok.load(Ordering::Relaxed), ctx.failed.load(Ordering::Relaxed))
+    (
+        ctx.ok.load(Ordering::Relaxed),
+        ctx.failed.load(Ordering::Relaxed),
+    )
 }
 
 pub fn values(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}-{i:06}-{}", "x".repeat(i % 97))).collect()
+    (0..n)
+        .map(|i| format!("{prefix}-{i:06}-{}", "x".repeat(i % 97)))
+        .collect()
 }
 
 /// Consumes from `topic` in `group` until `n` records arrived or `timeout` passed.
 /// Returns values by count (so duplicates show up as counts > 1).
-pub fn consume(bootstrap: &str, topic: &str, group: &str, n: usize, timeout: Duration, settings: &[(&str, &str)]) -> HashMap<String, usize> {
-    consume_until(bootstrap, topic, group, timeout, settings, |_, total| total >= n)
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    n: usize,
+    timeout: Duration,
+    settings: &[(&str, &str)],
+) -> HashMap<String, usize> {
+    consume_until(bootstrap, topic, group, timeout, settings, |_, total| {
+        total >= n
+    })
 }
 
 /// Consumes until `done(seen, total)` holds or `timeout` passed.
@@ -123,7 +146,11 @@ pub fn assert_exactly_once(values: &[String], seen: &HashMap<String, usize>) {
     let missing = values.iter().filter(|v| !seen.contains_key(*v)).count();
     let dups: usize = seen.values().filter(|&&c| c > 1).count();
     let extra = seen.keys().filter(|k| !values.contains(k)).count();
-    assert_eq!((missing, dups, extra), (0, 0, 0), "missing/duplicated/unexpected records");
+    assert_eq!(
+        (missing, dups, extra),
+        (0, 0, 0),
+        "missing/duplicated/unexpected records"
+    );
 }
 
 /// A peer program is required under CI; elsewhere a missing one skips the test loudly.
@@ -139,7 +166,12 @@ pub fn require_peer(ok: bool, what: &str) -> bool {
 }
 
 pub fn have_kcat() -> bool {
-    Command::new("kcat").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("kcat")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 pub fn have_kafka_python() -> bool {
@@ -162,7 +194,10 @@ pub fn kbench_bin() -> PathBuf {
 
 /// A free loopback port (bound then released; good enough on a quiet test machine).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Runs `kbench broker` as a child process on `port` with `data_dir`; waits until it listens.
@@ -182,7 +217,10 @@ pub fn spawn_broker_process(port: u16, data_dir: &std::path::Path, extra: &[&str
         if let Ok(Some(st)) = child.try_wait() {
             panic!("kbench broker exited early: {st}");
         }
-        assert!(Instant::now() < deadline, "kbench broker did not start listening");
+        assert!(
+            Instant::now() < deadline,
+            "kbench broker did not start listening"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child
@@ -190,6 +228,8 @@ pub fn spawn_broker_process(port: u16, data_dir: &std::path::Path, extra: &[&str
 
 /// Kills a child with SIGKILL and reaps it.
 pub fn kill9(child: &mut Child) {
-    let _ = Command::new("kill").args(["-9", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
     let _ = child.wait();
 }

@@ -141,11 +141,19 @@ impl Group {
             return !protocols.is_empty();
         }
         self.protocol_type.as_deref() == Some(protocol_type)
-            && protocols.iter().any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+            && protocols.iter().any(|(name, _)| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            })
     }
 
     fn max_rebalance_timeout(&self) -> Duration {
-        self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or(Duration::from_secs(60))
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(60))
     }
 
     fn remove_member(&mut self, id: &str) -> Option<Member> {
@@ -165,7 +173,10 @@ impl Group {
         if self.state == State::CompletingRebalance {
             for m in self.members.values_mut() {
                 if let Some(tx) = m.sync_tx.take() {
-                    let _ = tx.send(SyncOutcome { error: REBALANCE_IN_PROGRESS, ..Default::default() });
+                    let _ = tx.send(SyncOutcome {
+                        error: REBALANCE_IN_PROGRESS,
+                        ..Default::default()
+                    });
                 }
             }
         }
@@ -199,7 +210,12 @@ impl Group {
     }
 
     fn complete_join(&mut self, now: Instant) {
-        let absent: Vec<String> = self.members.iter().filter(|(_, m)| m.join_tx.is_none()).map(|(k, _)| k.clone()).collect();
+        let absent: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.join_tx.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
         for id in absent {
             self.remove_member(&id);
         }
@@ -222,7 +238,11 @@ impl Group {
             .unwrap_or_default();
         let candidates: Vec<String> = candidates
             .into_iter()
-            .filter(|c| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == c)))
+            .filter(|c| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == c))
+            })
             .collect();
         let mut votes: HashMap<&str, usize> = HashMap::new();
         for m in self.members.values() {
@@ -230,9 +250,21 @@ impl Group {
                 *votes.entry(n.as_str()).or_default() += 1;
             }
         }
-        let chosen = candidates.iter().max_by_key(|c| (votes.get(c.as_str()).copied().unwrap_or(0), usize::MAX - candidates.iter().position(|x| x == *c).unwrap_or(0))).cloned();
+        let chosen = candidates
+            .iter()
+            .max_by_key(|c| {
+                (
+                    votes.get(c.as_str()).copied().unwrap_or(0),
+                    usize::MAX - candidates.iter().position(|x| x == *c).unwrap_or(0),
+                )
+            })
+            .cloned();
         self.protocol = chosen.clone();
-        if self.leader.as_ref().is_none_or(|l| !self.members.contains_key(l)) {
+        if self
+            .leader
+            .as_ref()
+            .is_none_or(|l| !self.members.contains_key(l))
+        {
             self.leader = self.members.keys().next().cloned();
         }
         let leader = self.leader.clone().unwrap_or_default();
@@ -241,7 +273,12 @@ impl Group {
             .members
             .iter()
             .map(|(id, m)| {
-                let meta = m.protocols.iter().find(|(n, _)| *n == chosen).map(|(_, b)| b.clone()).unwrap_or_default();
+                let meta = m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| *n == chosen)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default();
                 (id.clone(), m.instance_id.clone(), meta)
             })
             .collect();
@@ -258,7 +295,11 @@ impl Group {
                     protocol_name: Some(chosen.clone()),
                     leader: leader.clone(),
                     member_id: id.clone(),
-                    members: if *id == leader { roster.clone() } else { Vec::new() },
+                    members: if *id == leader {
+                        roster.clone()
+                    } else {
+                        Vec::new()
+                    },
                 });
             }
         }
@@ -303,7 +344,12 @@ enum Reply<T> {
 
 impl Coordinator {
     pub fn new(offsets: offsets::OffsetStore, initial_delay: Duration) -> Self {
-        Coordinator { groups: Mutex::new(HashMap::new()), offsets, initial_delay, ids: AtomicU64::new(1) }
+        Coordinator {
+            groups: Mutex::new(HashMap::new()),
+            offsets,
+            initial_delay,
+            ids: AtomicU64::new(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Group>> {
@@ -312,7 +358,9 @@ impl Coordinator {
 
     fn new_member_id(&self, prefix: &str) -> String {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         format!("{prefix}-{t:016x}-{n:08x}")
     }
 
@@ -320,18 +368,32 @@ impl Coordinator {
         let reply = self.join_now(p);
         match reply {
             Reply::Now(o) => o,
-            Reply::Later(rx) => rx.await.unwrap_or(JoinOutcome { error: REBALANCE_IN_PROGRESS, ..Default::default() }),
+            Reply::Later(rx) => rx.await.unwrap_or(JoinOutcome {
+                error: REBALANCE_IN_PROGRESS,
+                ..Default::default()
+            }),
         }
     }
 
     fn join_now(&self, p: JoinParams) -> Reply<JoinOutcome> {
-        let err = |error: i16, member_id: &str| Reply::Now(JoinOutcome { error, generation: -1, member_id: member_id.to_string(), ..Default::default() });
+        let err = |error: i16, member_id: &str| {
+            Reply::Now(JoinOutcome {
+                error,
+                generation: -1,
+                member_id: member_id.to_string(),
+                ..Default::default()
+            })
+        };
         let session = Duration::from_millis(p.session_timeout_ms.max(0) as u64);
         if !(MIN_SESSION..=MAX_SESSION).contains(&session) {
             return err(INVALID_SESSION_TIMEOUT, &p.member_id);
         }
         // v0 has no rebalance timeout: Kafka uses the session timeout.
-        let rebalance = if p.rebalance_timeout_ms > 0 { Duration::from_millis(p.rebalance_timeout_ms as u64) } else { session };
+        let rebalance = if p.rebalance_timeout_ms > 0 {
+            Duration::from_millis(p.rebalance_timeout_ms as u64)
+        } else {
+            session
+        };
         let now = Instant::now();
         let mut groups = self.lock();
         let g = groups.entry(p.group_id.clone()).or_insert_with(Group::new);
@@ -358,10 +420,17 @@ impl Coordinator {
                     // A static member came back: it takes over the old member's place.
                     if let Some(mut old) = g.members.remove(&old_id) {
                         if let Some(tx) = old.join_tx.take() {
-                            let _ = tx.send(JoinOutcome { error: FENCED_INSTANCE_ID, member_id: old_id.clone(), ..Default::default() });
+                            let _ = tx.send(JoinOutcome {
+                                error: FENCED_INSTANCE_ID,
+                                member_id: old_id.clone(),
+                                ..Default::default()
+                            });
                         }
                         if let Some(tx) = old.sync_tx.take() {
-                            let _ = tx.send(SyncOutcome { error: FENCED_INSTANCE_ID, ..Default::default() });
+                            let _ = tx.send(SyncOutcome {
+                                error: FENCED_INSTANCE_ID,
+                                ..Default::default()
+                            });
                         }
                         let same = old.protocols == p.protocols;
                         let was_leader = g.leader.as_deref() == Some(old_id.as_str());
@@ -377,15 +446,21 @@ impl Coordinator {
                             return Reply::Now(g.current_join(&member_id));
                         }
                     } else {
-                        g.members.insert(member_id.clone(), new_member(Some(inst.clone())));
+                        g.members
+                            .insert(member_id.clone(), new_member(Some(inst.clone())));
                         g.statics.insert(inst.clone(), member_id.clone());
                     }
                 } else {
-                    g.members.insert(member_id.clone(), new_member(Some(inst.clone())));
+                    g.members
+                        .insert(member_id.clone(), new_member(Some(inst.clone())));
                     g.statics.insert(inst.clone(), member_id.clone());
                 }
             } else {
-                member_id = self.new_member_id(if p.client_id.is_empty() { "member" } else { &p.client_id });
+                member_id = self.new_member_id(if p.client_id.is_empty() {
+                    "member"
+                } else {
+                    &p.client_id
+                });
                 if p.version >= 4 {
                     // KIP-394: hand out an id and make the client come back with it.
                     g.pending.insert(member_id.clone(), now + session);
@@ -406,7 +481,8 @@ impl Coordinator {
                 }
             }
             if g.pending.remove(&member_id).is_some() {
-                g.members.insert(member_id.clone(), new_member(p.instance_id.clone()));
+                g.members
+                    .insert(member_id.clone(), new_member(p.instance_id.clone()));
                 if let Some(inst) = &p.instance_id {
                     g.statics.insert(inst.clone(), member_id.clone());
                 }
@@ -418,7 +494,9 @@ impl Coordinator {
                 m.last_seen = now;
                 let is_leader = g.leader.as_deref() == Some(member_id.as_str());
                 match g.state {
-                    State::Stable if same && !is_leader => return Reply::Now(g.current_join(&member_id)),
+                    State::Stable if same && !is_leader => {
+                        return Reply::Now(g.current_join(&member_id))
+                    }
                     State::CompletingRebalance if same => {
                         let mut o = g.current_join(&member_id);
                         if is_leader {
@@ -427,7 +505,12 @@ impl Coordinator {
                                 .members
                                 .iter()
                                 .map(|(id, m)| {
-                                    let meta = m.protocols.iter().find(|(n, _)| *n == chosen).map(|(_, b)| b.clone()).unwrap_or_default();
+                                    let meta = m
+                                        .protocols
+                                        .iter()
+                                        .find(|(n, _)| *n == chosen)
+                                        .map(|(_, b)| b.clone())
+                                        .unwrap_or_default();
                                     (id.clone(), m.instance_id.clone(), meta)
                                 })
                                 .collect();
@@ -446,7 +529,10 @@ impl Coordinator {
         let (tx, rx) = oneshot::channel();
         if let Some(m) = g.members.get_mut(&member_id) {
             if let Some(old) = m.join_tx.replace(tx) {
-                let _ = old.send(JoinOutcome { error: UNKNOWN_MEMBER_ID, ..Default::default() });
+                let _ = old.send(JoinOutcome {
+                    error: UNKNOWN_MEMBER_ID,
+                    ..Default::default()
+                });
             }
         }
         if g.state != State::PreparingRebalance {
@@ -460,15 +546,28 @@ impl Coordinator {
         Reply::Later(rx)
     }
 
-    pub async fn sync(&self, group: &str, generation: i32, member_id: &str, instance_id: Option<&str>, assignments: Vec<(String, Bytes)>) -> SyncOutcome {
+    pub async fn sync(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncOutcome {
         let reply = {
             let mut groups = self.lock();
             let now = Instant::now();
-            let err = |error| Reply::Now(SyncOutcome { error, ..Default::default() });
+            let err = |error| {
+                Reply::Now(SyncOutcome {
+                    error,
+                    ..Default::default()
+                })
+            };
             match groups.get_mut(group) {
                 None => err(UNKNOWN_MEMBER_ID),
                 Some(g) => {
-                    let fenced = instance_id.is_some_and(|i| g.statics.get(i).is_some_and(|m| m != member_id));
+                    let fenced = instance_id
+                        .is_some_and(|i| g.statics.get(i).is_some_and(|m| m != member_id));
                     if fenced {
                         err(FENCED_INSTANCE_ID)
                     } else if !g.members.contains_key(member_id) {
@@ -482,8 +581,17 @@ impl Coordinator {
                             State::Empty => err(UNKNOWN_MEMBER_ID),
                             State::PreparingRebalance => err(REBALANCE_IN_PROGRESS),
                             State::Stable => {
-                                let a = g.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default();
-                                Reply::Now(SyncOutcome { error: NONE, assignment: a, protocol_type: ptype, protocol_name: pname })
+                                let a = g
+                                    .members
+                                    .get(member_id)
+                                    .map(|m| m.assignment.clone())
+                                    .unwrap_or_default();
+                                Reply::Now(SyncOutcome {
+                                    error: NONE,
+                                    assignment: a,
+                                    protocol_type: ptype,
+                                    protocol_name: pname,
+                                })
                             }
                             State::CompletingRebalance => {
                                 let (tx, rx) = oneshot::channel();
@@ -502,7 +610,12 @@ impl Coordinator {
                                     for m in g.members.values_mut() {
                                         m.last_seen = now;
                                         if let Some(tx) = m.sync_tx.take() {
-                                            let _ = tx.send(SyncOutcome { error: NONE, assignment: m.assignment.clone(), protocol_type: ptype.clone(), protocol_name: pname.clone() });
+                                            let _ = tx.send(SyncOutcome {
+                                                error: NONE,
+                                                assignment: m.assignment.clone(),
+                                                protocol_type: ptype.clone(),
+                                                protocol_name: pname.clone(),
+                                            });
                                         }
                                     }
                                 }
@@ -515,19 +628,32 @@ impl Coordinator {
         };
         match reply {
             Reply::Now(o) => o,
-            Reply::Later(rx) => rx.await.unwrap_or(SyncOutcome { error: REBALANCE_IN_PROGRESS, ..Default::default() }),
+            Reply::Later(rx) => rx.await.unwrap_or(SyncOutcome {
+                error: REBALANCE_IN_PROGRESS,
+                ..Default::default()
+            }),
         }
     }
 
-    pub fn heartbeat(&self, group: &str, generation: i32, member_id: &str, instance_id: Option<&str>) -> i16 {
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> i16 {
         let mut groups = self.lock();
-        let Some(g) = groups.get_mut(group) else { return UNKNOWN_MEMBER_ID };
+        let Some(g) = groups.get_mut(group) else {
+            return UNKNOWN_MEMBER_ID;
+        };
         if instance_id.is_some_and(|i| g.statics.get(i).is_some_and(|m| m != member_id)) {
             return FENCED_INSTANCE_ID;
         }
         let state = g.state;
         let gen = g.generation;
-        let Some(m) = g.members.get_mut(member_id) else { return UNKNOWN_MEMBER_ID };
+        let Some(m) = g.members.get_mut(member_id) else {
+            return UNKNOWN_MEMBER_ID;
+        };
         m.last_seen = Instant::now();
         match state {
             State::Empty => UNKNOWN_MEMBER_ID,
@@ -540,18 +666,29 @@ impl Coordinator {
     /// Removes members (by id, or by instance id when the id is empty). Per-member error codes.
     pub fn leave(&self, group: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
         let mut groups = self.lock();
-        let Some(g) = groups.get_mut(group) else { return vec![UNKNOWN_MEMBER_ID; members.len()] };
+        let Some(g) = groups.get_mut(group) else {
+            return vec![UNKNOWN_MEMBER_ID; members.len()];
+        };
         let now = Instant::now();
         let mut codes = Vec::with_capacity(members.len());
         let mut removed = false;
         for (id, inst) in members {
-            let id = if id.is_empty() { inst.as_ref().and_then(|i| g.statics.get(i).cloned()).unwrap_or_default() } else { id.clone() };
+            let id = if id.is_empty() {
+                inst.as_ref()
+                    .and_then(|i| g.statics.get(i).cloned())
+                    .unwrap_or_default()
+            } else {
+                id.clone()
+            };
             if g.pending.remove(&id).is_some() {
                 codes.push(NONE);
                 removed = true;
             } else if let Some(mut m) = g.remove_member(&id) {
                 if let Some(tx) = m.join_tx.take() {
-                    let _ = tx.send(JoinOutcome { error: UNKNOWN_MEMBER_ID, ..Default::default() });
+                    let _ = tx.send(JoinOutcome {
+                        error: UNKNOWN_MEMBER_ID,
+                        ..Default::default()
+                    });
                 }
                 codes.push(NONE);
                 removed = true;
@@ -561,7 +698,9 @@ impl Coordinator {
         }
         if removed {
             match g.state {
-                State::Stable | State::CompletingRebalance => g.prepare_rebalance(now, Duration::ZERO),
+                State::Stable | State::CompletingRebalance => {
+                    g.prepare_rebalance(now, Duration::ZERO)
+                }
                 _ => {}
             }
             g.try_complete_join(now);
@@ -570,20 +709,36 @@ impl Coordinator {
     }
 
     /// Checks an OffsetCommit against the group (`ClassicGroup.validateOffsetCommit`).
-    pub fn validate_commit(&self, group: &str, generation: i32, member_id: &str, instance_id: Option<&str>) -> i16 {
+    pub fn validate_commit(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> i16 {
         let mut groups = self.lock();
         let Some(g) = groups.get_mut(group) else {
-            return if generation < 0 { NONE } else { ILLEGAL_GENERATION };
+            return if generation < 0 {
+                NONE
+            } else {
+                ILLEGAL_GENERATION
+            };
         };
         if generation < 0 && member_id.is_empty() {
-            return if g.state == State::Empty { NONE } else { UNKNOWN_MEMBER_ID };
+            return if g.state == State::Empty {
+                NONE
+            } else {
+                UNKNOWN_MEMBER_ID
+            };
         }
         if instance_id.is_some_and(|i| g.statics.get(i).is_some_and(|m| m != member_id)) {
             return FENCED_INSTANCE_ID;
         }
         let state = g.state;
         let gen = g.generation;
-        let Some(m) = g.members.get_mut(member_id) else { return UNKNOWN_MEMBER_ID };
+        let Some(m) = g.members.get_mut(member_id) else {
+            return UNKNOWN_MEMBER_ID;
+        };
         m.last_seen = Instant::now();
         if generation != gen {
             ILLEGAL_GENERATION
@@ -602,7 +757,11 @@ impl Coordinator {
             let expired: Vec<String> = g
                 .members
                 .iter()
-                .filter(|(_, m)| m.join_tx.is_none() && m.sync_tx.is_none() && m.last_seen + m.session_timeout <= now)
+                .filter(|(_, m)| {
+                    m.join_tx.is_none()
+                        && m.sync_tx.is_none()
+                        && m.last_seen + m.session_timeout <= now
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             if !expired.is_empty() {
@@ -629,13 +788,29 @@ impl Coordinator {
         Some(GroupDescription {
             state: g.state.name(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            protocol: if g.state == State::Stable || g.state == State::CompletingRebalance { chosen.clone() } else { String::new() },
+            protocol: if g.state == State::Stable || g.state == State::CompletingRebalance {
+                chosen.clone()
+            } else {
+                String::new()
+            },
             members: g
                 .members
                 .iter()
                 .map(|(id, m)| {
-                    let meta = m.protocols.iter().find(|(n, _)| *n == chosen).map(|(_, b)| b.clone()).unwrap_or_default();
-                    (id.clone(), m.instance_id.clone(), m.client_id.clone(), m.client_host.clone(), meta, m.assignment.clone())
+                    let meta = m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == chosen)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default();
+                    (
+                        id.clone(),
+                        m.instance_id.clone(),
+                        m.client_id.clone(),
+                        m.client_host.clone(),
+                        meta,
+                        m.assignment.clone(),
+                    )
                 })
                 .collect(),
             rebalances: g.rebalances,
@@ -649,7 +824,13 @@ impl Coordinator {
             out.insert(g, ("consumer".to_string(), "Empty"));
         }
         for (id, g) in self.lock().iter() {
-            out.insert(id.clone(), (g.protocol_type.clone().unwrap_or_else(|| "consumer".into()), g.state.name()));
+            out.insert(
+                id.clone(),
+                (
+                    g.protocol_type.clone().unwrap_or_else(|| "consumer".into()),
+                    g.state.name(),
+                ),
+            );
         }
         out.into_iter().map(|(k, (t, s))| (k, t, s)).collect()
     }

@@ -69,13 +69,16 @@ impl Cursor<'_> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
     fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn i64(&mut self) -> Option<i64> {
-        self.take(8).map(|b| i64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+        self.take(8)
+            .map(|b| i64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
     }
     fn string(&mut self, n: usize) -> Option<String> {
-        self.take(n).map(|b| String::from_utf8_lossy(b).into_owned())
+        self.take(n)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 }
 
@@ -89,21 +92,47 @@ fn decode(p: &[u8]) -> Option<(Key, Committed)> {
     let offset = c.i64()?;
     let leader_epoch = c.i32()?;
     let ml = c.i32()?;
-    let metadata = if ml < 0 { None } else { Some(c.string(ml as usize)?) };
-    Some(((g, t, part), Committed { offset, leader_epoch, metadata }))
+    let metadata = if ml < 0 {
+        None
+    } else {
+        Some(c.string(ml as usize)?)
+    };
+    Some((
+        (g, t, part),
+        Committed {
+            offset,
+            leader_epoch,
+            metadata,
+        },
+    ))
 }
 
 impl OffsetStore {
     /// Replays the journal, drops a torn tail, and rewrites it compacted.
     pub fn open(dir: &Path) -> io::Result<Self> {
         let path = dir.join("__consumer_offsets.journal");
-        let bytes = std::fs::read(&path).or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(Vec::new()) } else { Err(e) })?;
+        let bytes = std::fs::read(&path).or_else(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Ok(Vec::new())
+            } else {
+                Err(e)
+            }
+        })?;
         let mut map = HashMap::new();
         let mut pos = 0;
         while pos + 8 <= bytes.len() {
-            let len = u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
-            let crc = u32::from_be_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
-            let Some(p) = bytes.get(pos + 8..pos + 8 + len) else { break };
+            let len =
+                u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
+                    as usize;
+            let crc = u32::from_be_bytes([
+                bytes[pos + 4],
+                bytes[pos + 5],
+                bytes[pos + 6],
+                bytes[pos + 7],
+            ]);
+            let Some(p) = bytes.get(pos + 8..pos + 8 + len) else {
+                break;
+            };
             if crc32c::crc32c(p) != crc {
                 break;
             }
@@ -128,7 +157,11 @@ impl OffsetStore {
         }
         std::fs::rename(&tmp, &path)?;
         let file = OpenOptions::new().append(true).open(&path)?;
-        Ok(OffsetStore { path, file: Mutex::new(file), map: Mutex::new(map) })
+        Ok(OffsetStore {
+            path,
+            file: Mutex::new(file),
+            map: Mutex::new(map),
+        })
     }
 
     /// Records a commit: journal first (one write per call), then the map.
@@ -140,7 +173,10 @@ impl OffsetStore {
         for (k, c) in &entries {
             buf.extend_from_slice(&encode(k, c));
         }
-        self.file.lock().unwrap_or_else(|p| p.into_inner()).write_all(&buf)?;
+        self.file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(&buf)?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         for (k, c) in entries {
             map.insert(k, c);
@@ -150,14 +186,18 @@ impl OffsetStore {
 
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(group.to_string(), topic.to_string(), partition)).cloned()
+        map.get(&(group.to_string(), topic.to_string(), partition))
+            .cloned()
     }
 
     /// Every committed (topic, partition) of a group, sorted.
     pub fn for_group(&self, group: &str) -> Vec<(String, i32, Committed)> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<_> =
-            map.iter().filter(|(k, _)| k.0 == group).map(|(k, c)| (k.1.clone(), k.2, c.clone())).collect();
+        let mut v: Vec<_> = map
+            .iter()
+            .filter(|(k, _)| k.0 == group)
+            .map(|(k, c)| (k.1.clone(), k.2, c.clone()))
+            .collect();
         v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         v
     }
@@ -165,7 +205,9 @@ impl OffsetStore {
     /// Every (group, topic, partition, offset), for metrics and ListGroups.
     pub fn all(&self) -> Vec<(String, String, i32, i64)> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.iter().map(|(k, c)| (k.0.clone(), k.1.clone(), k.2, c.offset)).collect()
+        map.iter()
+            .map(|(k, c)| (k.0.clone(), k.1.clone(), k.2, c.offset))
+            .collect()
     }
 
     /// Forgets the offsets of a deleted topic (journal keeps them until the next compaction,
@@ -176,11 +218,18 @@ impl OffsetStore {
             map.keys().filter(|k| k.1 == topic).cloned().collect()
         };
         let mut buf = Vec::new();
-        let tomb = Committed { offset: -1, leader_epoch: -1, metadata: None };
+        let tomb = Committed {
+            offset: -1,
+            leader_epoch: -1,
+            metadata: None,
+        };
         for k in &keys {
             buf.extend_from_slice(&encode(k, &tomb));
         }
-        self.file.lock().unwrap_or_else(|p| p.into_inner()).write_all(&buf)?;
+        self.file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(&buf)?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         for k in keys {
             map.remove(&k);
@@ -201,13 +250,20 @@ mod tests {
     fn commits_survive_reopen_and_a_torn_tail_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let k = |p| ("g".to_string(), "t".to_string(), p);
-        let c = |o| Committed { offset: o, leader_epoch: -1, metadata: Some("m".into()) };
+        let c = |o| Committed {
+            offset: o,
+            leader_epoch: -1,
+            metadata: Some("m".into()),
+        };
         {
             let s = OffsetStore::open(dir.path()).unwrap();
             s.commit(vec![(k(0), c(5)), (k(1), c(7))]).unwrap();
             s.commit(vec![(k(0), c(9))]).unwrap();
         }
-        let mut f = OpenOptions::new().append(true).open(dir.path().join("__consumer_offsets.journal")).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("__consumer_offsets.journal"))
+            .unwrap();
         f.write_all(&[0, 0, 0, 40, 1, 2]).unwrap();
         drop(f);
         let s = OffsetStore::open(dir.path()).unwrap();

@@ -34,14 +34,28 @@ async fn new_members_must_come_back_with_their_id_then_form_a_generation() {
     assert_eq!(joined.generation, 1);
     assert_eq!(joined.leader, first.member_id);
     assert_eq!(joined.members.len(), 1);
-    let synced = c.sync("g", 1, &first.member_id, None, vec![(first.member_id.clone(), Bytes::from_static(b"a"))]).await;
+    let synced = c
+        .sync(
+            "g",
+            1,
+            &first.member_id,
+            None,
+            vec![(first.member_id.clone(), Bytes::from_static(b"a"))],
+        )
+        .await;
     assert_eq!(synced.error, NONE);
     assert_eq!(&synced.assignment[..], b"a");
     assert_eq!(c.heartbeat("g", 1, &first.member_id, None), NONE);
-    assert_eq!(c.heartbeat("g", 0, &first.member_id, None), ILLEGAL_GENERATION);
+    assert_eq!(
+        c.heartbeat("g", 0, &first.member_id, None),
+        ILLEGAL_GENERATION
+    );
     assert_eq!(c.heartbeat("g", 1, "nobody", None), UNKNOWN_MEMBER_ID);
     assert_eq!(c.validate_commit("g", 1, &first.member_id, None), NONE);
-    assert_eq!(c.validate_commit("g", 2, &first.member_id, None), ILLEGAL_GENERATION);
+    assert_eq!(
+        c.validate_commit("g", 2, &first.member_id, None),
+        ILLEGAL_GENERATION
+    );
 }
 
 #[tokio::test]
@@ -55,7 +69,10 @@ async fn a_second_member_triggers_a_rebalance_and_both_get_the_next_generation()
     let c2 = c.clone();
     let b = tokio::spawn(async move { c2.join(params("", 3)).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(c.heartbeat("g", 1, &a.member_id, None), REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        c.heartbeat("g", 1, &a.member_id, None),
+        REBALANCE_IN_PROGRESS
+    );
     let a2 = c.join(params(&a.member_id, 3)).await;
     let b = b.await.unwrap();
     assert_eq!(a2.generation, 2);
@@ -83,7 +100,10 @@ async fn leaving_empties_the_group_and_simple_commits_are_allowed_then() {
     assert_eq!(c.leave("g", &[(a.member_id.clone(), None)]), vec![NONE]);
     assert_eq!(c.describe("g").unwrap().state, "Empty");
     assert_eq!(c.validate_commit("g", -1, "", None), NONE);
-    assert_eq!(c.leave("g", &[("ghost".into(), None)]), vec![UNKNOWN_MEMBER_ID]);
+    assert_eq!(
+        c.leave("g", &[("ghost".into(), None)]),
+        vec![UNKNOWN_MEMBER_ID]
+    );
 }
 
 #[tokio::test]
@@ -95,11 +115,15 @@ async fn a_static_member_rejoining_takes_over_without_a_rebalance() {
     assert_eq!(a.error, NONE);
     // The leader (only member) syncs, then a follower static member... keep it simple: one
     // member restarts; as it was leader, a rebalance is needed, but the old id is fenced.
-    c.sync("g", a.generation, &a.member_id, Some("i1"), vec![]).await;
+    c.sync("g", a.generation, &a.member_id, Some("i1"), vec![])
+        .await;
     let again = c.join(p).await;
     assert_eq!(again.error, NONE);
     assert_ne!(again.member_id, a.member_id);
-    assert_eq!(c.heartbeat("g", again.generation, &a.member_id, Some("i1")), FENCED_INSTANCE_ID);
+    assert_eq!(
+        c.heartbeat("g", again.generation, &a.member_id, Some("i1")),
+        FENCED_INSTANCE_ID
+    );
 }
 
 #[test]
@@ -107,6 +131,9 @@ fn session_timeouts_outside_kafkas_bounds_are_refused() {
     let (c, _d) = coordinator();
     let mut p = params("", 5);
     p.session_timeout_ms = 1000;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     assert_eq!(rt.block_on(c.join(p)).error, INVALID_SESSION_TIMEOUT);
 }

@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId, TopicName,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -25,7 +28,11 @@ pub fn create_topics(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<
         let name = str_of(&t.name.0);
         let mut res = CreatableTopicResult::default();
         res.name = t.name.clone();
-        let partitions = if t.num_partitions < 0 { broker.cfg.num_partitions } else { t.num_partitions };
+        let partitions = if t.num_partitions < 0 {
+            broker.cfg.num_partitions
+        } else {
+            t.num_partitions
+        };
         res.num_partitions = partitions;
         res.replication_factor = 1;
         res.error_code = if t.replication_factor > 1 {
@@ -35,7 +42,9 @@ pub fn create_topics(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<
         } else if r.validate_only {
             match broker.topics.get(&name) {
                 Some(_) => code::TOPIC_ALREADY_EXISTS,
-                None if !crate::broker::topics::valid_topic_name(&name) => code::INVALID_TOPIC_EXCEPTION,
+                None if !crate::broker::topics::valid_topic_name(&name) => {
+                    code::INVALID_TOPIC_EXCEPTION
+                }
                 None if partitions < 1 => code::INVALID_PARTITIONS,
                 None => code::NONE,
             }
@@ -98,29 +107,47 @@ fn topic_configs(broker: &Broker) -> Vec<(&'static str, String)> {
         ("max.message.bytes", c.max_message_bytes.to_string()),
         ("message.timestamp.type", "CreateTime".into()),
         ("min.insync.replicas", "1".into()),
-        ("retention.bytes", c.retention_bytes.map_or("-1".into(), |b| b.to_string())),
-        ("retention.ms", c.retention_ms.map_or("-1".into(), |b| b.to_string())),
+        (
+            "retention.bytes",
+            c.retention_bytes.map_or("-1".into(), |b| b.to_string()),
+        ),
+        (
+            "retention.ms",
+            c.retention_ms.map_or("-1".into(), |b| b.to_string()),
+        ),
         ("segment.bytes", c.segment_bytes.to_string()),
-        ("flush.messages", match c.flush {
-            crate::broker::log::FlushPolicy::Messages(n) => n.to_string(),
-            _ => i64::MAX.to_string(),
-        }),
-        ("flush.ms", match c.flush {
-            crate::broker::log::FlushPolicy::IntervalMs(n) => n.to_string(),
-            _ => i64::MAX.to_string(),
-        }),
+        (
+            "flush.messages",
+            match c.flush {
+                crate::broker::log::FlushPolicy::Messages(n) => n.to_string(),
+                _ => i64::MAX.to_string(),
+            },
+        ),
+        (
+            "flush.ms",
+            match c.flush {
+                crate::broker::log::FlushPolicy::IntervalMs(n) => n.to_string(),
+                _ => i64::MAX.to_string(),
+            },
+        ),
     ]
 }
 
 fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
     let c = &broker.cfg;
     vec![
-        ("auto.create.topics.enable", c.auto_create_topics.to_string()),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+        ),
         ("num.partitions", c.num_partitions.to_string()),
         ("socket.request.max.bytes", c.max_request_bytes.to_string()),
         ("message.max.bytes", c.max_message_bytes.to_string()),
         ("log.segment.bytes", c.segment_bytes.to_string()),
-        ("group.initial.rebalance.delay.ms", c.group_initial_rebalance_delay_ms.to_string()),
+        (
+            "group.initial.rebalance.delay.ms",
+            c.group_initial_rebalance_delay_ms.to_string(),
+        ),
     ]
 }
 
@@ -132,7 +159,9 @@ pub fn describe_configs(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
         out.resource_type = res.resource_type;
         out.resource_name = res.resource_name.clone();
         let configs = match res.resource_type {
-            2 if broker.topics.get(res.resource_name.as_str()).is_some() => Some(topic_configs(broker)),
+            2 if broker.topics.get(res.resource_name.as_str()).is_some() => {
+                Some(topic_configs(broker))
+            }
             2 => {
                 out.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
                 None
@@ -144,7 +173,11 @@ pub fn describe_configs(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
             }
         };
         for (k, v) in configs.unwrap_or_default() {
-            if res.configuration_keys.as_ref().is_some_and(|keys| !keys.iter().any(|x| x.as_str() == k)) {
+            if res
+                .configuration_keys
+                .as_ref()
+                .is_some_and(|keys| !keys.iter().any(|x| x.as_str() == k))
+            {
                 continue;
             }
             let mut e = DescribeConfigsResourceResult::default();

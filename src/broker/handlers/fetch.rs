@@ -25,13 +25,30 @@ struct Gathered {
 }
 
 fn gather(broker: &Broker, r: &FetchRequest) -> Gathered {
-    let mut budget = if r.max_bytes > 0 { r.max_bytes as usize } else { usize::MAX };
-    let mut out = Gathered { topics: Vec::with_capacity(r.topics.len()), bytes: 0, errors: false };
+    let mut budget = if r.max_bytes > 0 {
+        r.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let mut out = Gathered {
+        topics: Vec::with_capacity(r.topics.len()),
+        bytes: 0,
+        errors: false,
+    };
     for t in &r.topics {
         let name = str_of(&t.topic.0);
-        let mut td = TopicData { name: name.clone(), partitions: Vec::with_capacity(t.partitions.len()) };
+        let mut td = TopicData {
+            name: name.clone(),
+            partitions: Vec::with_capacity(t.partitions.len()),
+        };
         for fp in &t.partitions {
-            let mut pd = PartitionData { index: fp.partition, error: code::NONE, high_watermark: -1, log_start_offset: -1, records: None };
+            let mut pd = PartitionData {
+                index: fp.partition,
+                error: code::NONE,
+                high_watermark: -1,
+                log_start_offset: -1,
+                records: None,
+            };
             match broker.topics.partition(&name, fp.partition) {
                 None => {
                     pd.error = code::UNKNOWN_TOPIC_OR_PARTITION;
@@ -91,10 +108,19 @@ pub async fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
         }
     };
     for t in &gathered.topics {
-        let bytes: usize = t.partitions.iter().filter_map(|p| p.records.as_ref()).map(|s| s.len).sum();
+        let bytes: usize = t
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref())
+            .map(|s| s.len)
+            .sum();
         if bytes > 0 {
             broker.metrics.fetched(&t.name, bytes as u64);
         }
     }
-    Ok(Response::Parts(fetch_encode::encode(req.version, req.header.correlation_id, &gathered.topics)))
+    Ok(Response::Parts(fetch_encode::encode(
+        req.version,
+        req.header.correlation_id,
+        &gathered.topics,
+    )))
 }

@@ -25,9 +25,17 @@ pub fn find_coordinator(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
     let r: FindCoordinatorRequest = decode(req)?;
     let mut resp = FindCoordinatorResponse::default();
     // key_type 1 = transactions, which this broker does not coordinate.
-    let error = if r.key_type == 0 { NONE } else { COORDINATOR_NOT_AVAILABLE };
+    let error = if r.key_type == 0 {
+        NONE
+    } else {
+        COORDINATOR_NOT_AVAILABLE
+    };
     let host = sb(broker.advertised_host.clone());
-    let (node, port) = if error == NONE { (NODE_ID, broker.advertised_port) } else { (-1, -1) };
+    let (node, port) = if error == NONE {
+        (NODE_ID, broker.advertised_port)
+    } else {
+        (-1, -1)
+    };
     if req.version >= 4 {
         resp.coordinators = r
             .coordinator_keys
@@ -51,18 +59,35 @@ pub fn find_coordinator(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
     respond(req, &resp)
 }
 
-pub async fn join(broker: &Arc<Broker>, req: &mut Request, conn: &ConnInfo) -> anyhow::Result<Response> {
+pub async fn join(
+    broker: &Arc<Broker>,
+    req: &mut Request,
+    conn: &ConnInfo,
+) -> anyhow::Result<Response> {
     let r: JoinGroupRequest = decode(req)?;
     let params = JoinParams {
         group_id: str_of(&r.group_id.0),
         member_id: str_of(&r.member_id),
         instance_id: r.group_instance_id.as_ref().map(str_of),
-        client_id: req.header.client_id.as_ref().map(str_of).unwrap_or_default(),
+        client_id: req
+            .header
+            .client_id
+            .as_ref()
+            .map(str_of)
+            .unwrap_or_default(),
         client_host: conn.client_host.clone(),
         session_timeout_ms: r.session_timeout_ms,
-        rebalance_timeout_ms: if req.version >= 1 { r.rebalance_timeout_ms } else { -1 },
+        rebalance_timeout_ms: if req.version >= 1 {
+            r.rebalance_timeout_ms
+        } else {
+            -1
+        },
         protocol_type: str_of(&r.protocol_type),
-        protocols: r.protocols.iter().map(|p| (str_of(&p.name), p.metadata.clone())).collect(),
+        protocols: r
+            .protocols
+            .iter()
+            .map(|p| (str_of(&p.name), p.metadata.clone()))
+            .collect(),
         version: req.version,
     };
     let o = broker.groups.join(params).await;
@@ -89,9 +114,22 @@ pub async fn join(broker: &Arc<Broker>, req: &mut Request, conn: &ConnInfo) -> a
 
 pub async fn sync(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: SyncGroupRequest = decode(req)?;
-    let assignments: Vec<(String, Bytes)> = r.assignments.iter().map(|a| (str_of(&a.member_id), a.assignment.clone())).collect();
+    let assignments: Vec<(String, Bytes)> = r
+        .assignments
+        .iter()
+        .map(|a| (str_of(&a.member_id), a.assignment.clone()))
+        .collect();
     let inst = r.group_instance_id.as_ref().map(str_of);
-    let o = broker.groups.sync(r.group_id.0.as_str(), r.generation_id, r.member_id.as_str(), inst.as_deref(), assignments).await;
+    let o = broker
+        .groups
+        .sync(
+            r.group_id.0.as_str(),
+            r.generation_id,
+            r.member_id.as_str(),
+            inst.as_deref(),
+            assignments,
+        )
+        .await;
     let mut resp = SyncGroupResponse::default();
     resp.error_code = o.error;
     resp.assignment = o.assignment;
@@ -104,14 +142,27 @@ pub fn heartbeat(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Resp
     let r: HeartbeatRequest = decode(req)?;
     let inst = r.group_instance_id.as_ref().map(str_of);
     let mut resp = HeartbeatResponse::default();
-    resp.error_code = broker.groups.heartbeat(r.group_id.0.as_str(), r.generation_id, r.member_id.as_str(), inst.as_deref());
+    resp.error_code = broker.groups.heartbeat(
+        r.group_id.0.as_str(),
+        r.generation_id,
+        r.member_id.as_str(),
+        inst.as_deref(),
+    );
     respond(req, &resp)
 }
 
 pub fn leave(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: LeaveGroupRequest = decode(req)?;
     let members: Vec<(String, Option<String>)> = if req.version >= 3 {
-        r.members.iter().map(|m| (str_of(&m.member_id), m.group_instance_id.as_ref().map(str_of))).collect()
+        r.members
+            .iter()
+            .map(|m| {
+                (
+                    str_of(&m.member_id),
+                    m.group_instance_id.as_ref().map(str_of),
+                )
+            })
+            .collect()
     } else {
         vec![(str_of(&r.member_id), None)]
     };
@@ -179,7 +230,12 @@ pub fn list(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response>
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, state)| r.states_filter.is_empty() || r.states_filter.iter().any(|s| s.as_str().eq_ignore_ascii_case(state)))
+        .filter(|(_, _, state)| {
+            r.states_filter.is_empty()
+                || r.states_filter
+                    .iter()
+                    .any(|s| s.as_str().eq_ignore_ascii_case(state))
+        })
         .map(|(id, ptype, state)| {
             let mut g = ListedGroup::default();
             g.group_id = GroupId(sb(id));

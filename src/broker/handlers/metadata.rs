@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -53,9 +55,14 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
     let requested: Option<Vec<String>> = match r.topics {
         None => None,
         Some(ts) if ts.is_empty() && req.version == 0 => None,
-        Some(ts) => Some(ts.into_iter().filter_map(|t| t.name.map(|n| n.0.as_str().to_string())).collect()),
+        Some(ts) => Some(
+            ts.into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.as_str().to_string()))
+                .collect(),
+        ),
     };
-    let allow_create = broker.cfg.auto_create_topics && (req.version < 4 || r.allow_auto_topic_creation);
+    let allow_create =
+        broker.cfg.auto_create_topics && (req.version < 4 || r.allow_auto_topic_creation);
     resp.topics = match requested {
         None => broker.topics.all().iter().map(|t| topic_entry(t)).collect(),
         Some(names) => names
@@ -63,14 +70,18 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
             .map(|name| match broker.topics.get(name) {
                 Some(t) => topic_entry(&t),
                 None if !valid_topic_name(name) => error_entry(name, code::INVALID_TOPIC_EXCEPTION),
-                None if allow_create => match broker.topics.create(name, broker.cfg.num_partitions, true) {
-                    Ok(t) => topic_entry(&t),
-                    Err(CreateError::InvalidName) => error_entry(name, code::INVALID_TOPIC_EXCEPTION),
-                    Err(e) => {
-                        tracing::warn!(topic = %name, "auto-create failed: {e}");
-                        error_entry(name, code::UNKNOWN_TOPIC_OR_PARTITION)
+                None if allow_create => {
+                    match broker.topics.create(name, broker.cfg.num_partitions, true) {
+                        Ok(t) => topic_entry(&t),
+                        Err(CreateError::InvalidName) => {
+                            error_entry(name, code::INVALID_TOPIC_EXCEPTION)
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %name, "auto-create failed: {e}");
+                            error_entry(name, code::UNKNOWN_TOPIC_OR_PARTITION)
+                        }
                     }
-                },
+                }
                 None => error_entry(name, code::UNKNOWN_TOPIC_OR_PARTITION),
             })
             .collect(),

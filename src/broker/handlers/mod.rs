@@ -48,7 +48,12 @@ pub(crate) fn decode<T: Decodable>(req: &mut Request) -> anyhow::Result<T> {
 }
 
 pub(crate) fn respond<M: Encodable>(req: &Request, body: &M) -> anyhow::Result<Response> {
-    Ok(Response::Frame(encode_response(req.key, req.version, req.header.correlation_id, body)?))
+    Ok(Response::Frame(encode_response(
+        req.key,
+        req.version,
+        req.header.correlation_id,
+        body,
+    )?))
 }
 
 pub(crate) fn str_of(s: &kafka_protocol::protocol::StrBytes) -> String {
@@ -57,7 +62,11 @@ pub(crate) fn str_of(s: &kafka_protocol::protocol::StrBytes) -> String {
 
 /// Handles one request. An `Err` means the request was malformed: the server closes the
 /// connection, as Kafka does for requests it cannot parse.
-pub async fn dispatch(broker: &Arc<Broker>, mut req: Request, conn: &ConnInfo) -> anyhow::Result<Response> {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    mut req: Request,
+    conn: &ConnInfo,
+) -> anyhow::Result<Response> {
     match req.key {
         ApiKey::ApiVersions => api_versions::handle(&mut req),
         ApiKey::Metadata => metadata::handle(broker, &mut req),

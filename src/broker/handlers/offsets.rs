@@ -2,8 +2,12 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::offset_fetch_response::{OffsetFetchResponsePartition, OffsetFetchResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -16,7 +20,12 @@ pub fn commit(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
     let r: OffsetCommitRequest = decode(req)?;
     let group = str_of(&r.group_id.0);
     let inst = r.group_instance_id.as_ref().map(str_of);
-    let verdict = broker.groups.validate_commit(&group, r.generation_id_or_member_epoch, r.member_id.as_str(), inst.as_deref());
+    let verdict = broker.groups.validate_commit(
+        &group,
+        r.generation_id_or_member_epoch,
+        r.member_id.as_str(),
+        inst.as_deref(),
+    );
     let mut entries = Vec::new();
     let mut resp = OffsetCommitResponse::default();
     for t in &r.topics {
@@ -57,7 +66,10 @@ pub fn fetch(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response
     let group = str_of(&r.group_id.0);
     let mut resp = OffsetFetchResponse::default();
     let wanted: Vec<(TopicName, Vec<i32>)> = match r.topics {
-        Some(ts) => ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect(),
+        Some(ts) => ts
+            .into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect(),
         // Null (v2+): every partition the group has committed.
         None => {
             let mut by_topic: Vec<(TopicName, Vec<i32>)> = Vec::new();
@@ -78,7 +90,9 @@ pub fn fetch(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response
             pr.partition_index = p;
             pr.committed_offset = c.as_ref().map_or(-1, |c| c.offset);
             pr.committed_leader_epoch = c.as_ref().map_or(-1, |c| c.leader_epoch);
-            pr.metadata = Some(StrBytes::from_string(c.and_then(|c| c.metadata).unwrap_or_default()));
+            pr.metadata = Some(StrBytes::from_string(
+                c.and_then(|c| c.metadata).unwrap_or_default(),
+            ));
             tr.partitions.push(pr);
         }
         tr.name = name;

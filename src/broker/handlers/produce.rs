@@ -26,7 +26,11 @@ struct Outcome {
 }
 
 fn append(broker: &Broker, p: &Partition, records: &[u8]) -> Outcome {
-    let fail = |error| Outcome { error, base_offset: -1, log_start: -1 };
+    let fail = |error| Outcome {
+        error,
+        base_offset: -1,
+        log_start: -1,
+    };
     let batches = match validate_all(records) {
         Ok(b) => b,
         Err(e) => {
@@ -34,7 +38,10 @@ fn append(broker: &Broker, p: &Partition, records: &[u8]) -> Outcome {
             return fail(code::CORRUPT_MESSAGE);
         }
     };
-    if batches.iter().any(|(h, _)| h.total_len() > MAX_BATCH_BYTES.max(broker.cfg.max_message_bytes)) {
+    if batches
+        .iter()
+        .any(|(h, _)| h.total_len() > MAX_BATCH_BYTES.max(broker.cfg.max_message_bytes))
+    {
         return fail(code::MESSAGE_TOO_LARGE);
     }
     let mut log = p.log();
@@ -62,8 +69,14 @@ fn append(broker: &Broker, p: &Partition, records: &[u8]) -> Outcome {
     }
     p.publish(&log);
     drop(log);
-    broker.metrics.produced(&p.topic, messages, records.len() as u64);
-    Outcome { error: code::NONE, base_offset: first.unwrap_or(-1), log_start: p.log_start_offset() }
+    broker
+        .metrics
+        .produced(&p.topic, messages, records.len() as u64);
+    Outcome {
+        error: code::NONE,
+        base_offset: first.unwrap_or(-1),
+        log_start: p.log_start_offset(),
+    }
 }
 
 pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
@@ -74,18 +87,34 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
     let mut any_appended = false;
     // An fsync per append must not stall the runtime's other connections.
     let blocking = matches!(broker.cfg.flush, FlushPolicy::Messages(_))
-        && tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        && tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     for t in r.topic_data {
         let name = str_of(&t.name.0);
         let mut tr = TopicProduceResponse::default();
         tr.name = t.name.clone();
         for pd in t.partition_data {
             let outcome = if !matches!(acks, -1..=1) {
-                Outcome { error: code::INVALID_REQUIRED_ACKS, base_offset: -1, log_start: -1 }
+                Outcome {
+                    error: code::INVALID_REQUIRED_ACKS,
+                    base_offset: -1,
+                    log_start: -1,
+                }
             } else {
-                match (broker.topics.partition(&name, pd.index), pd.records.as_ref()) {
-                    (None, _) => Outcome { error: code::UNKNOWN_TOPIC_OR_PARTITION, base_offset: -1, log_start: -1 },
-                    (Some(_), None) => Outcome { error: code::CORRUPT_MESSAGE, base_offset: -1, log_start: -1 },
+                match (
+                    broker.topics.partition(&name, pd.index),
+                    pd.records.as_ref(),
+                ) {
+                    (None, _) => Outcome {
+                        error: code::UNKNOWN_TOPIC_OR_PARTITION,
+                        base_offset: -1,
+                        log_start: -1,
+                    },
+                    (Some(_), None) => Outcome {
+                        error: code::CORRUPT_MESSAGE,
+                        base_offset: -1,
+                        log_start: -1,
+                    },
                     (Some(p), Some(records)) => {
                         if blocking {
                             tokio::task::block_in_place(|| append(broker, &p, records))
@@ -111,7 +140,11 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
         broker.topics.appended.notify_waiters();
     }
     if acks == 0 {
-        return Ok(if any_error { Response::Close } else { Response::Nothing });
+        return Ok(if any_error {
+            Response::Close
+        } else {
+            Response::Nothing
+        });
     }
     respond(req, &resp)
 }

@@ -14,7 +14,11 @@ pub struct OffsetIndex {
 
 impl OffsetIndex {
     pub fn new(interval: u64) -> Self {
-        OffsetIndex { entries: Vec::new(), interval: interval.max(1), bytes_since_last: 0 }
+        OffsetIndex {
+            entries: Vec::new(),
+            interval: interval.max(1),
+            bytes_since_last: 0,
+        }
     }
 
     /// Records a batch appended at `pos`; adds an entry when enough bytes went by.

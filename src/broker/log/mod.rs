@@ -24,7 +24,8 @@ pub enum FlushPolicy {
 impl std::str::FromStr for FlushPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid flush policy {s:?}: expected messages:N, interval:MS or none");
+        let bad =
+            || format!("invalid flush policy {s:?}: expected messages:N, interval:MS or none");
         if s == "none" {
             return Ok(FlushPolicy::None);
         }

@@ -84,9 +84,13 @@ impl PartitionLog {
             let path = dir.join(super::segment::file_name(base));
             let verify = Some(base) == last;
             let producers = &mut log.producers;
-            let (seg, truncated) = Segment::open(&path, base, log.cfg.index_interval_bytes, verify, &mut |h| {
-                producers.record(h)
-            })?;
+            let (seg, truncated) = Segment::open(
+                &path,
+                base,
+                log.cfg.index_interval_bytes,
+                verify,
+                &mut |h| producers.record(h),
+            )?;
             log.recovered_truncated_bytes += truncated;
             log.next_offset = seg.next_offset.max(log.next_offset);
             log.segments.insert(base, seg);
@@ -115,7 +119,10 @@ impl PartitionLog {
     }
 
     fn active(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     /// Appends one validated client batch: sequence check, base-offset patch, write, and the
@@ -175,12 +182,20 @@ impl PartitionLog {
         if offset < self.log_start_offset() || offset > self.next_offset {
             return Ok(ReadResult::OutOfRange);
         }
-        let start_key = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(k, _)| *k);
+        let start_key = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(k, _)| *k);
         for seg in self.segments.range(start_key..).map(|(_, s)| s) {
             if let Some((pos, h)) = seg.find(offset)? {
                 let avail = (seg.size - pos) as usize;
                 let len = avail.min(max_bytes.max(h.total_len()));
-                return Ok(ReadResult::Data(FileSlice { file: seg.file.clone(), pos, len }));
+                return Ok(ReadResult::Data(FileSlice {
+                    file: seg.file.clone(),
+                    pos,
+                    len,
+                }));
             }
         }
         Ok(ReadResult::Empty)
@@ -196,7 +211,8 @@ impl PartitionLog {
             for (pos, h) in seg.headers()? {
                 if h.max_timestamp >= ts {
                     let bytes = seg.read_bytes(pos, h.total_len())?;
-                    let exact = record_times(&bytes).and_then(|rs| rs.into_iter().find(|&(_, t)| t >= ts));
+                    let exact =
+                        record_times(&bytes).and_then(|rs| rs.into_iter().find(|&(_, t)| t >= ts));
                     return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
                 }
             }
@@ -216,7 +232,8 @@ impl PartitionLog {
         for (pos, h) in seg.headers()? {
             if h.max_timestamp == target {
                 let bytes = seg.read_bytes(pos, h.total_len())?;
-                let exact = record_times(&bytes).and_then(|rs| rs.into_iter().find(|&(_, t)| t == target));
+                let exact =
+                    record_times(&bytes).and_then(|rs| rs.into_iter().find(|&(_, t)| t == target));
                 return Ok(Some(exact.unwrap_or((h.last_offset(), target))));
             }
         }
@@ -228,10 +245,22 @@ impl PartitionLog {
         let mut deleted = 0;
         while self.segments.len() > 1 {
             let total = self.size_bytes();
-            let Some((&base, oldest)) = self.segments.iter().next() else { break };
-            let by_size = self.cfg.retention_bytes.is_some_and(|limit| total - oldest.size >= limit);
-            let newest_ts = if oldest.max_timestamp >= 0 { oldest.max_timestamp } else { oldest.mtime_ms() };
-            let by_time = self.cfg.retention_ms.is_some_and(|ms| newest_ts < now_ms - ms as i64);
+            let Some((&base, oldest)) = self.segments.iter().next() else {
+                break;
+            };
+            let by_size = self
+                .cfg
+                .retention_bytes
+                .is_some_and(|limit| total - oldest.size >= limit);
+            let newest_ts = if oldest.max_timestamp >= 0 {
+                oldest.max_timestamp
+            } else {
+                oldest.mtime_ms()
+            };
+            let by_time = self
+                .cfg
+                .retention_ms
+                .is_some_and(|ms| newest_ts < now_ms - ms as i64);
             if !(by_size || by_time) {
                 break;
             }
@@ -249,7 +278,12 @@ impl PartitionLog {
 fn record_times(batch: &[u8]) -> Option<Vec<(i64, i64)>> {
     let mut b = bytes::Bytes::copy_from_slice(batch);
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut b).ok()?;
-    Some(set.records.iter().map(|r| (r.offset, r.timestamp)).collect())
+    Some(
+        set.records
+            .iter()
+            .map(|r| (r.offset, r.timestamp))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -258,7 +292,11 @@ mod tests {
     use crate::broker::protocol::batch::{build_test_batch, validate_all};
 
     fn cfg(segment_bytes: u64) -> LogConfig {
-        LogConfig { segment_bytes, index_interval_bytes: 64, ..LogConfig::default() }
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: 64,
+            ..LogConfig::default()
+        }
     }
 
     fn append(log: &mut PartitionLog, vals: &[&[u8]]) -> Appended {
@@ -274,12 +312,16 @@ mod tests {
         assert_eq!(append(&mut log, &[b"a", b"b", b"c"]), Appended::At(0));
         assert_eq!(append(&mut log, &[b"d"]), Appended::At(3));
         assert_eq!(log.log_end_offset(), 4);
-        let ReadResult::Data(s) = log.read(1, 1).unwrap() else { panic!("no data") };
+        let ReadResult::Data(s) = log.read(1, 1).unwrap() else {
+            panic!("no data")
+        };
         assert_eq!(s.pos, 0);
         let mut buf = vec![0; s.len];
         std::os::unix::fs::FileExt::read_exact_at(&*s.file, &mut buf, s.pos).unwrap();
         assert_eq!(validate_all(&buf).unwrap()[0].0.base_offset, 0);
-        let ReadResult::Data(s) = log.read(3, 1 << 20).unwrap() else { panic!("no data") };
+        let ReadResult::Data(s) = log.read(3, 1 << 20).unwrap() else {
+            panic!("no data")
+        };
         assert!(s.pos > 0);
         assert!(matches!(log.read(4, 100).unwrap(), ReadResult::Empty));
         assert!(matches!(log.read(5, 100).unwrap(), ReadResult::OutOfRange));
@@ -294,13 +336,19 @@ mod tests {
         for _ in 0..10 {
             append(&mut log, &[&[7u8; 60]]);
         }
-        assert!(log.segment_count() > 3, "rolled into {} segments", log.segment_count());
+        assert!(
+            log.segment_count() > 3,
+            "rolled into {} segments",
+            log.segment_count()
+        );
         let deleted = log.apply_retention(0).unwrap();
         assert!(deleted > 0);
         assert!(log.size_bytes() < 300 + 200);
         assert!(log.log_start_offset() > 0);
         assert!(matches!(log.read(0, 100).unwrap(), ReadResult::OutOfRange));
-        let ReadResult::Data(_) = log.read(log.log_start_offset(), 100).unwrap() else { panic!() };
+        let ReadResult::Data(_) = log.read(log.log_start_offset(), 100).unwrap() else {
+            panic!()
+        };
     }
 
     #[test]
@@ -377,7 +425,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = PartitionLog::open(dir.path(), cfg(1 << 20)).unwrap();
         append(&mut log, &[b"a", b"b"]);
-        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1_700_000_000_000)));
+        assert_eq!(
+            log.offset_for_timestamp(0).unwrap(),
+            Some((0, 1_700_000_000_000))
+        );
         assert_eq!(log.offset_for_timestamp(i64::MAX).unwrap(), None);
         assert!(log.max_timestamp_offset().unwrap().is_some());
     }

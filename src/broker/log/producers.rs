@@ -70,7 +70,11 @@ impl ProducerStates {
             };
         }
         let last = h.last_sequence();
-        if let Some(b) = e.batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == last) {
+        if let Some(b) = e
+            .batches
+            .iter()
+            .find(|b| b.first_seq == h.base_sequence && b.last_seq == last)
+        {
             return SeqCheck::Duplicate(b.first_offset);
         }
         let Some(newest) = e.batches.back() else {
@@ -129,11 +133,23 @@ mod tests {
         let b = header(7, 0, 3, 2, 3);
         assert_eq!(s.check(&b), SeqCheck::Append);
         s.record(&b);
-        assert_eq!(s.check(&header(7, 0, 9, 1, 0)), SeqCheck::Error(OUT_OF_ORDER_SEQUENCE_NUMBER));
-        assert_eq!(s.check(&header(7, 0, 1, 1, 0)), SeqCheck::Error(DUPLICATE_SEQUENCE_NUMBER));
+        assert_eq!(
+            s.check(&header(7, 0, 9, 1, 0)),
+            SeqCheck::Error(OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+        assert_eq!(
+            s.check(&header(7, 0, 1, 1, 0)),
+            SeqCheck::Error(DUPLICATE_SEQUENCE_NUMBER)
+        );
         assert_eq!(s.check(&header(7, 1, 0, 1, 0)), SeqCheck::Append);
-        assert_eq!(s.check(&header(7, 1, 4, 1, 0)), SeqCheck::Error(OUT_OF_ORDER_SEQUENCE_NUMBER));
+        assert_eq!(
+            s.check(&header(7, 1, 4, 1, 0)),
+            SeqCheck::Error(OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
         s.record(&header(7, 1, 0, 1, 5));
-        assert_eq!(s.check(&header(7, 0, 5, 1, 0)), SeqCheck::Error(INVALID_PRODUCER_EPOCH));
+        assert_eq!(
+            s.check(&header(7, 0, 5, 1, 0)),
+            SeqCheck::Error(INVALID_PRODUCER_EPOCH)
+        );
     }
 }

@@ -37,7 +37,12 @@ impl Segment {
     /// Creates a new, empty segment file.
     pub fn create(dir: &Path, base_offset: i64, index_interval: u64) -> io::Result<Self> {
         let path = dir.join(file_name(base_offset));
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
         Ok(Segment {
             base_offset,
             file: Arc::new(file),
@@ -73,7 +78,9 @@ impl Segment {
         let mut buf = Vec::new();
         let mut pos = 0u64;
         loop {
-            let Some(h) = seg.read_header(pos)? else { break };
+            let Some(h) = seg.read_header(pos)? else {
+                break;
+            };
             let total = h.total_len() as u64;
             let sane = h.magic == 2
                 && h.total_len() >= HEADER_LEN
@@ -118,7 +125,8 @@ impl Segment {
     }
 
     fn note_append(&mut self, pos: u64, h: &BatchHeader) {
-        self.index.maybe_add(h.base_offset, pos, h.total_len() as u64);
+        self.index
+            .maybe_add(h.base_offset, pos, h.total_len() as u64);
         self.size = pos + h.total_len() as u64;
         self.next_offset = h.last_offset() + 1;
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
@@ -141,7 +149,10 @@ impl Segment {
                 rustix::io::pwrite(&*self.file, r, pos + written as u64)?
             };
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "segment write returned 0"));
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "segment write returned 0",
+                ));
             }
             written += n;
         }
@@ -154,7 +165,9 @@ impl Segment {
     pub fn find(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
         let mut pos = self.index.floor(offset);
         while pos < self.size {
-            let Some(h) = self.read_header(pos)? else { return Ok(None) };
+            let Some(h) = self.read_header(pos)? else {
+                return Ok(None);
+            };
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
             }
@@ -168,7 +181,9 @@ impl Segment {
         let mut out = Vec::new();
         let mut pos = 0;
         while pos < self.size {
-            let Some(h) = self.read_header(pos)? else { break };
+            let Some(h) = self.read_header(pos)? else {
+                break;
+            };
             out.push((pos, h));
             pos += h.total_len() as u64;
         }

@@ -112,7 +112,9 @@ impl BatchHeader {
 
 /// Splits `records` into batches and validates each one (header sanity, CRC-32C, counts).
 /// Returns the headers with each batch's byte range, or the first error.
-pub fn validate_all(records: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+pub fn validate_all(
+    records: &[u8],
+) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
     let mut out = Vec::with_capacity(1);
     let mut pos = 0;
     while pos < records.len() {
@@ -229,14 +231,18 @@ mod tests {
     #[test]
     fn truncated_and_empty_inputs_are_errors() {
         let b = build_test_batch(&[b"hello"], None);
-        assert_eq!(validate_all(&b[..b.len() - 1]).unwrap_err(), BatchError::Truncated);
+        assert_eq!(
+            validate_all(&b[..b.len() - 1]).unwrap_err(),
+            BatchError::Truncated
+        );
         assert_eq!(validate_all(&[]).unwrap_err(), BatchError::Truncated);
         assert_eq!(validate_all(&b[..10]).unwrap_err(), BatchError::Truncated);
     }
 
     #[test]
     fn sequence_wraps_like_kafka() {
-        let mut h = BatchHeader::parse(&build_test_batch(&[b"x", b"y"], Some((1, 0, i32::MAX)))).unwrap();
+        let mut h =
+            BatchHeader::parse(&build_test_batch(&[b"x", b"y"], Some((1, 0, i32::MAX)))).unwrap();
         assert_eq!(h.last_sequence(), 0);
         h.base_sequence = 5;
         assert_eq!(h.last_sequence(), 6);

@@ -147,9 +147,19 @@ mod tests {
                         error: 0,
                         high_watermark: 10,
                         log_start_offset: 0,
-                        records: Some(FileSlice { file: file.clone(), pos: 2, len: 5 }),
+                        records: Some(FileSlice {
+                            file: file.clone(),
+                            pos: 2,
+                            len: 5,
+                        }),
                     },
-                    PartitionData { index: 1, error: 1, high_watermark: -1, log_start_offset: -1, records: None },
+                    PartitionData {
+                        index: 1,
+                        error: 1,
+                        high_watermark: -1,
+                        log_start_offset: -1,
+                        records: None,
+                    },
                 ],
             }];
             let parts = encode(version, 99, &topics);
@@ -157,7 +167,9 @@ mod tests {
             for p in &parts {
                 match p {
                     Part::Bytes(b) => wire.extend_from_slice(b),
-                    Part::File(s) => wire.extend_from_slice(&b"0123456789abcdef"[s.pos as usize..s.pos as usize + s.len]),
+                    Part::File(s) => wire.extend_from_slice(
+                        &b"0123456789abcdef"[s.pos as usize..s.pos as usize + s.len],
+                    ),
                 }
             }
             let size = i32::from_be_bytes(wire[0..4].try_into().unwrap()) as usize;

@@ -30,24 +30,96 @@ pub const PRODUCE_MIN_SERVED: i16 = 3;
 /// not implemented (topic IDs in Produce 13 / Fetch 13+, transactions V2 in Produce 12,
 /// KIP-848 in OffsetCommit/OffsetFetch 9, batched groups in OffsetFetch 8).
 pub const ADVERTISED: &[Advertised] = &[
-    Advertised { key: ApiKey::Produce, min: 0, max: 11 },
-    Advertised { key: ApiKey::Fetch, min: 4, max: 12 },
-    Advertised { key: ApiKey::ListOffsets, min: 1, max: 7 },
-    Advertised { key: ApiKey::Metadata, min: 0, max: 12 },
-    Advertised { key: ApiKey::OffsetCommit, min: 2, max: 8 },
-    Advertised { key: ApiKey::OffsetFetch, min: 1, max: 7 },
-    Advertised { key: ApiKey::FindCoordinator, min: 0, max: 4 },
-    Advertised { key: ApiKey::JoinGroup, min: 0, max: 9 },
-    Advertised { key: ApiKey::Heartbeat, min: 0, max: 4 },
-    Advertised { key: ApiKey::LeaveGroup, min: 0, max: 5 },
-    Advertised { key: ApiKey::SyncGroup, min: 0, max: 5 },
-    Advertised { key: ApiKey::DescribeGroups, min: 0, max: 5 },
-    Advertised { key: ApiKey::ListGroups, min: 0, max: 4 },
-    Advertised { key: ApiKey::ApiVersions, min: 0, max: 4 },
-    Advertised { key: ApiKey::CreateTopics, min: 2, max: 7 },
-    Advertised { key: ApiKey::DeleteTopics, min: 1, max: 5 },
-    Advertised { key: ApiKey::InitProducerId, min: 0, max: 4 },
-    Advertised { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
+    Advertised {
+        key: ApiKey::Produce,
+        min: 0,
+        max: 11,
+    },
+    Advertised {
+        key: ApiKey::Fetch,
+        min: 4,
+        max: 12,
+    },
+    Advertised {
+        key: ApiKey::ListOffsets,
+        min: 1,
+        max: 7,
+    },
+    Advertised {
+        key: ApiKey::Metadata,
+        min: 0,
+        max: 12,
+    },
+    Advertised {
+        key: ApiKey::OffsetCommit,
+        min: 2,
+        max: 8,
+    },
+    Advertised {
+        key: ApiKey::OffsetFetch,
+        min: 1,
+        max: 7,
+    },
+    Advertised {
+        key: ApiKey::FindCoordinator,
+        min: 0,
+        max: 4,
+    },
+    Advertised {
+        key: ApiKey::JoinGroup,
+        min: 0,
+        max: 9,
+    },
+    Advertised {
+        key: ApiKey::Heartbeat,
+        min: 0,
+        max: 4,
+    },
+    Advertised {
+        key: ApiKey::LeaveGroup,
+        min: 0,
+        max: 5,
+    },
+    Advertised {
+        key: ApiKey::SyncGroup,
+        min: 0,
+        max: 5,
+    },
+    Advertised {
+        key: ApiKey::DescribeGroups,
+        min: 0,
+        max: 5,
+    },
+    Advertised {
+        key: ApiKey::ListGroups,
+        min: 0,
+        max: 4,
+    },
+    Advertised {
+        key: ApiKey::ApiVersions,
+        min: 0,
+        max: 4,
+    },
+    Advertised {
+        key: ApiKey::CreateTopics,
+        min: 2,
+        max: 7,
+    },
+    Advertised {
+        key: ApiKey::DeleteTopics,
+        min: 1,
+        max: 5,
+    },
+    Advertised {
+        key: ApiKey::InitProducerId,
+        min: 0,
+        max: 4,
+    },
+    Advertised {
+        key: ApiKey::DescribeConfigs,
+        min: 1,
+        max: 4,
+    },
 ];
 
 /// What the server should do with a request, decided from the first four bytes of its header.
@@ -69,7 +141,11 @@ pub fn gate(api_key: i16, version: i16) -> Gate {
     let Some(row) = ADVERTISED.iter().find(|a| a.key == key) else {
         return Gate::Reject;
     };
-    let min_served = if key == ApiKey::Produce { PRODUCE_MIN_SERVED } else { row.min };
+    let min_served = if key == ApiKey::Produce {
+        PRODUCE_MIN_SERVED
+    } else {
+        row.min
+    };
     if (min_served..=row.max).contains(&version) {
         Gate::Serve(key, version)
     } else if key == ApiKey::ApiVersions {
@@ -123,7 +199,12 @@ pub fn parse_frame(mut frame: Bytes) -> Result<Parsed, FrameError> {
             let header_version = key.request_header_version(version);
             let header = RequestHeader::decode(&mut frame, header_version)
                 .map_err(|e| FrameError::Header(e.to_string()))?;
-            Ok(Parsed::Request(Request { key, version, header, body: frame }))
+            Ok(Parsed::Request(Request {
+                key,
+                version,
+                header,
+                body: frame,
+            }))
         }
     }
 }
@@ -155,7 +236,11 @@ pub fn encode_response<M: Encodable>(
 ) -> anyhow::Result<Bytes> {
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0); // size, patched below
-    put_response_header(&mut buf, correlation_id, response_header_version(key, version));
+    put_response_header(
+        &mut buf,
+        correlation_id,
+        response_header_version(key, version),
+    );
     body.encode(&mut buf, version)?;
     let size = i32::try_from(buf.len() - 4)?;
     buf[0..4].copy_from_slice(&size.to_be_bytes());
@@ -177,8 +262,16 @@ mod tests {
     fn every_served_version_is_decodable_by_the_codec_crate() {
         for row in ADVERTISED {
             let (min, max) = decodable_range(row.key);
-            let served_min = if row.key == ApiKey::Produce { PRODUCE_MIN_SERVED } else { row.min };
-            assert!(served_min >= min && row.max <= max, "{:?} outside codec range", row.key);
+            let served_min = if row.key == ApiKey::Produce {
+                PRODUCE_MIN_SERVED
+            } else {
+                row.min
+            };
+            assert!(
+                served_min >= min && row.max <= max,
+                "{:?} outside codec range",
+                row.key
+            );
         }
         assert_eq!(ProduceRequest::VERSIONS.min, PRODUCE_MIN_SERVED);
     }
