@@ -219,3 +219,16 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
         rep.progress.println(&l);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_lost_an_acknowledged_record_exits_1() {
+        assert_eq!(exit_code(&[loss_check(0, 100)]), ExitCode::SUCCESS);
+        let lost = loss_check(3, 100);
+        assert!(!lost.passed && lost.detail.starts_with("3 of 100"));
+        assert_eq!(exit_code(&[loss_check(0, 100), lost]), ExitCode::from(1));
+    }
+}
