@@ -6,6 +6,7 @@
 //!   returns once it accepts connections; `bootstrap_servers()` gives `host:port`; dropping the
 //!   handle (or `shutdown()`) stops it and, for `BrokerConfig::embedded()`, removes its temp dir.
 //! * `cli::BrokerArgs` / `cli::run` implement `kbench broker` in the foreground.
+//!
 //! Must not: depend on the load generator.
 //!
 //! # Layout

@@ -77,10 +77,7 @@ impl Segment {
         };
         let mut buf = Vec::new();
         let mut pos = 0u64;
-        loop {
-            let Some(h) = seg.read_header(pos)? else {
-                break;
-            };
+        while let Some(h) = seg.read_header(pos)? {
             let total = h.total_len() as u64;
             let sane = h.magic == 2
                 && h.total_len() >= HEADER_LEN
