@@ -22,6 +22,7 @@
 
 mod alloc;
 pub mod cli;
+pub mod fuzzing;
 pub mod group;
 pub mod handlers;
 pub mod log;
