@@ -12,7 +12,25 @@ fn e2e_verifies_every_record_across_producers_consumers_and_partitions() {
     let dir = tempfile::tempdir().unwrap();
     let out = kbench(
         dir.path(),
-        &["e2e", "--num-records", "6000", "--record-size", "200", "--throughput", "3000", "--producers", "2", "--consumers", "2", "--partitions", "4", "--keys", "uniform:100", "--reporting-interval", "500ms"],
+        &[
+            "e2e",
+            "--num-records",
+            "6000",
+            "--record-size",
+            "200",
+            "--throughput",
+            "3000",
+            "--producers",
+            "2",
+            "--consumers",
+            "2",
+            "--partitions",
+            "4",
+            "--keys",
+            "uniform:100",
+            "--reporting-interval",
+            "500ms",
+        ],
     )
     .timeout(Duration::from_secs(120))
     .assert()
@@ -21,8 +39,15 @@ fn e2e_verifies_every_record_across_producers_consumers_and_partitions() {
     .clone();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("end-to-end"), "{text}");
-    assert!(text.contains("verification: 0 lost"), "{text}");
-    assert!(!lines_matching(&out.stdout, r"^\d+ records consumed, .* e2e .* p99, .* lag \d+\.$").is_empty(), "{text}");
+    assert!(text.contains("verification (whole run): 0 lost"), "{text}");
+    assert!(
+        !lines_matching(
+            &out.stdout,
+            r"^\d+ records consumed, .* e2e .* p99, .* lag \d+\.$"
+        )
+        .is_empty(),
+        "{text}"
+    );
     let s = summary(dir.path());
     let c = &s["phases"][0]["consume"];
     assert_eq!(c["records"], 6000);
@@ -32,7 +57,9 @@ fn e2e_verifies_every_record_across_producers_consumers_and_partitions() {
     assert_eq!(c["e2e_latency_us"]["count"], 6000);
     assert!(c["max_lag"].is_u64(), "{c}");
     let e2e_p50 = c["e2e_latency_us"]["p50"].as_u64().unwrap();
-    let produce_p50 = s["phases"][0]["produce"]["latency_us"]["p50"].as_u64().unwrap();
+    let produce_p50 = s["phases"][0]["produce"]["latency_us"]["p50"]
+        .as_u64()
+        .unwrap();
     assert!(e2e_p50 > 0 && produce_p50 > 0);
     assert_eq!(s["checks"][0]["passed"], true);
 }
@@ -40,29 +67,87 @@ fn e2e_verifies_every_record_across_producers_consumers_and_partitions() {
 #[test]
 fn e2e_with_a_warmup_keeps_warmup_records_out_of_the_consumer_summary() {
     let dir = tempfile::tempdir().unwrap();
-    kbench(dir.path(), &["e2e", "--num-records", "1000", "--warmup-records", "400", "--record-size", "100", "--throughput", "2000"]).timeout(Duration::from_secs(120)).assert().success();
+    kbench(
+        dir.path(),
+        &[
+            "e2e",
+            "--num-records",
+            "1000",
+            "--warmup-records",
+            "400",
+            "--record-size",
+            "100",
+            "--throughput",
+            "2000",
+        ],
+    )
+    .timeout(Duration::from_secs(120))
+    .assert()
+    .success();
     let s = summary(dir.path());
     assert_eq!(s["phases"][0]["produce"]["records"], 600);
     assert_eq!(s["phases"][0]["consume"]["records"], 600);
-    assert_eq!(s["phases"][0]["consume"]["lost"], 0, "verification covers warm-up records too");
+    assert_eq!(
+        s["phases"][0]["consume"]["lost"], 0,
+        "verification covers warm-up records too"
+    );
 }
 
 #[test]
 fn consume_reads_what_produce_wrote_with_kafka_lines_and_e2e_latency() {
     let cluster = TestCluster::start("pc", 3);
     let dir = tempfile::tempdir().unwrap();
-    kbench(dir.path(), &["produce", "--bootstrap-server", &cluster.bootstrap, "--topic", "pc", "--num-records", "3000", "--record-size", "100", "--throughput", "-1", "--producers", "2"]).assert().success();
+    kbench(
+        dir.path(),
+        &[
+            "produce",
+            "--bootstrap-server",
+            &cluster.bootstrap,
+            "--topic",
+            "pc",
+            "--num-records",
+            "3000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producers",
+            "2",
+        ],
+    )
+    .assert()
+    .success();
 
     let dir = tempfile::tempdir().unwrap();
-    let out = kbench(dir.path(), &["consume", "--bootstrap-server", &cluster.bootstrap, "--topic", "pc", "--num-records", "3000", "--consumers", "2", "--group", "g1", "--timeout", "15000"])
-        .timeout(Duration::from_secs(90))
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = kbench(
+        dir.path(),
+        &[
+            "consume",
+            "--bootstrap-server",
+            &cluster.bootstrap,
+            "--topic",
+            "pc",
+            "--num-records",
+            "3000",
+            "--consumers",
+            "2",
+            "--group",
+            "g1",
+            "--timeout",
+            "15000",
+        ],
+    )
+    .timeout(Duration::from_secs(90))
+    .assert()
+    .success()
+    .get_output()
+    .clone();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().any(|l| l == "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec"), "{text}");
-    let rows = lines_matching(&out.stdout, r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}, \d+\.\d{4}, \d+\.\d{4}, 3000, \d+\.\d{4}, \d+, \d+, \d+\.\d{4}, \d+\.\d{4}$");
+    let rows = lines_matching(
+        &out.stdout,
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}, \d+\.\d{4}, \d+\.\d{4}, 3000, \d+\.\d{4}, \d+, \d+, \d+\.\d{4}, \d+\.\d{4}$",
+    );
     assert_eq!(rows.len(), 1, "{text}");
     let s = summary(dir.path());
     let c = &s["phases"][0]["consume"];
@@ -74,12 +159,29 @@ fn consume_reads_what_produce_wrote_with_kafka_lines_and_e2e_latency() {
 
     // --from-latest with nothing new: Kafka's timeout warning, and a detailed header.
     let dir = tempfile::tempdir().unwrap();
-    let out = kbench(dir.path(), &["consume", "--bootstrap-server", &cluster.bootstrap, "--topic", "pc", "--num-records", "10", "--from-latest", "--timeout", "3000", "--show-detailed-stats", "--reporting-interval", "1s"])
-        .timeout(Duration::from_secs(60))
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = kbench(
+        dir.path(),
+        &[
+            "consume",
+            "--bootstrap-server",
+            &cluster.bootstrap,
+            "--topic",
+            "pc",
+            "--num-records",
+            "10",
+            "--from-latest",
+            "--timeout",
+            "3000",
+            "--show-detailed-stats",
+            "--reporting-interval",
+            "1s",
+        ],
+    )
+    .timeout(Duration::from_secs(60))
+    .assert()
+    .success()
+    .get_output()
+    .clone();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("time, threadId, data.consumed.in.MB"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: Exiting before consuming the expected number of messages: timeout (3000 ms) exceeded."));
     assert_eq!(summary(dir.path())["phases"][0]["consume"]["records"], 0);

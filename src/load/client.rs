@@ -23,7 +23,12 @@ pub fn client_config(bootstrap: &str, props: &Props) -> ClientConfig {
 /// we add where the user set it.
 pub fn explain_create_error(e: KafkaError, props: &Props, what: &str) -> anyhow::Error {
     let text = e.to_string();
-    let mentions = |k: &str| ["\"", "`", " ", "'"].iter().any(|q| text.contains(&format!("{q}{k}{q}"))) || text.contains(&format!("{k}:"));
+    let mentions = |k: &str| {
+        ["\"", "`", " ", "'"]
+            .iter()
+            .any(|q| text.contains(&format!("{q}{k}{q}")))
+            || text.contains(&format!("{k}:"))
+    };
     let culprit = props.iter().map(|(k, _)| k).find(|k| mentions(k));
     match culprit {
         Some(k) => anyhow!(

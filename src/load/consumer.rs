@@ -15,12 +15,11 @@ use rdkafka::ClientContext;
 use crate::load::client::{client_config, explain_create_error};
 use crate::load::stamp::Stamp;
 use crate::measure::clock;
-use crate::measure::recorder::{ConsumeStats, Phase, PhaseStats};
+use crate::measure::recorder::{ConsumeStats, PhaseStats};
 use crate::measure::verify::Seen;
 use crate::plan::ConsumerPlan;
 
 /// What a consumer shares with the reporter.
-#[derive(Default)]
 pub struct ConsumerShared {
     pub stats: PhaseStats<ConsumeStats>,
     /// Records received (all phases), for end conditions and progress.
@@ -46,7 +45,9 @@ impl ClientContext for GroupContext {}
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(_) = rebalance {
-            self.shared.join_started_ns.store(clock::now_ns(), Ordering::Relaxed);
+            self.shared
+                .join_started_ns
+                .store(clock::now_ns(), Ordering::Relaxed);
             self.shared.assigned.store(0, Ordering::Release);
         }
     }
@@ -54,14 +55,26 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let started = self.shared.join_started_ns.load(Ordering::Relaxed);
-            self.shared.rebalance_ns.fetch_add(clock::now_ns().saturating_sub(started), Ordering::Relaxed);
+            self.shared
+                .rebalance_ns
+                .fetch_add(clock::now_ns().saturating_sub(started), Ordering::Relaxed);
             self.shared.assigned.store(tpl.count(), Ordering::Release);
         }
     }
 }
 
+/// How a record's stamp maps to this run's phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerPhases {
+    /// The producers are part of this run (`e2e`): the stamp's phase index is ours.
+    SameRun,
+    /// Standalone `consume`: phase 0 = the producers' warm-up, phase 1 = everything else.
+    WarmupAndMeasured,
+}
+
 pub struct ConsumerWorker {
     consumer: BaseConsumer<GroupContext>,
+    phases: ConsumerPhases,
     /// Only records of this run count (`e2e`); `None` accepts any kbench stamp.
     run_filter: Option<u32>,
     /// Measure end-to-end latency from the intended send time (open model) or the send call.
@@ -71,18 +84,48 @@ pub struct ConsumerWorker {
 
 impl ConsumerWorker {
     /// Creates the client and subscribes, so bad properties fail before any load starts.
-    pub fn new(index: u32, bootstrap: &str, topic: &str, plan: &ConsumerPlan, run_filter: Option<u32>, from_intended: bool) -> Result<Self> {
-        let shared = Arc::new(ConsumerShared { lag: AtomicI64::new(-1), ..Default::default() });
-        shared.join_started_ns.store(clock::now_ns(), Ordering::Relaxed);
+    pub fn new(
+        index: u32,
+        bootstrap: &str,
+        topic: &str,
+        plan: &ConsumerPlan,
+        phases: ConsumerPhases,
+        phase_count: usize,
+        run_filter: Option<u32>,
+        from_intended: bool,
+    ) -> Result<Self> {
+        let shared = Arc::new(ConsumerShared {
+            stats: PhaseStats::new(phase_count),
+            received: AtomicU64::new(0),
+            last_record_ns: AtomicU64::new(0),
+            lag: AtomicI64::new(-1),
+            assigned: AtomicUsize::new(0),
+            rebalance_ns: AtomicU64::new(0),
+            join_started_ns: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        });
+        shared
+            .join_started_ns
+            .store(clock::now_ns(), Ordering::Relaxed);
         let mut cfg = client_config(bootstrap, &plan.props);
         if cfg.get("client.id").is_none() {
             cfg.set("client.id", format!("kbench-consumer-{index}"));
         }
         let consumer: BaseConsumer<GroupContext> = cfg
-            .create_with_context(GroupContext { shared: shared.clone() })
+            .create_with_context(GroupContext {
+                shared: shared.clone(),
+            })
             .map_err(|e| explain_create_error(e, &plan.props, "consumer"))?;
-        consumer.subscribe(&[topic]).map_err(|e| anyhow::anyhow!("cannot subscribe to '{topic}': {e}"))?;
-        Ok(ConsumerWorker { consumer, run_filter, from_intended, shared })
+        consumer
+            .subscribe(&[topic])
+            .map_err(|e| anyhow::anyhow!("cannot subscribe to '{topic}': {e}"))?;
+        Ok(ConsumerWorker {
+            consumer,
+            phases,
+            run_filter,
+            from_intended,
+            shared,
+        })
     }
 
     /// Polls until `stop`; returns what it saw for verification.
@@ -95,15 +138,26 @@ impl ConsumerWorker {
                     let now = clock::now_ns();
                     let value = m.payload().unwrap_or(&[]);
                     let size = (value.len() + m.key().map_or(0, <[u8]>::len)) as u64;
-                    let stamp = Stamp::read(value).filter(|s| self.run_filter.is_none_or(|r| r == s.run_id));
-                    let phase = stamp.as_ref().map_or(Phase::Measured, |s| Phase::of(s.warmup));
+                    let stamp = Stamp::read(value)
+                        .filter(|s| self.run_filter.is_none_or(|r| r == s.run_id));
+                    // Unstamped records count in the last (measured) phase.
+                    let phase = match (&stamp, self.phases) {
+                        (Some(s), ConsumerPhases::SameRun) => s.phase as usize,
+                        (Some(s), ConsumerPhases::WarmupAndMeasured) => usize::from(!s.excluded),
+                        (None, _) => usize::MAX,
+                    };
                     self.shared.stats.with(phase, |st| {
                         st.records += 1;
                         st.bytes += size;
                         match &stamp {
                             Some(s) => {
-                                let origin = if self.from_intended { s.intended_ns } else { s.sent_ns };
-                                st.e2e_latency_us.saturating_record(now.saturating_sub(origin) / 1000);
+                                let origin = if self.from_intended {
+                                    s.intended_ns
+                                } else {
+                                    s.sent_ns
+                                };
+                                st.e2e_latency_us
+                                    .saturating_record(now.saturating_sub(origin) / 1000);
                             }
                             None => st.unstamped += 1,
                         }
@@ -115,8 +169,12 @@ impl ConsumerWorker {
                     self.shared.last_record_ns.store(now, Ordering::Relaxed);
                 }
                 Some(Err(e)) => {
-                    self.shared.stats.with(Phase::Measured, |st| st.errors += 1);
-                    *self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    self.shared.stats.with(usize::MAX, |st| st.errors += 1);
+                    *self
+                        .shared
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                 }
                 None => {}
             }
@@ -134,12 +192,15 @@ impl ConsumerWorker {
 
     /// Lag from cached watermarks (no network round trip).
     fn update_lag(&self) {
-        let Ok(positions) = self.consumer.position() else { return };
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
         let mut lag = 0i64;
         let mut known = false;
         for e in positions.elements() {
             if let Offset::Offset(pos) = e.offset() {
-                if let Some(high) = cached_high_watermark(&self.consumer, e.topic(), e.partition()) {
+                if let Some(high) = cached_high_watermark(&self.consumer, e.topic(), e.partition())
+                {
                     lag += (high - pos).max(0);
                     known = true;
                 }
@@ -153,13 +214,24 @@ impl ConsumerWorker {
 
 /// The log end offset librdkafka last saw in a fetch response for this partition, without a
 /// network round trip (rdkafka wraps only the querying variant).
-fn cached_high_watermark(consumer: &BaseConsumer<GroupContext>, topic: &str, partition: i32) -> Option<i64> {
+fn cached_high_watermark(
+    consumer: &BaseConsumer<GroupContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client handle is alive for the borrow of `consumer`; the topic is a valid C
     // string; librdkafka only writes the two out-parameters.
     let err = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(consumer.client().native_ptr(), topic.as_ptr(), partition, &mut low, &mut high)
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
     };
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
 }

@@ -50,7 +50,9 @@ impl FromStr for KeySpec {
         let count = |text: &str| -> Result<u64, String> {
             match text.parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("'{s}': key count '{text}' is not a whole number > 0; {KEYS_HELP}")),
+                _ => Err(format!(
+                    "'{s}': key count '{text}' is not a whole number > 0; {KEYS_HELP}"
+                )),
             }
         };
         match parts.as_slice() {
@@ -62,7 +64,9 @@ impl FromStr for KeySpec {
                 let n = count(n)?;
                 match exp.parse::<f64>() {
                     Ok(e) if e > 0.0 && e.is_finite() => Ok(KeySpec::Zipf { n, s: e }),
-                    _ => Err(format!("'{s}': Zipf exponent '{exp}' must be a number > 0; {KEYS_HELP}")),
+                    _ => Err(format!(
+                        "'{s}': Zipf exponent '{exp}' must be a number > 0; {KEYS_HELP}"
+                    )),
                 }
             }
             _ => Err(format!("'{s}': {KEYS_HELP}")),
@@ -85,7 +89,12 @@ impl KeyGen {
             KeySpec::Zipf { n, s } => Zipf::new(*n as f64, *s).ok(),
             _ => None,
         };
-        KeyGen { spec: spec.clone(), zipf, next: start, buf: itoa::Buffer::new() }
+        KeyGen {
+            spec: spec.clone(),
+            zipf,
+            next: start,
+            buf: itoa::Buffer::new(),
+        }
     }
 
     /// The key of the record with sequence `seq`, or `None` for a null key.
@@ -114,15 +123,34 @@ mod tests {
     #[test]
     fn parses_every_documented_form() {
         assert_eq!("none".parse::<KeySpec>().unwrap(), KeySpec::None);
-        assert_eq!("sequential".parse::<KeySpec>().unwrap(), KeySpec::Sequential);
-        assert_eq!("round-robin:4".parse::<KeySpec>().unwrap(), KeySpec::RoundRobin { n: 4 });
-        assert_eq!("uniform:10".parse::<KeySpec>().unwrap(), KeySpec::Uniform { n: 10 });
-        assert_eq!("zipf:100:1.2".parse::<KeySpec>().unwrap(), KeySpec::Zipf { n: 100, s: 1.2 });
+        assert_eq!(
+            "sequential".parse::<KeySpec>().unwrap(),
+            KeySpec::Sequential
+        );
+        assert_eq!(
+            "round-robin:4".parse::<KeySpec>().unwrap(),
+            KeySpec::RoundRobin { n: 4 }
+        );
+        assert_eq!(
+            "uniform:10".parse::<KeySpec>().unwrap(),
+            KeySpec::Uniform { n: 10 }
+        );
+        assert_eq!(
+            "zipf:100:1.2".parse::<KeySpec>().unwrap(),
+            KeySpec::Zipf { n: 100, s: 1.2 }
+        );
     }
 
     #[test]
     fn fails_with_zero_or_missing_counts_and_names_the_forms() {
-        for bad in ["round-robin:0", "uniform", "zipf:10", "zipf:10:-1", "random:5", ""] {
+        for bad in [
+            "round-robin:0",
+            "uniform",
+            "zipf:10",
+            "zipf:10:-1",
+            "random:5",
+            "",
+        ] {
             let err = bad.parse::<KeySpec>().unwrap_err();
             assert!(err.contains("round-robin:N"), "{bad}: {err}");
         }
@@ -132,8 +160,9 @@ mod tests {
     fn round_robin_cycles_through_n_keys() {
         let mut rng = SmallRng::seed_from_u64(1);
         let mut g = KeyGen::new(&KeySpec::RoundRobin { n: 3 }, 0);
-        let keys: Vec<String> =
-            (0..6).map(|i| String::from_utf8(g.key(i, &mut rng).unwrap().to_vec()).unwrap()).collect();
+        let keys: Vec<String> = (0..6)
+            .map(|i| String::from_utf8(g.key(i, &mut rng).unwrap().to_vec()).unwrap())
+            .collect();
         assert_eq!(keys, ["0", "1", "2", "0", "1", "2"]);
     }
 
@@ -143,7 +172,10 @@ mod tests {
         let mut g = KeyGen::new(&KeySpec::Zipf { n: 50, s: 1.5 }, 0);
         let mut counts = [0u32; 50];
         for i in 0..20_000 {
-            let k: usize = std::str::from_utf8(g.key(i, &mut rng).unwrap()).unwrap().parse().unwrap();
+            let k: usize = std::str::from_utf8(g.key(i, &mut rng).unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
             counts[k] += 1;
         }
         assert!(counts[0] > counts[1] && counts[1] > counts[10]);
@@ -153,6 +185,11 @@ mod tests {
     fn none_gives_null_keys_and_sequential_gives_the_sequence() {
         let mut rng = SmallRng::seed_from_u64(1);
         assert!(KeyGen::new(&KeySpec::None, 0).key(5, &mut rng).is_none());
-        assert_eq!(KeyGen::new(&KeySpec::Sequential, 0).key(42, &mut rng).unwrap(), b"42");
+        assert_eq!(
+            KeyGen::new(&KeySpec::Sequential, 0)
+                .key(42, &mut rng)
+                .unwrap(),
+            b"42"
+        );
     }
 }

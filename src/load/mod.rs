@@ -5,7 +5,7 @@ pub mod client;
 pub mod consumer;
 pub mod keys;
 pub mod payload;
-pub mod phasing;
+pub mod phase_starts;
 pub mod producer;
 pub mod schedule;
 pub mod stamp;

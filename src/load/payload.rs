@@ -22,7 +22,10 @@ const POOL_VALUES_MAX: usize = 1024;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PayloadSpec {
     /// Values of exactly `record_size` bytes (stamp included).
-    Generated { record_size: usize, random_ratio: f64 },
+    Generated {
+        record_size: usize,
+        random_ratio: f64,
+    },
     /// The parts of a file, each prefixed with the stamp.
     File { path: String, parts: usize },
 }
@@ -64,7 +67,11 @@ impl PayloadPool {
     /// A value to stamp and send; the caller writes the stamp into its first bytes.
     #[inline]
     pub fn pick(&mut self, rng: &mut SmallRng) -> &mut [u8] {
-        let i = if self.values.len() == 1 { 0 } else { rng.random_range(0..self.values.len()) };
+        let i = if self.values.len() == 1 {
+            0
+        } else {
+            rng.random_range(0..self.values.len())
+        };
         &mut self.values[i]
     }
 
@@ -94,7 +101,10 @@ pub fn read_payload_file(path: &Path, delimiter: &str) -> Result<Vec<Vec<u8>>> {
         parts.push(rest.to_vec());
     }
     if parts.is_empty() {
-        bail!("--payload-file '{}' holds no payloads (empty after splitting on the delimiter)", path.display());
+        bail!(
+            "--payload-file '{}' holds no payloads (empty after splitting on the delimiter)",
+            path.display()
+        );
     }
     Ok(parts)
 }
@@ -105,7 +115,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Turns the escapes people type on a command line (`\n`, `\t`, `\r`) into the characters.
 fn unescape(s: &str) -> String {
-    s.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")
+    s.replace("\\n", "\n")
+        .replace("\\t", "\t")
+        .replace("\\r", "\r")
 }
 
 #[cfg(test)]
@@ -120,7 +132,10 @@ mod tests {
         let v = pool.pick(&mut rng);
         assert_eq!(v.len(), 1036);
         let tail = &v[STAMP_LEN..];
-        assert!(tail[500..].iter().all(|&b| b == 0), "second half must be zeros");
+        assert!(
+            tail[500..].iter().all(|&b| b == 0),
+            "second half must be zeros"
+        );
         assert!(tail[..500].iter().filter(|&&b| b != 0).count() > 400);
     }
 
@@ -130,7 +145,10 @@ mod tests {
         let f = dir.path().join("p.txt");
         std::fs::write(&f, "alpha\nbeta\n\ngamma").unwrap();
         let parts = read_payload_file(&f, "\\n").unwrap();
-        assert_eq!(parts, vec![b"alpha".to_vec(), b"beta".to_vec(), b"gamma".to_vec()]);
+        assert_eq!(
+            parts,
+            vec![b"alpha".to_vec(), b"beta".to_vec(), b"gamma".to_vec()]
+        );
         let parts = read_payload_file(&f, "ta").unwrap();
         assert_eq!(parts.len(), 2);
     }
@@ -138,7 +156,10 @@ mod tests {
     #[test]
     fn fails_on_a_missing_or_empty_payload_file() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(read_payload_file(&dir.path().join("nope"), "\\n").unwrap_err().to_string().contains("--payload-file"));
+        assert!(read_payload_file(&dir.path().join("nope"), "\\n")
+            .unwrap_err()
+            .to_string()
+            .contains("--payload-file"));
         let f = dir.path().join("empty");
         std::fs::write(&f, "\n\n").unwrap();
         assert!(read_payload_file(&f, "\\n").is_err());

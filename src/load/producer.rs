@@ -20,17 +20,16 @@ use rdkafka::ClientContext;
 
 use crate::load::client::{client_config, explain_create_error};
 use crate::load::keys::KeyGen;
-use crate::load::payload::PayloadPool;
-use crate::load::phasing::Phasing;
+use crate::load::payload::{PayloadPool, PayloadSpec};
+use crate::load::phase_starts::PhaseStarts;
 use crate::load::schedule::{tighten_timer_slack, Schedule};
 use crate::load::stamp::Stamp;
 use crate::measure::clock;
-use crate::measure::recorder::{Phase, PhaseStats, ProduceStats, LATE_SEND_US};
+use crate::measure::recorder::{PhaseStats, ProduceStats, LATE_SEND_US};
 use crate::measure::verify::SeqSet;
-use crate::plan::{Amount, ProducerPlan, Warmup};
+use crate::plan::ProducerPlan;
 
 /// What a producer shares with the reporter.
-#[derive(Default)]
 pub struct ProducerShared {
     pub stats: PhaseStats<ProduceStats>,
     /// Sequence numbers acknowledged by the broker (kept for `e2e` loss checks only).
@@ -43,8 +42,6 @@ pub struct ProducerShared {
     pub done: AtomicBool,
     /// Clock time when the flush ended (0 while running).
     pub done_ns: AtomicU64,
-    /// Intended time of the first measured record, when this producer sent it (0 = not yet).
-    pub measured_start_ns: AtomicU64,
 }
 
 /// The delivery callback's view.
@@ -63,18 +60,26 @@ impl ProducerContext for DeliveryContext {
         let (msg, ok) = match result {
             Ok(m) => (m, true),
             Err((e, m)) => {
-                *self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                 (m, false)
             }
         };
-        let Some(stamp) = msg.payload().and_then(Stamp::read) else { return };
+        let Some(stamp) = msg.payload().and_then(Stamp::read) else {
+            return;
+        };
         let size = msg.payload_len() + msg.key().map_or(0, <[u8]>::len);
-        self.shared.stats.with(Phase::of(stamp.warmup), |s| {
+        self.shared.stats.with(stamp.phase as usize, |s| {
             if ok {
                 s.records += 1;
                 s.bytes += size as u64;
-                s.latency_us.saturating_record(now.saturating_sub(stamp.intended_ns) / 1000);
-                s.service_latency_us.saturating_record(now.saturating_sub(stamp.sent_ns) / 1000);
+                s.latency_us
+                    .saturating_record(now.saturating_sub(stamp.intended_ns) / 1000);
+                s.service_latency_us
+                    .saturating_record(now.saturating_sub(stamp.sent_ns) / 1000);
             } else {
                 s.errors += 1;
             }
@@ -86,7 +91,10 @@ impl ProducerContext for DeliveryContext {
         });
         if ok {
             if let Some(acked) = &self.shared.acked {
-                acked.lock().unwrap_or_else(|p| p.into_inner()).insert(stamp.seq);
+                acked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(stamp.seq);
             }
         }
     }
@@ -104,93 +112,152 @@ pub struct ProducerWorker {
 
 impl ProducerWorker {
     /// Creates the client now, so a bad property fails before any load starts.
-    pub fn new(index: u32, run_id: u32, bootstrap: &str, topic: &str, plan: &ProducerPlan, track_acks: bool) -> Result<Self> {
-        let shared = Arc::new(ProducerShared { acked: track_acks.then(Default::default), ..Default::default() });
-        let ctx = DeliveryContext { shared: shared.clone(), open_model: plan.rate.is_some() };
+    pub fn new(
+        index: u32,
+        run_id: u32,
+        bootstrap: &str,
+        topic: &str,
+        plan: &ProducerPlan,
+        track_acks: bool,
+    ) -> Result<Self> {
+        let shared = Arc::new(ProducerShared {
+            stats: PhaseStats::new(plan.timeline.phases.len()),
+            acked: track_acks.then(Default::default),
+            sent: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            done: AtomicBool::new(false),
+            done_ns: AtomicU64::new(0),
+        });
+        let ctx = DeliveryContext {
+            shared: shared.clone(),
+            open_model: plan.timeline.open_model(),
+        };
         let mut cfg = client_config(bootstrap, &plan.props);
         if cfg.get("client.id").is_none() {
             cfg.set("client.id", format!("kbench-producer-{index}"));
         }
-        let producer = cfg.create_with_context(ctx).map_err(|e| explain_create_error(e, &plan.props, "producer"))?;
-        Ok(ProducerWorker { index, run_id, topic: topic.to_string(), plan: plan.clone(), producer, shared })
+        let producer = cfg
+            .create_with_context(ctx)
+            .map_err(|e| explain_create_error(e, &plan.props, "producer"))?;
+        Ok(ProducerWorker {
+            index,
+            run_id,
+            topic: topic.to_string(),
+            plan: plan.clone(),
+            producer,
+            shared,
+        })
     }
 
-    /// Sends from `start_ns` until the amount is reached or `stop` is set, then flushes (waiting
-    /// at most `flush`, or `flush_on_stop` after a stop).
-    pub fn run(self, start_ns: u64, stop: &AtomicBool, flush: Duration, flush_on_stop: Duration) {
+    /// Sends on the timeline from `start_ns` until its end, the record count or `stop`, then
+    /// flushes (waiting at most `flush`, or `flush_on_stop` after a stop).
+    pub fn run(
+        self,
+        start_ns: u64,
+        starts: &PhaseStarts,
+        stop: &AtomicBool,
+        flush: Duration,
+        flush_on_stop: Duration,
+    ) {
         tighten_timer_slack();
         let p = &self.plan;
+        let t = &p.timeline;
         let producers = p.producers as u64;
-        let phasing = Phasing { warmup: p.warmup, start_ns };
-        let schedule = Schedule::new(start_ns, p.rate, self.index, p.producers);
-        let warmup_ns = match p.warmup {
-            Warmup::Duration { ms } => ms * 1_000_000,
-            _ => 0,
-        };
-        let end_ns = match p.amount {
-            Amount::Duration { ms } => Some(start_ns + warmup_ns + ms * 1_000_000),
-            _ => None,
-        };
-        let mut rng = SmallRng::seed_from_u64(p.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.index as u64 + 1)));
+        let mut rng = SmallRng::seed_from_u64(
+            p.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.index as u64 + 1)),
+        );
         let mut pool = match p.payload {
-            crate::load::payload::PayloadSpec::Generated { record_size, random_ratio } => PayloadPool::generated(record_size, random_ratio, &mut rng),
-            crate::load::payload::PayloadSpec::File { .. } => PayloadPool::from_parts(&p.payload_parts),
+            PayloadSpec::Generated {
+                record_size,
+                random_ratio,
+            } => PayloadPool::generated(record_size, random_ratio, &mut rng),
+            PayloadSpec::File { .. } => PayloadPool::from_parts(&p.payload_parts),
         };
         let mut keys = KeyGen::new(&p.keys, self.index as u64);
+        let excluded: Vec<bool> = t.phases.iter().map(|ph| ph.excluded).collect();
+        // `i` numbers this producer's records (the stamp's sequence); `j` restarts per segment.
         let mut i: u64 = 0;
-        'records: loop {
-            if let Amount::Records(n) = p.amount {
-                if i * producers + self.index as u64 >= n {
+        'segments: for seg in t.segments() {
+            let seg_start = start_ns + seg.start_offset_ns;
+            let seg_end = seg.end_offset_ns.map(|e| start_ns + e);
+            let schedule = Schedule::new(seg_start, seg.rate, self.index, p.producers);
+            let mut j: u64 = 0;
+            loop {
+                let global = i * producers + self.index as u64;
+                if t.max_records.is_some_and(|n| global >= n) || stop.load(Ordering::Relaxed) {
+                    break 'segments;
+                }
+                let due = schedule.due_ns(j);
+                if due.is_some_and(|d| seg_end.is_some_and(|end| d >= end)) {
+                    break; // next segment
+                }
+                let sent_ns = match due {
+                    Some(d) => Schedule::wait_until(d),
+                    None if j == 0 => Schedule::wait_until(seg_start),
+                    None => clock::now_ns(),
+                };
+                let intended_ns = due.unwrap_or(sent_ns);
+                if due.is_none() && seg_end.is_some_and(|end| sent_ns >= end) {
                     break;
                 }
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let due = schedule.due_ns(i);
-            let sent_ns = match due {
-                Some(d) => Schedule::wait_until(d),
-                None => clock::now_ns(),
-            };
-            let intended_ns = due.unwrap_or(sent_ns);
-            if end_ns.is_some_and(|end| intended_ns >= end) {
-                break;
-            }
-            let global = i * producers + self.index as u64;
-            let warmup = phasing.is_warmup(global, intended_ns);
-            if !warmup && self.shared.measured_start_ns.load(Ordering::Relaxed) == 0 {
-                self.shared.measured_start_ns.store(intended_ns, Ordering::Relaxed);
-            }
-            let value = pool.pick(&mut rng);
-            Stamp { run_id: self.run_id, producer_id: self.index, seq: i, intended_ns, sent_ns, warmup }.write(value);
-            let mut record = BaseRecord::to(&self.topic).payload(&*value);
-            if let Some(k) = keys.key(i, &mut rng) {
-                record = record.key(k);
-            }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        // The client's queue is full: wait for deliveries. The wait counts in
-                        // this record's service time and in later records' send delay.
-                        record = r;
-                        if stop.load(Ordering::Relaxed) {
-                            break 'records;
+                let phase = match t.warmup_records {
+                    Some(w) if global >= w => 1,
+                    _ => seg.phase,
+                };
+                if j == 0 || phase != seg.phase {
+                    starts.mark(phase, intended_ns);
+                }
+                let value = pool.pick(&mut rng);
+                Stamp {
+                    run_id: self.run_id,
+                    producer_id: self.index,
+                    seq: i,
+                    intended_ns,
+                    sent_ns,
+                    phase: phase as u8,
+                    excluded: excluded[phase],
+                }
+                .write(value);
+                let mut record = BaseRecord::to(&self.topic).payload(&*value);
+                if let Some(k) = keys.key(i, &mut rng) {
+                    record = record.key(k);
+                }
+                loop {
+                    match self.producer.send(record) {
+                        Ok(()) => break,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            // The client's queue is full: wait for deliveries. The wait counts
+                            // in this record's service time and in later records' send delay.
+                            record = r;
+                            if stop.load(Ordering::Relaxed) {
+                                break 'segments;
+                            }
+                            std::thread::sleep(Duration::from_micros(200));
                         }
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
-                    Err((e, _)) => {
-                        *self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                        self.shared.stats.with(Phase::of(warmup), |s| s.errors += 1);
-                        break;
+                        Err((e, _)) => {
+                            *self
+                                .shared
+                                .last_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                            self.shared.stats.with(phase, |s| s.errors += 1);
+                            break;
+                        }
                     }
                 }
+                i += 1;
+                j += 1;
+                self.shared.sent.store(i, Ordering::Relaxed);
             }
-            i += 1;
-            self.shared.sent.store(i, Ordering::Relaxed);
         }
-        let _ = self.producer.flush(if stop.load(Ordering::Relaxed) { flush_on_stop } else { flush });
-        self.shared.done_ns.store(clock::now_ns(), Ordering::Relaxed);
+        let _ = self.producer.flush(if stop.load(Ordering::Relaxed) {
+            flush_on_stop
+        } else {
+            flush
+        });
+        self.shared
+            .done_ns
+            .store(clock::now_ns(), Ordering::Relaxed);
         self.shared.done.store(true, Ordering::Release);
     }
 }

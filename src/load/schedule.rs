@@ -24,13 +24,18 @@ impl Schedule {
     pub fn new(start_ns: u64, total_rate: Option<f64>, index: u32, producers: u32) -> Self {
         let interval_ns = total_rate.map(|r| 1e9 * producers as f64 / r);
         let offset_ns = total_rate.map_or(0.0, |r| 1e9 * index as f64 / r);
-        Schedule { start_ns, interval_ns, offset_ns }
+        Schedule {
+            start_ns,
+            interval_ns,
+            offset_ns,
+        }
     }
 
     /// When record `i` of this producer is due; in the closed model, `None`.
     #[inline]
     pub fn due_ns(&self, i: u64) -> Option<u64> {
-        self.interval_ns.map(|iv| self.start_ns + (self.offset_ns + i as f64 * iv) as u64)
+        self.interval_ns
+            .map(|iv| self.start_ns + (self.offset_ns + i as f64 * iv) as u64)
     }
 
     /// Sleeps until `due_ns` and returns the clock then. Short waits are slept too: a spinning

@@ -1,8 +1,9 @@
 //! The record stamp: a fixed 36-byte header at the start of every value kbench produces.
 //!
-//! Layout (little endian): magic `KBS` (3) | flags (1: bit 0 = warm-up record) | run id (4) |
-//! producer id (4) | sequence (8) | intended send time (8) | actual send time (8). The producer
-//! decides the phase when it sends, so every reader (even another process) agrees on it. Times are nanoseconds of `measure::clock`
+//! Layout (little endian): magic `KBS` (3) | phase (1: bits 0-6 the phase index, bit 7 set for
+//! a warm-up record) | run id (4) | producer id (4) | sequence (8) | intended send time (8) |
+//! actual send time (8). The producer decides the phase when it sends, so every reader (even
+//! another process) agrees on it. Times are nanoseconds of `measure::clock`
 //! (Unix-epoch based, monotonic within a process). Consumers read it for end-to-end latency and
 //! to count lost, duplicated and reordered records per (producer, partition); the producer's
 //! delivery callback reads it back for produce latency, so nothing is kept per record in flight.
@@ -10,7 +11,9 @@
 /// Bytes the stamp takes at the start of each value.
 pub const STAMP_LEN: usize = 36;
 const MAGIC: [u8; 3] = *b"KBS";
-const FLAG_WARMUP: u8 = 1;
+const EXCLUDED_BIT: u8 = 0x80;
+/// Phases a stamp can name.
+pub const MAX_PHASES: usize = 127;
 
 /// The decoded stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +23,10 @@ pub struct Stamp {
     pub seq: u64,
     pub intended_ns: u64,
     pub sent_ns: u64,
-    pub warmup: bool,
+    /// Index of the phase the record was sent in.
+    pub phase: u8,
+    /// Sent in a phase left out of the summary (the warm-up).
+    pub excluded: bool,
 }
 
 impl Stamp {
@@ -28,7 +34,7 @@ impl Stamp {
     #[inline]
     pub fn write(&self, buf: &mut [u8]) {
         buf[0..3].copy_from_slice(&MAGIC);
-        buf[3] = if self.warmup { FLAG_WARMUP } else { 0 };
+        buf[3] = (self.phase & !EXCLUDED_BIT) | if self.excluded { EXCLUDED_BIT } else { 0 };
         buf[4..8].copy_from_slice(&self.run_id.to_le_bytes());
         buf[8..12].copy_from_slice(&self.producer_id.to_le_bytes());
         buf[12..20].copy_from_slice(&self.seq.to_le_bytes());
@@ -50,7 +56,8 @@ impl Stamp {
             seq: u64_at(12),
             intended_ns: u64_at(20),
             sent_ns: u64_at(28),
-            warmup: value[3] & FLAG_WARMUP != 0,
+            phase: value[3] & !EXCLUDED_BIT,
+            excluded: value[3] & EXCLUDED_BIT != 0,
         })
     }
 }
@@ -61,7 +68,15 @@ mod tests {
 
     #[test]
     fn stamp_round_trips() {
-        let s = Stamp { run_id: 7, producer_id: 3, seq: 1 << 40, intended_ns: 11, sent_ns: 12, warmup: true };
+        let s = Stamp {
+            run_id: 7,
+            producer_id: 3,
+            seq: 1 << 40,
+            intended_ns: 11,
+            sent_ns: 12,
+            phase: 5,
+            excluded: true,
+        };
         let mut buf = [0u8; 64];
         s.write(&mut buf);
         assert_eq!(Stamp::read(&buf), Some(s));
@@ -69,9 +84,21 @@ mod tests {
 
     #[test]
     fn values_without_the_magic_or_too_short_have_no_stamp() {
-        assert_eq!(Stamp::read(b"hello world, this is not a kbench record at all"), None);
+        assert_eq!(
+            Stamp::read(b"hello world, this is not a kbench record at all"),
+            None
+        );
         let mut buf = [0u8; STAMP_LEN];
-        Stamp { run_id: 1, producer_id: 1, seq: 1, intended_ns: 1, sent_ns: 1, warmup: false }.write(&mut buf);
+        Stamp {
+            run_id: 1,
+            producer_id: 1,
+            seq: 1,
+            intended_ns: 1,
+            sent_ns: 1,
+            phase: 0,
+            excluded: false,
+        }
+        .write(&mut buf);
         assert_eq!(Stamp::read(&buf[..STAMP_LEN - 1]), None);
     }
 }

@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{
+    CpuRefreshKind, Disks, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate,
+    System,
+};
 
 use super::clock;
 
@@ -50,7 +53,11 @@ pub fn host_info() -> HostInfo {
         hostname: System::host_name().unwrap_or_default(),
         os: System::long_os_version().unwrap_or_default(),
         kernel: System::kernel_version().unwrap_or_default(),
-        cpu_model: sys.cpus().first().map(|c| c.brand().to_string()).unwrap_or_default(),
+        cpu_model: sys
+            .cpus()
+            .first()
+            .map(|c| c.brand().to_string())
+            .unwrap_or_default(),
         logical_cpus: sys.cpus().len(),
         memory_bytes: sys.total_memory(),
     }
@@ -72,7 +79,11 @@ impl HostSampler {
             .name("kbench-host".into())
             .spawn(move || sample_loop(period, &s, &st))
             .ok();
-        HostSampler { samples, stop, handle }
+        HostSampler {
+            samples,
+            stop,
+            handle,
+        }
     }
 
     /// Takes the samples collected since the last call.
@@ -110,7 +121,9 @@ fn sample_loop(period: Duration, out: &Mutex<Vec<HostSample>>, stop: &AtomicBool
         // Sleep in short steps so a stop is quick.
         let until = last + period;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
+            std::thread::sleep(
+                Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())),
+            );
         }
         if stop.load(Ordering::Relaxed) {
             break;
@@ -142,7 +155,12 @@ fn sample_loop(period: Duration, out: &Mutex<Vec<HostSample>>, stop: &AtomicBool
             disk_write_bytes_per_sec: wr as f64 / secs,
             net_bytes_per_sec: networks
                 .iter()
-                .map(|(name, n)| (name.clone(), (n.received() as f64 / secs, n.transmitted() as f64 / secs)))
+                .map(|(name, n)| {
+                    (
+                        name.clone(),
+                        (n.received() as f64 / secs, n.transmitted() as f64 / secs),
+                    )
+                })
                 .collect(),
         };
         out.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
@@ -180,7 +198,11 @@ impl HostSummary {
             return HostSummary::default();
         }
         let avg = |f: &dyn Fn(&HostSample) -> f64| samples.iter().map(f).sum::<f64>() / n as f64;
-        let cores = samples.iter().map(|s| s.cpu_pct_per_core.len()).max().unwrap_or(0);
+        let cores = samples
+            .iter()
+            .map(|s| s.cpu_pct_per_core.len())
+            .max()
+            .unwrap_or(0);
         let mut net_interfaces: BTreeMap<String, NetRates> = BTreeMap::new();
         for s in samples {
             for (name, (rx, tx)) in &s.net_bytes_per_sec {
@@ -241,7 +263,10 @@ mod tests {
         assert!(s.rss_bytes_max > 0);
         assert!(s.mem_used_bytes_max > 0);
         assert!(!s.cpu_pct_per_core_avg.is_empty());
-        let lo = s.net_interfaces.get("lo").map_or(0.0, |r| r.rx_bytes_per_sec);
+        let lo = s
+            .net_interfaces
+            .get("lo")
+            .map_or(0.0, |r| r.rx_bytes_per_sec);
         assert!(lo > 1e6, "loopback rx {lo} B/s");
     }
 }

@@ -1,5 +1,5 @@
-//! Per-worker recorders: plain HDR histograms and counters, one set per phase (warm-up and
-//! measured), behind an uncontended mutex that only the reporter's once-per-interval swap
+//! Per-worker recorders: plain HDR histograms and counters, one set per phase of the run,
+//! behind an uncontended mutex that only the reporter's once-per-interval swap
 //! competes for.
 //!
 //! Latencies are in microseconds, 1 µs to 1 h at 3 significant digits, recorded with
@@ -17,37 +17,6 @@ pub const HIST_MAX_US: u64 = 3_600_000_000;
 pub fn new_histogram() -> Histogram<u64> {
     // Bounds and precision are constants that the crate accepts; this cannot fail.
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds")
-}
-
-/// Warm-up records are kept apart from measured ones from the moment they are recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Warmup,
-    Measured,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 2] = [Phase::Warmup, Phase::Measured];
-
-    pub fn of(warmup: bool) -> Phase {
-        if warmup {
-            Phase::Warmup
-        } else {
-            Phase::Measured
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Warmup => "warmup",
-            Phase::Measured => "measured",
-        }
-    }
 }
 
 /// What a producer's delivery reports add up to.
@@ -120,7 +89,13 @@ pub struct ConsumeStats {
 
 impl Default for ConsumeStats {
     fn default() -> Self {
-        ConsumeStats { e2e_latency_us: new_histogram(), records: 0, bytes: 0, unstamped: 0, errors: 0 }
+        ConsumeStats {
+            e2e_latency_us: new_histogram(),
+            records: 0,
+            bytes: 0,
+            unstamped: 0,
+            errors: 0,
+        }
     }
 }
 
@@ -166,27 +141,39 @@ impl Stats for ConsumeStats {
     }
 }
 
-/// One worker's stats, split by phase, shared with the reporter.
-#[derive(Debug, Default)]
+/// One worker's stats, one set per phase, shared with the reporter.
+#[derive(Debug)]
 pub struct PhaseStats<S> {
-    inner: Mutex<[S; 2]>,
+    inner: Mutex<Vec<S>>,
 }
 
 impl<S: Stats> PhaseStats<S> {
-    /// Runs `f` on the stats of `phase` (the worker's side).
+    pub fn new(phases: usize) -> Self {
+        PhaseStats {
+            inner: Mutex::new(vec![S::default(); phases.max(1)]),
+        }
+    }
+
+    /// Runs `f` on the stats of phase `phase` (the worker's side). An index beyond the run's
+    /// phases (a record from another run) counts in the last phase.
     #[inline]
-    pub fn with<R>(&self, phase: Phase, f: impl FnOnce(&mut S) -> R) -> R {
+    pub fn with<R>(&self, phase: usize, f: impl FnOnce(&mut S) -> R) -> R {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut g[phase.index()])
+        let last = g.len() - 1;
+        f(&mut g[phase.min(last)])
     }
 
     /// Swaps the recorded stats with `spare` (reset beforehand, outside the lock), so the
-    /// worker waits only for two pointer-sized swaps. `spare` then holds the interval.
-    pub fn swap(&self, spare: &mut [S; 2]) {
+    /// worker waits only for a pointer swap. `spare` then holds the interval, one set per phase.
+    pub fn swap(&self, spare: &mut Vec<S>) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let n = g.len();
+        drop(g);
+        spare.resize(n, S::default());
         for s in spare.iter_mut() {
             s.reset();
         }
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut *g, spare);
     }
 }
@@ -197,17 +184,22 @@ mod tests {
 
     #[test]
     fn swap_hands_over_the_interval_and_starts_fresh() {
-        let s: PhaseStats<ProduceStats> = PhaseStats::default();
-        s.with(Phase::Measured, |p| {
+        let s: PhaseStats<ProduceStats> = PhaseStats::new(2);
+        s.with(1, |p| {
             p.records += 3;
             p.latency_us.saturating_record(5_000);
         });
-        let mut spare: [ProduceStats; 2] = Default::default();
+        let mut spare = Vec::new();
         s.swap(&mut spare);
-        assert_eq!(spare[Phase::Measured.index()].records, 3);
-        assert_eq!(spare[Phase::Measured.index()].latency_us.len(), 1);
+        assert_eq!(spare.len(), 2);
+        assert_eq!(spare[1].records, 3);
+        assert_eq!(spare[1].latency_us.len(), 1);
         s.swap(&mut spare);
-        assert_eq!(spare[Phase::Measured.index()].records, 0);
+        assert_eq!(spare[1].records, 0);
+        // Out-of-range phases count in the last one.
+        s.with(9, |p| p.records += 1);
+        s.swap(&mut spare);
+        assert_eq!(spare[1].records, 1);
     }
 
     #[test]
@@ -230,7 +222,10 @@ mod tests {
             whole.latency_us.saturating_record(v * 10);
         }
         a.add(&b);
-        assert_eq!(a.latency_us.value_at_quantile(0.99), whole.latency_us.value_at_quantile(0.99));
+        assert_eq!(
+            a.latency_us.value_at_quantile(0.99),
+            whole.latency_us.value_at_quantile(0.99)
+        );
         assert_eq!(a.latency_us.len(), 1000);
     }
 }

@@ -177,7 +177,9 @@ mod tests {
         });
         acked.insert(7, set);
         let mut s = Seen::default();
-        (0..100).filter(|i| i % 10 != 3).for_each(|i| s.observe(7, 0, i));
+        (0..100)
+            .filter(|i| i % 10 != 3)
+            .for_each(|i| s.observe(7, 0, i));
         assert_eq!(s.lost_from(&acked), 10);
         assert_eq!(s.gaps(), 10);
     }

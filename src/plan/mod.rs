@@ -5,6 +5,7 @@
 //! records as the effective `config`.
 
 pub mod props;
+pub mod timeline;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,12 +13,16 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::cli::{AmountArgs, ConsumeArgs, ConsumerArgs, E2eArgs, OutputArgs, ProduceArgs, ProducerArgs, TargetArgs};
+use crate::cli::{
+    AmountArgs, ConsumeArgs, ConsumerArgs, E2eArgs, OutputArgs, ProduceArgs, ProducerArgs,
+    TargetArgs,
+};
 use crate::load::keys::KeySpec;
 use crate::load::payload::{read_payload_file, PayloadSpec};
 use crate::load::stamp::STAMP_LEN;
 use crate::target::MockFaults;
 use props::Props;
+pub use timeline::{PhaseSpec, Timeline};
 
 /// Where the load goes.
 #[derive(Debug, Clone, Serialize)]
@@ -33,34 +38,12 @@ pub struct TargetPlan {
     pub mock_faults: MockFaults,
 }
 
-/// When the load stops.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Amount {
-    Records(u64),
-    Duration { ms: u64 },
-    /// Until Ctrl-C.
-    Unbounded,
-}
-
-/// What marks the warm-up.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Warmup {
-    None,
-    Records(u64),
-    Duration { ms: u64 },
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ProducerPlan {
-    pub amount: Amount,
-    pub warmup: Warmup,
+    pub timeline: Timeline,
     pub payload: PayloadSpec,
     #[serde(skip)]
     pub payload_parts: Vec<Vec<u8>>,
-    /// Total records/s; `None` = closed model.
-    pub rate: Option<f64>,
     pub keys: KeySpec,
     pub producers: u32,
     pub seed: u64,
@@ -113,9 +96,14 @@ impl Plan {
             bail!("--num-records must be at least 1");
         }
         let mut consumer = consumer_plan(&a.consumer, "perf-consumer")?;
-        consumer.props.set_default("auto.offset.reset", if a.from_latest { "latest" } else { "earliest" });
+        consumer.props.set_default(
+            "auto.offset.reset",
+            if a.from_latest { "latest" } else { "earliest" },
+        );
         if a.from_latest {
-            consumer.props.set("auto.offset.reset", "latest", "--from-latest");
+            consumer
+                .props
+                .set("auto.offset.reset", "latest", "--from-latest");
         }
         Ok(Plan {
             command: "consume".into(),
@@ -151,26 +139,47 @@ fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
     if t.topic.trim().is_empty() {
         bail!("--topic must not be empty");
     }
-    if t.topic.len() > 249 || !t.topic.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-        bail!("--topic '{}' is not a valid Kafka topic name: use up to 249 of a-z A-Z 0-9 . _ -", t.topic);
+    if t.topic.len() > 249
+        || !t
+            .topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        bail!(
+            "--topic '{}' is not a valid Kafka topic name: use up to 249 of a-z A-Z 0-9 . _ -",
+            t.topic
+        );
     }
     if t.partitions < 1 {
         bail!("--partitions must be at least 1 (got {})", t.partitions);
     }
     if t.replication_factor < 1 {
-        bail!("--replication-factor must be at least 1 (got {})", t.replication_factor);
+        bail!(
+            "--replication-factor must be at least 1 (got {})",
+            t.replication_factor
+        );
     }
     if let Some(b) = &t.bootstrap_server {
         for server in b.split(',') {
-            let ok = server.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            let ok = server
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
             if !ok {
                 bail!("--bootstrap-server: '{server}' is not HOST:PORT (e.g. localhost:9092)");
             }
         }
     }
-    let mut mock_faults = MockFaults { rtt: t.mock_rtt.map(Into::into), outage: None };
+    let mut mock_faults = MockFaults {
+        rtt: t.mock_rtt.map(Into::into),
+        outage: None,
+    };
     if let Some(o) = &t.mock_outage {
-        let parsed = o.split_once('+').and_then(|(a, b)| Some((humantime::parse_duration(a).ok()?, humantime::parse_duration(b).ok()?)));
+        let parsed = o.split_once('+').and_then(|(a, b)| {
+            Some((
+                humantime::parse_duration(a).ok()?,
+                humantime::parse_duration(b).ok()?,
+            ))
+        });
         match parsed {
             Some(p) => mock_faults.outage = Some(p),
             None => bail!("--mock-outage '{o}' is not START+LENGTH (e.g. 2s+1s)"),
@@ -181,7 +190,11 @@ fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
     }
     Ok(TargetPlan {
         bootstrap_server: t.bootstrap_server.clone(),
-        embedded: if t.mock_rtt.is_some() || t.mock_outage.is_some() { crate::cli::EmbeddedKind::Mock } else { t.embedded },
+        embedded: if t.mock_rtt.is_some() || t.mock_outage.is_some() {
+            crate::cli::EmbeddedKind::Mock
+        } else {
+            t.embedded
+        },
         topic: t.topic.clone(),
         partitions: t.partitions,
         replication_factor: t.replication_factor,
@@ -198,50 +211,78 @@ fn duration_ms(d: Duration, flag: &str) -> Result<u64> {
     Ok(d.as_millis() as u64)
 }
 
-fn amount_and_warmup(a: &AmountArgs) -> Result<(Amount, Warmup)> {
-    let amount = match (a.num_records, a.duration) {
-        (Some(0), _) => bail!("--num-records must be at least 1"),
-        (Some(n), _) => Amount::Records(n),
-        (None, Some(d)) => Amount::Duration { ms: duration_ms(d.into(), "--duration")? },
-        (None, None) => Amount::Unbounded,
+/// Kafka-style flags as a timeline: an optional warm-up phase, then the measured phase.
+/// `--num-records` counts the warm-up records too (as Kafka's tool does); `--duration` is the
+/// measured time after the warm-up.
+fn timeline_from_flags(a: &AmountArgs, rate: Option<f64>) -> Result<Timeline> {
+    let max_records = match a.num_records {
+        Some(0) => bail!("--num-records must be at least 1"),
+        n => n,
     };
-    let warmup = match (a.warmup_records, a.warmup) {
+    let measured_ms = a
+        .duration
+        .map(|d| duration_ms(d.into(), "--duration"))
+        .transpose()?;
+    let measured = PhaseSpec::new("measured", rate, measured_ms);
+    let (phases, warmup_records) = match (a.warmup_records, a.warmup) {
         (Some(w), _) => {
-            if let Amount::Records(n) = amount {
+            if let Some(n) = max_records {
                 if w >= n {
                     bail!("--warmup-records ({w}) must be less than --num-records ({n})");
                 }
             }
-            Warmup::Records(w)
+            if measured_ms.is_some() {
+                bail!("--warmup-records goes with --num-records; with --duration, give the warm-up as a time (--warmup 10s)");
+            }
+            (vec![PhaseSpec::warmup(rate, None), measured], Some(w))
         }
-        (None, Some(d)) => Warmup::Duration { ms: duration_ms(d.into(), "--warmup")? },
-        (None, None) => Warmup::None,
+        (None, Some(d)) => (
+            vec![
+                PhaseSpec::warmup(rate, Some(duration_ms(d.into(), "--warmup")?)),
+                measured,
+            ],
+            None,
+        ),
+        (None, None) => (vec![measured], None),
     };
-    Ok((amount, warmup))
+    let t = Timeline {
+        phases,
+        warmup_records,
+        max_records,
+    };
+    t.validate()?;
+    Ok(t)
 }
 
 fn parse_bytes(text: &str, flag: &str) -> Result<u64> {
     text.trim()
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
-        .map_err(|e| anyhow::anyhow!("{flag}: '{text}' is not a size in bytes (e.g. 1024, 16KiB, 1MB): {e}"))
+        .map_err(|e| {
+            anyhow::anyhow!("{flag}: '{text}' is not a size in bytes (e.g. 1024, 16KiB, 1MB): {e}")
+        })
 }
 
 fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
-    let (amount, warmup) = amount_and_warmup(&p.amount)?;
     // Any negative rate means unthrottled, as in Kafka's tool; 0 would never send.
     let rate = if p.throughput < 0.0 {
         None
     } else if p.throughput > 0.0 && p.throughput.is_finite() {
         Some(p.throughput)
     } else {
-        bail!("--throughput must be a rate > 0 records/s, or -1 for unthrottled (got {})", p.throughput);
+        bail!(
+            "--throughput must be a rate > 0 records/s, or -1 for unthrottled (got {})",
+            p.throughput
+        );
     };
     if p.producers == 0 {
         bail!("--producers must be at least 1");
     }
     if !(0.0..=1.0).contains(&p.payload_random_ratio) {
-        bail!("--payload-random-ratio must be between 0 and 1 (got {})", p.payload_random_ratio);
+        bail!(
+            "--payload-random-ratio must be between 0 and 1 (got {})",
+            p.payload_random_ratio
+        );
     }
     let (payload, payload_parts) = match (&p.record_size, &p.payload_file) {
         (Some(size), None) => {
@@ -252,15 +293,28 @@ fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
             if n > 100 << 20 {
                 bail!("--record-size {n} is over 100 MiB; Kafka's default message.max.bytes is about 1 MiB");
             }
-            (PayloadSpec::Generated { record_size: n, random_ratio: p.payload_random_ratio }, Vec::new())
+            (
+                PayloadSpec::Generated {
+                    record_size: n,
+                    random_ratio: p.payload_random_ratio,
+                },
+                Vec::new(),
+            )
         }
         (None, Some(path)) => {
             let parts = read_payload_file(path, &p.payload_delimiter)?;
-            (PayloadSpec::File { path: path.display().to_string(), parts: parts.len() }, parts)
+            (
+                PayloadSpec::File {
+                    path: path.display().to_string(),
+                    parts: parts.len(),
+                },
+                parts,
+            )
         }
         (None, None) => bail!("give --record-size BYTES or --payload-file FILE"),
         (Some(_), Some(_)) => bail!("--record-size and --payload-file exclude each other"),
     };
+    let timeline = timeline_from_flags(&p.amount, rate)?;
     let keys: KeySpec = p.keys.parse().map_err(|e| anyhow::anyhow!("--keys {e}"))?;
 
     let mut props = Props::default();
@@ -274,14 +328,20 @@ fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
         }
     }
     if let Some(b) = &p.batch_size {
-        props.set("batch.size", &parse_bytes(b, "--batch-size")?.to_string(), "--batch-size");
+        props.set(
+            "batch.size",
+            &parse_bytes(b, "--batch-size")?.to_string(),
+            "--batch-size",
+        );
     }
     if let Some(l) = p.linger_ms {
         props.set("linger.ms", &l.to_string(), "--linger-ms");
     }
     if let Some(c) = &p.compression_type {
         match c.as_str() {
-            "none" | "gzip" | "snappy" | "lz4" | "zstd" => props.set("compression.type", c, "--compression-type"),
+            "none" | "gzip" | "snappy" | "lz4" | "zstd" => {
+                props.set("compression.type", c, "--compression-type")
+            }
             _ => bail!("--compression-type must be none, gzip, snappy, lz4 or zstd (got '{c}')"),
         }
     }
@@ -289,7 +349,15 @@ fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
         props.set("enable.idempotence", "true", "--idempotence");
     }
     props.apply_kv_args(&p.producer_props, "--producer-props")?;
-    Ok(ProducerPlan { amount, warmup, payload, payload_parts, rate, keys, producers: p.producers, seed: p.seed, props })
+    Ok(ProducerPlan {
+        timeline,
+        payload,
+        payload_parts,
+        keys,
+        producers: p.producers,
+        seed: p.seed,
+        props,
+    })
 }
 
 fn consumer_plan(c: &ConsumerArgs, group_prefix: &str) -> Result<ConsumerPlan> {
@@ -313,8 +381,21 @@ fn consumer_plan(c: &ConsumerArgs, group_prefix: &str) -> Result<ConsumerPlan> {
     if group.is_empty() {
         bail!("--group must not be empty");
     }
-    props.set("group.id", &group, if c.group.is_some() { "--group" } else { "kbench default" });
-    Ok(ConsumerPlan { group, consumers: c.consumers, timeout_ms: c.timeout, props })
+    props.set(
+        "group.id",
+        &group,
+        if c.group.is_some() {
+            "--group"
+        } else {
+            "kbench default"
+        },
+    );
+    Ok(ConsumerPlan {
+        group,
+        consumers: c.consumers,
+        timeout_ms: c.timeout,
+        props,
+    })
 }
 
 fn output_plan(o: &OutputArgs, command: &str) -> Result<OutputPlan> {
@@ -324,18 +405,26 @@ fn output_plan(o: &OutputArgs, command: &str) -> Result<OutputPlan> {
     }
     let name = o.name.clone().unwrap_or_else(|| command.to_string());
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        bail!("--name '{name}' must be a plain folder-name part (no slashes, not starting with '.')");
+        bail!(
+            "--name '{name}' must be a plain folder-name part (no slashes, not starting with '.')"
+        );
     }
     Ok(OutputPlan {
         reporting_interval_ms: interval,
-        output_dir: if o.no_results { None } else { Some(o.output_dir.clone()) },
+        output_dir: if o.no_results {
+            None
+        } else {
+            Some(o.output_dir.clone())
+        },
         name,
     })
 }
 
 /// Creates `<output-dir>/<timestamp>-<name>/`.
 pub fn create_run_dir(output: &OutputPlan) -> Result<Option<PathBuf>> {
-    let Some(base) = &output.output_dir else { return Ok(None) };
+    let Some(base) = &output.output_dir else {
+        return Ok(None);
+    };
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
     let mut dir = base.join(format!("{stamp}-{}", output.name));
     let mut n = 1;
@@ -343,6 +432,7 @@ pub fn create_run_dir(output: &OutputPlan) -> Result<Option<PathBuf>> {
         n += 1;
         dir = base.join(format!("{stamp}-{}-{n}", output.name));
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("--output-dir: cannot create '{}'", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("--output-dir: cannot create '{}'", dir.display()))?;
     Ok(Some(dir))
 }

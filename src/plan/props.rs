@@ -20,7 +20,11 @@ pub struct Props {
 /// Properties whose values must never reach a result file or the console.
 fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    k.contains("password") || k.contains("secret") || k.contains("jaas") || k.ends_with(".key.pem") || k.contains("token")
+    k.contains("password")
+        || k.contains("secret")
+        || k.contains("jaas")
+        || k.ends_with(".key.pem")
+        || k.contains("token")
 }
 
 /// Serialized as a plain map, with secrets redacted (summary.json is meant to be shared).

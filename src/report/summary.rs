@@ -41,6 +41,20 @@ pub struct Summary {
     pub phases: Vec<PhaseSummary>,
     /// Checks that decide exit code 1 (verification); empty when none applied.
     pub checks: Vec<Check>,
+    /// Whole-run record verification (null without consumers).
+    pub verification: Option<Verification>,
+}
+
+/// Whole-run verification from the record stamps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// `acknowledged` (e2e: checked against the producers' acks) or `sequence_gaps` (consume).
+    pub method: String,
+    pub acknowledged: Option<u64>,
+    pub consumed_distinct: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +67,10 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseSummary {
     pub name: String,
+    /// The rate the phase asked for (records/s over all producers); null in the closed model.
+    pub target_rate_per_sec: Option<f64>,
+    /// Matrix parameters or ramp figures of the phase.
+    pub params: std::collections::BTreeMap<String, String>,
     pub duration_sec: f64,
     pub produce: Option<ProduceSummary>,
     pub consume: Option<ConsumeSummary>,

@@ -135,7 +135,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.csv");
         let mut w = TimeseriesWriter::create(&p).unwrap();
-        let mut ps = ProduceStats { records: 10, ..Default::default() };
+        let mut ps = ProduceStats {
+            records: 10,
+            ..Default::default()
+        };
         ps.latency_us.saturating_record(1500);
         w.write(&Row::new(
             5.0,
@@ -161,6 +164,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("elapsed_sec,interval_sec,phase,"));
-        assert!(lines[1].contains(",warmup,10,2,"), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("5.0,5.0,warmup,10,2.0,"),
+            "{}",
+            lines[1]
+        );
     }
 }

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::measure::host::HostInfo;
-use crate::measure::recorder::{Phase, ProduceStats};
+
 use crate::measure::verify::{Seen, SeqSet};
 use crate::plan::Plan;
 use crate::report::console;
-use crate::report::summary::{Check, Summary, SCHEMA_VERSION};
-use crate::run::reporter::Reporter;
+use crate::report::summary::{Check, PhaseSummary, Summary, Verification, SCHEMA_VERSION};
+use crate::run::reporter::{sum, Reporter};
 
 /// What the summary needs besides the measurements.
 pub struct Context<'a> {
@@ -25,11 +25,21 @@ pub struct Context<'a> {
 }
 
 fn latency_model(plan: &Plan) -> (String, String) {
-    match plan.producer.as_ref().and_then(|p| p.rate) {
+    let rates: Vec<f64> = plan
+        .producer
+        .as_ref()
+        .map(|p| p.timeline.phases.iter().filter_map(|ph| ph.rate).collect())
+        .unwrap_or_default();
+    let rate = match rates.as_slice() {
+        [] => None,
+        [r, rest @ ..] if rest.iter().all(|x| x == r) => Some(format!("at {r} records/s")),
+        _ => Some("at each phase's target rate".to_string()),
+    };
+    match rate {
         Some(rate) => (
             "open".into(),
             format!(
-                "open model at {rate} records/s: produce and e2e latency are measured from each record's intended send time (corrected for coordinated omission); service latency from the send call, as kafka-producer-perf-test does (its ms lines above use it); send delay = send call - intended time"
+                "open model {rate}: produce and e2e latency are measured from each record's intended send time (corrected for coordinated omission); service latency from the send call, as kafka-producer-perf-test does (its ms lines above use it); send delay = send call - intended time"
             ),
         ),
         None if plan.producer.is_some() => (
@@ -71,7 +81,8 @@ pub fn summary(
         latency_note,
         config,
         host: ctx.host.clone(),
-        phases: vec![rep.measured_phase(end_ns)],
+        phases: rep.reported_phases(end_ns),
+        verification: None,
         checks,
     }
 }
@@ -85,102 +96,168 @@ pub fn finish(
     acked: Option<&HashMap<u32, SeqSet>>,
 ) -> Result<ExitCode> {
     let plan = ctx.plan;
-    let secs = rep.phase_secs(end_ns);
-    let total_secs = secs[0] + secs[1];
-    let mut checks = Vec::new();
-
     if !rep.producers.is_empty() {
-        let m = &rep.totals.produce[Phase::Measured.index()];
-        let mut all: ProduceStats = rep.totals.produce[Phase::Warmup.index()].clone();
-        all.add(m);
-        rep.progress
-            .println(&console::kafka_producer_total(&all, total_secs, false));
-        if rep.warmup_records.is_some() || rep.totals.produce[Phase::Warmup.index()].records > 0 {
-            rep.progress
-                .println(&console::kafka_producer_total(m, secs[1], true));
-        }
-        if all.records == 0 && all.errors > 0 {
-            let last = rep
-                .producers
-                .iter()
-                .find_map(|p| p.last_error.lock().ok().and_then(|e| e.clone()))
-                .unwrap_or_default();
-            anyhow::bail!("no record was acknowledged ({} failed; last error: {last}); check the broker and the producer properties", all.errors);
-        }
+        print_producer_totals(rep, end_ns)?;
+    }
+    if plan.command == "consume" && !plan.show_detailed_stats {
+        let all = sum(&rep
+            .totals
+            .iter()
+            .map(|t| t.consume.clone())
+            .collect::<Vec<_>>());
+        let row = console::ConsumerRow {
+            bytes: all.bytes,
+            records: all.records,
+            elapsed_ms: (end_ns.saturating_sub(rep.start_ns) / 1_000_000).max(1),
+            rebalance_ms: rep.rebalance_ms(),
+        };
+        rep.progress.println(&console::kafka_consumer_row(
+            &console::kafka_date(rep.start_ns),
+            Some(&console::kafka_date(end_ns)),
+            &row,
+        ));
     }
 
     let mut s = summary(ctx, rep, end_ns, true, Vec::new());
-    let merged = Seen::merge(seen);
-    if let Some(c) = s.phases[0].consume.as_mut() {
-        let consumed_any = merged.distinct() > 0;
-        match acked {
-            Some(acked) => {
-                let lost = merged.lost_from(acked);
-                c.lost = Some(lost);
-                checks.push(Check {
-                    name: "no acknowledged record lost".into(),
-                    passed: lost == 0,
-                    detail: format!(
-                        "{lost} of {} acknowledged records were never consumed",
-                        acked.values().map(SeqSet::len).sum::<u64>()
-                    ),
-                });
-            }
-            None if consumed_any => c.lost = Some(merged.gaps()),
-            None => {}
+    if !rep.consumers.is_empty() {
+        let v = verification(&Seen::merge(seen), acked);
+        if acked.is_some() {
+            s.checks
+                .push(loss_check(v.lost, v.acknowledged.unwrap_or(0)));
         }
-        if consumed_any || acked.is_some() {
-            c.duplicated = Some(merged.duplicated);
-            c.reordered = Some(merged.reordered);
-        }
-        if plan.command == "consume" {
-            let all_records = rep.totals.consume.iter().map(|c| c.records).sum::<u64>();
-            let all_bytes = rep.totals.consume.iter().map(|c| c.bytes).sum::<u64>();
-            let row = console::ConsumerRow {
-                bytes: all_bytes,
-                records: all_records,
-                elapsed_ms: ((end_ns.saturating_sub(rep.start_ns)) / 1_000_000).max(1),
-                rebalance_ms: rep.rebalance_ms(),
-            };
-            if !plan.show_detailed_stats {
-                rep.progress.println(&console::kafka_consumer_row(
-                    &console::kafka_date(rep.start_ns),
-                    Some(&console::kafka_date(end_ns)),
-                    &row,
-                ));
+        // With one reported phase, the whole-run counts are that phase's.
+        if let [phase] = s.phases.as_mut_slice() {
+            if let Some(c) = phase.consume.as_mut() {
+                if v.consumed_distinct > 0 || acked.is_some() {
+                    (c.lost, c.duplicated, c.reordered) =
+                        (Some(v.lost), Some(v.duplicated), Some(v.reordered));
+                }
             }
         }
+        s.verification = Some(v);
     }
-    s.checks = checks;
-
     print_kbench_block(rep, &s);
     rep.write_summary(&s)?;
-    let failed: Vec<&Check> = s.checks.iter().filter(|c| !c.passed).collect();
-    for c in &failed {
+    for c in s.checks.iter().filter(|c| !c.passed) {
         eprintln!("kbench: check failed: {}: {}", c.name, c.detail);
     }
-    Ok(if failed.is_empty() {
+    Ok(exit_code(&s.checks))
+}
+
+/// Kafka's total line over every record, then its "steady state" line without the warm-up.
+fn print_producer_totals(rep: &Reporter, end_ns: u64) -> Result<()> {
+    let all = sum(&rep
+        .totals
+        .iter()
+        .map(|t| t.produce.clone())
+        .collect::<Vec<_>>());
+    let total_secs = end_ns.saturating_sub(rep.starts.get(0).unwrap_or(rep.start_ns)) as f64 / 1e9;
+    rep.progress
+        .println(&console::kafka_producer_total(&all, total_secs, false));
+    let excluded: Vec<usize> = (0..rep.phases.len())
+        .filter(|&k| rep.phases[k].excluded)
+        .collect();
+    if !excluded.is_empty() {
+        let steady: Vec<usize> = (0..rep.phases.len())
+            .filter(|&k| !rep.phases[k].excluded)
+            .collect();
+        let stats = sum(&steady
+            .iter()
+            .map(|&k| rep.totals[k].produce.clone())
+            .collect::<Vec<_>>());
+        let secs: f64 = steady.iter().map(|&k| rep.phase_secs(k, end_ns)).sum();
+        rep.progress
+            .println(&console::kafka_producer_total(&stats, secs, true));
+    }
+    if all.records == 0 && all.errors > 0 {
+        let last = rep
+            .producers
+            .iter()
+            .find_map(|p| p.last_error.lock().ok().and_then(|e| e.clone()))
+            .unwrap_or_default();
+        anyhow::bail!("no record was acknowledged ({} failed; last error: {last}); check the broker and the producer properties", all.errors);
+    }
+    Ok(())
+}
+
+/// Whole-run verification from what the consumers saw (and, in `e2e`, what was acknowledged).
+fn verification(merged: &Seen, acked: Option<&HashMap<u32, SeqSet>>) -> Verification {
+    match acked {
+        Some(acked) => Verification {
+            method: "acknowledged".into(),
+            acknowledged: Some(acked.values().map(SeqSet::len).sum()),
+            consumed_distinct: merged.distinct(),
+            lost: merged.lost_from(acked),
+            duplicated: merged.duplicated,
+            reordered: merged.reordered,
+        },
+        None => Verification {
+            method: "sequence_gaps".into(),
+            acknowledged: None,
+            consumed_distinct: merged.distinct(),
+            lost: merged.gaps(),
+            duplicated: merged.duplicated,
+            reordered: merged.reordered,
+        },
+    }
+}
+
+/// The verification check of an e2e run.
+pub fn loss_check(lost: u64, acked: u64) -> Check {
+    Check {
+        name: "no acknowledged record lost".into(),
+        passed: lost == 0,
+        detail: format!("{lost} of {acked} acknowledged records were never consumed"),
+    }
+}
+
+/// 0 when every check passed, 1 otherwise (the run itself worked).
+pub fn exit_code(checks: &[Check]) -> ExitCode {
+    if checks.iter().all(|c| c.passed) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 fn print_kbench_block(rep: &Reporter, s: &Summary) {
-    let ph = &s.phases[0];
-    let mut lines = vec![
-        String::new(),
-        format!(
-            "kbench {} summary: measured phase, {:.2} s (warm-up excluded)",
-            s.command, ph.duration_sec
-        ),
-    ];
+    let mut lines = vec![String::new()];
+    match s.phases.as_slice() {
+        [ph] => lines.extend(phase_block(s, ph)),
+        phases => {
+            lines.push(format!(
+                "kbench {} summary: {} phases (warm-up excluded); latency in µs",
+                s.command,
+                phases.len()
+            ));
+            lines.push(console::phase_table(phases));
+        }
+    }
+    if let Some(v) = &s.verification {
+        let what = if v.method == "acknowledged" {
+            "lost (acknowledged, never consumed)"
+        } else {
+            "missing (sequence gaps)"
+        };
+        lines.push(format!(
+            "  verification (whole run): {} {what}, {} duplicated, {} reordered",
+            v.lost, v.duplicated, v.reordered
+        ));
+    }
+    lines.push(format!("  note: {}", s.latency_note));
+    for l in lines {
+        rep.progress.println(&l);
+    }
+}
+
+fn phase_block(s: &Summary, ph: &PhaseSummary) -> Vec<String> {
+    let mut lines = vec![format!(
+        "kbench {} summary: {} phase, {:.2} s (warm-up excluded)",
+        s.command, ph.name, ph.duration_sec
+    )];
     let mut rows = Vec::new();
     if let Some(p) = &ph.produce {
-        lines.push(format!(
-            "  produced: {} records, {:.1} records/s, {:.2} MB/s, {} errors, {} sends more than 1 ms late",
-            p.records, p.records_per_sec, p.mb_per_sec, p.errors, p.late_sends
-        ));
+        lines.push(format!("  produced: {} records, {:.1} records/s, {:.2} MB/s, {} errors, {} sends more than 1 ms late", p.records, p.records_per_sec, p.mb_per_sec, p.errors, p.late_sends));
         rows.push(("produce", &p.latency_us));
         rows.push(("service", &p.service_latency_us));
         if s.latency_model == "open" {
@@ -200,24 +277,11 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
         if c.e2e_latency_us.count > 0 {
             rows.push(("end-to-end", &c.e2e_latency_us));
         }
-        if let (Some(l), Some(d), Some(r)) = (c.lost, c.duplicated, c.reordered) {
-            let what = if s.command == "e2e" {
-                "lost (acknowledged, never consumed)"
-            } else {
-                "missing (sequence gaps)"
-            };
-            lines.push(format!(
-                "  verification: {l} {what}, {d} duplicated, {r} reordered"
-            ));
-        }
     }
     if !rows.is_empty() {
         lines.push(console::latency_table(&rows));
     }
-    lines.push(format!("  note: {}", s.latency_note));
-    for l in lines {
-        rep.progress.println(&l);
-    }
+    lines
 }
 
 #[cfg(test)]

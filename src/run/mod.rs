@@ -18,12 +18,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::load::consumer::ConsumerPhases;
 use crate::load::consumer::ConsumerWorker;
+use crate::load::phase_starts::PhaseStarts;
 use crate::load::producer::ProducerWorker;
 use crate::measure::clock;
 use crate::measure::host::{host_info, HostSampler};
 use crate::measure::verify::{Seen, SeqSet};
-use crate::plan::{create_run_dir, props::Props, Amount, Plan};
+use crate::plan::{create_run_dir, props::Props, PhaseSpec, Plan};
 use crate::run::progress::{Goal, Progress};
 use crate::run::reporter::{Reporter, ResultFiles};
 use crate::target::Target;
@@ -107,7 +109,24 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
             .collect::<Result<_>>()?,
         None => Vec::new(),
     };
-    let from_intended = plan.producer.as_ref().is_some_and(|p| p.rate.is_some());
+    // The phases every recorder keeps apart: the producers' timeline, or for a standalone
+    // consumer the producers' warm-up (from the stamp) and the rest.
+    let phases: Vec<PhaseSpec> = match &plan.producer {
+        Some(p) => p.timeline.phases.clone(),
+        None => vec![
+            PhaseSpec::warmup(None, None),
+            PhaseSpec::new("measured", None, None),
+        ],
+    };
+    let consumer_phases = if plan.producer.is_some() {
+        ConsumerPhases::SameRun
+    } else {
+        ConsumerPhases::WarmupAndMeasured
+    };
+    let from_intended = plan
+        .producer
+        .as_ref()
+        .is_some_and(|p| p.timeline.open_model());
     let run_filter = (plan.command == "e2e").then_some(run_id);
     let consumers: Vec<ConsumerWorker> = match &plan.consumer {
         Some(c) => (0..c.consumers)
@@ -117,6 +136,8 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
                     &target.bootstrap,
                     &t.topic,
                     c,
+                    consumer_phases,
+                    phases.len(),
                     run_filter,
                     from_intended || plan.command == "consume",
                 )
@@ -151,53 +172,50 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
     }
 
     let start_ns = clock::now_ns() + 20_000_000;
+    let starts = Arc::new(PhaseStarts::new(phases.len()));
+    if plan.producer.is_none() {
+        starts.mark(1, start_ns);
+    }
     let stop_producers = Arc::new(AtomicBool::new(false));
     let producer_shared: Vec<_> = producers.iter().map(|p| p.shared.clone()).collect();
     let producer_threads: Vec<JoinHandle<()>> = producers
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
-            let stop = stop_producers.clone();
+            let (stop, starts) = (stop_producers.clone(), starts.clone());
             std::thread::Builder::new()
                 .name(format!("kbench-producer-{i}"))
-                .spawn(move || p.run(start_ns, &stop, FLUSH_TIMEOUT, FLUSH_ON_STOP))
+                .spawn(move || p.run(start_ns, &starts, &stop, FLUSH_TIMEOUT, FLUSH_ON_STOP))
         })
         .collect::<std::io::Result<_>>()?;
     target.start_faults();
 
     let goal = match (&plan.producer, plan.consume_records) {
-        (Some(p), _) => match p.amount {
-            Amount::Records(n) => Goal::Records(n),
-            Amount::Duration { ms } => Goal::Millis(ms + warmup_ms(&plan)),
-            Amount::Unbounded => Goal::Open,
+        (Some(p), _) => match (p.timeline.max_records, p.timeline.total_ms()) {
+            (Some(n), _) => Goal::Records(n),
+            (None, Some(ms)) => Goal::Millis(ms),
+            (None, None) => Goal::Open,
         },
         (None, Some(n)) => Goal::Records(n),
         _ => Goal::Open,
     };
-    let progress = Progress::new(goal);
     let mut rep = Reporter::new(
         producer_shared.clone(),
         consumer_shared.clone(),
-        start_ns.min(base_ns.max(start_ns)),
+        phases.clone(),
+        starts.clone(),
+        start_ns,
         files,
-        progress,
+        Progress::new(goal),
     );
     rep.consumer_detailed_rows = plan.show_detailed_stats;
-    rep.warmup_records = plan.producer.as_ref().and_then(|p| match p.warmup {
-        crate::plan::Warmup::Records(n) => Some(n),
-        _ => None,
-    });
+    rep.warmup_records = plan
+        .producer
+        .as_ref()
+        .and_then(|p| p.timeline.warmup_records);
     if let Some(w) = rep.warmup_records {
         rep.progress.println(&format!("Warmup first {w} records. Steady state results will print after the complete test summary."));
     }
-    let phasing = crate::load::phasing::Phasing {
-        warmup: plan
-            .producer
-            .as_ref()
-            .map_or(crate::plan::Warmup::None, |p| p.warmup),
-        start_ns,
-    };
-    rep.measured_start_ns = phasing.measured_start_ns();
     if plan.command == "consume" {
         rep.progress
             .println(crate::report::console::kafka_consumer_header(
@@ -226,14 +244,6 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         let now = clock::now_ns();
         if STOP.load(Ordering::Relaxed) {
             break;
-        }
-        if rep.measured_start_ns.is_none() {
-            let m = producer_shared
-                .iter()
-                .map(|p| p.measured_start_ns.load(Ordering::Relaxed))
-                .filter(|&v| v > 0)
-                .min();
-            rep.measured_start_ns = m;
         }
         let producers_done = producer_shared
             .iter()
@@ -373,13 +383,6 @@ fn is_common_property(k: &str) -> bool {
         || k == "client.dns.lookup"
         || k == "api.version.request"
         || k == "broker.version.fallback"
-}
-
-fn warmup_ms(plan: &Plan) -> u64 {
-    match plan.producer.as_ref().map(|p| p.warmup) {
-        Some(crate::plan::Warmup::Duration { ms }) => ms,
-        _ => 0,
-    }
 }
 
 fn progress_message(sent: u64, received: u64, lag: Option<u64>) -> String {

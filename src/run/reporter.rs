@@ -1,18 +1,21 @@
 //! The reporter: once per interval it swaps every worker's recorders, merges them, prints the
-//! interval lines, appends time-series rows and hlog intervals, and rewrites `summary.json`.
-//! At the end it builds the summary and prints the final blocks. The only place that formats.
+//! interval lines, appends time-series rows and hlog intervals per phase, and keeps the phase
+//! totals the summary is built from. The only place, with `report`, that formats during a run.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Result;
 
 use crate::load::consumer::ConsumerShared;
+use crate::load::phase_starts::PhaseStarts;
 use crate::load::producer::ProducerShared;
 use crate::measure::clock;
 use crate::measure::host::{HostSample, HostSummary};
-use crate::measure::recorder::{ConsumeStats, Phase, ProduceStats};
+use crate::measure::recorder::{ConsumeStats, ProduceStats, Stats};
+use crate::plan::PhaseSpec;
 use crate::report::console;
 use crate::report::hlog::HlogWriter;
 use crate::report::summary::{self, Histograms, PhaseSummary, Summary};
@@ -36,59 +39,80 @@ impl ResultFiles {
     }
 }
 
-/// Totals per phase, kept for the summary.
-#[derive(Default)]
-pub struct Totals {
-    pub produce: [ProduceStats; 2],
-    pub consume: [ConsumeStats; 2],
-    pub host: [Vec<HostSample>; 2],
+/// What one phase added up to.
+#[derive(Default, Clone)]
+pub struct PhaseTotals {
+    pub produce: ProduceStats,
+    pub consume: ConsumeStats,
+    pub host: Vec<HostSample>,
     pub max_lag: Option<u64>,
 }
 
-/// Which kinds of workers this run has and how to print their lines.
 pub struct Reporter {
     pub producers: Vec<Arc<ProducerShared>>,
     pub consumers: Vec<Arc<ConsumerShared>>,
+    /// The run's phases, in order, and when each began.
+    pub phases: Vec<PhaseSpec>,
+    pub starts: Arc<PhaseStarts>,
     pub start_ns: u64,
-    /// When the measured phase starts (clock ns); `start_ns` without a warm-up.
-    pub measured_start_ns: Option<u64>,
     pub files: Option<ResultFiles>,
-    pub totals: Totals,
+    pub totals: Vec<PhaseTotals>,
     pub progress: Progress,
     /// Print `kafka-consumer-perf-test`'s detailed rows each interval.
     pub consumer_detailed_rows: bool,
-    last_ns: u64,
-    spare_p: [ProduceStats; 2],
-    spare_c: [ConsumeStats; 2],
-    announced_steady: bool,
+    /// Print Kafka's "In steady state." once the warm-up records are done.
     pub warmup_records: Option<u64>,
     /// The closing call: its console line is skipped when nothing happened in it.
     pub last_interval: bool,
+    last_ns: u64,
+    spare_p: Vec<ProduceStats>,
+    spare_c: Vec<ConsumeStats>,
+    announced_steady: bool,
+}
+
+/// Adds every worker's interval stats into one set per phase.
+fn collect<S: Stats>(
+    sources: impl Iterator<Item = impl FnOnce(&mut Vec<S>)>,
+    spare: &mut Vec<S>,
+    phases: usize,
+) -> Vec<S> {
+    let mut out = vec![S::default(); phases];
+    for swap in sources {
+        swap(spare);
+        for (o, s) in out.iter_mut().zip(spare.iter()) {
+            o.add(s);
+        }
+    }
+    out
 }
 
 impl Reporter {
     pub fn new(
         producers: Vec<Arc<ProducerShared>>,
         consumers: Vec<Arc<ConsumerShared>>,
+        phases: Vec<PhaseSpec>,
+        starts: Arc<PhaseStarts>,
         start_ns: u64,
         files: Option<ResultFiles>,
         progress: Progress,
     ) -> Self {
+        let n = phases.len();
         Reporter {
             producers,
             consumers,
+            phases,
+            starts,
             start_ns,
-            measured_start_ns: None,
             files,
-            totals: Totals::default(),
+            totals: vec![PhaseTotals::default(); n],
             progress,
             consumer_detailed_rows: false,
-            last_ns: start_ns,
-            spare_p: Default::default(),
-            spare_c: Default::default(),
-            announced_steady: false,
             warmup_records: None,
             last_interval: false,
+            last_ns: start_ns,
+            spare_p: Vec::new(),
+            spare_c: Vec::new(),
+            announced_steady: false,
         }
     }
 
@@ -96,82 +120,54 @@ impl Reporter {
         self.progress.println(line);
     }
 
-    /// Closes one interval ending now: collects, prints, records. `host` are the samples taken
-    /// during it.
+    /// When phase `k` began and ended (the end is open while no later phase has begun).
+    pub fn span(&self, k: usize) -> Option<(u64, Option<u64>)> {
+        let lo = self.starts.get(k)?;
+        let hi = (k + 1..self.phases.len()).find_map(|n| self.starts.get(n));
+        Some((lo, hi))
+    }
+
+    /// Closes one interval ending now: collects, prints, records. `host` holds the samples
+    /// taken during it.
     pub fn interval(&mut self, host: Vec<HostSample>) -> Result<()> {
         let now = clock::now_ns();
         let (from, to) = (self.last_ns, now);
         self.last_ns = now;
-
-        let mut produce: [ProduceStats; 2] = Default::default();
-        let mut consume: [ConsumeStats; 2] = Default::default();
-        for p in &self.producers {
-            p.stats.swap(&mut self.spare_p);
-            for ph in Phase::ALL {
-                produce[ph.index()].add(&self.spare_p[ph.index()]);
-            }
-        }
-        for c in &self.consumers {
-            c.stats.swap(&mut self.spare_c);
-            for ph in Phase::ALL {
-                consume[ph.index()].add(&self.spare_c[ph.index()]);
-            }
-        }
+        let n = self.phases.len();
+        let produce = collect(
+            self.producers
+                .iter()
+                .map(|p| move |s: &mut Vec<ProduceStats>| p.stats.swap(s)),
+            &mut self.spare_p,
+            n,
+        );
+        let consume = collect(
+            self.consumers
+                .iter()
+                .map(|c| move |s: &mut Vec<ConsumeStats>| c.stats.swap(s)),
+            &mut self.spare_c,
+            n,
+        );
         let lag = self.current_lag();
-        if let Some(l) = lag {
-            self.totals.max_lag = Some(self.totals.max_lag.map_or(l, |m| m.max(l)));
-        }
+        self.print_interval(&produce, &consume, (to - from) as f64 / 1e9, lag, to);
 
-        // Console lines for the whole interval (phases together), as Kafka's tool prints them.
-        let secs = (to - from) as f64 / 1e9;
-        if !self.producers.is_empty() {
-            let mut all = produce[0].clone();
-            all.add(&produce[1]);
-            if !self.announced_steady
-                && self.warmup_records.is_some()
-                && produce[Phase::Measured.index()].records > 0
-            {
-                self.announced_steady = true;
-                self.out("In steady state.");
-            }
-            if !(self.last_interval && all.records + all.errors == 0) {
-                self.out(&console::kafka_producer_interval(&all, secs));
-            }
-        }
-        if !self.consumers.is_empty() {
-            let mut all = consume[0].clone();
-            all.add(&consume[1]);
-            if self.consumer_detailed_rows {
-                let row = console::ConsumerRow {
-                    bytes: all.bytes,
-                    records: all.records,
-                    elapsed_ms: (to - from) / 1_000_000,
-                    rebalance_ms: 0,
-                };
-                self.out(&console::kafka_consumer_row(
-                    &console::kafka_date(to),
-                    None,
-                    &row,
-                ));
-            } else if !(self.producers.is_empty() || self.last_interval && all.records == 0) {
-                self.out(&e2e_interval_line(&all, secs, lag));
-            }
-        }
-
-        // Rows and histograms per phase that had a share of this interval.
-        let measured_start = self.measured_start_ns.unwrap_or(u64::MAX);
-        for ph in Phase::ALL {
-            let (lo, hi) = match ph {
-                Phase::Warmup => (from, to.min(measured_start)),
-                Phase::Measured => (from.max(measured_start), to),
-            };
-            let p = &produce[ph.index()];
-            let c = &consume[ph.index()];
+        for k in 0..n {
+            let (p, c) = (&produce[k], &consume[k]);
             let active = p.records + p.errors + c.records > 0;
-            if hi <= lo && !active {
+            // The part of this interval that belongs to phase k; acknowledgements that arrive
+            // after a phase ended still count in it, over the whole interval.
+            let (lo, hi) = match self.span(k) {
+                Some((lo, hi)) => (from.max(lo), hi.map_or(to, |h| h.min(to))),
+                None if active => (from, to),
+                None => continue,
+            };
+            let (lo, hi) = if hi > lo {
+                (lo, hi)
+            } else if active {
+                (from, to)
+            } else {
                 continue;
-            }
-            let (lo, hi) = if hi > lo { (lo, hi) } else { (from, to) };
+            };
             let hs: Vec<HostSample> = host
                 .iter()
                 .filter(|s| s.t_ns > lo && s.t_ns <= hi)
@@ -179,9 +175,9 @@ impl Reporter {
                 .collect();
             if let Some(f) = &mut self.files {
                 let row = Row::new(
-                    (hi - self.start_ns) as f64 / 1e9,
+                    (hi.saturating_sub(self.start_ns)) as f64 / 1e9,
                     (hi - lo) as f64 / 1e9,
-                    ph.name(),
+                    &self.phases[k].name,
                     (!self.producers.is_empty()).then_some(p),
                     (!self.consumers.is_empty()).then_some(c),
                     lag,
@@ -197,11 +193,60 @@ impl Reporter {
                     f.hlog.write("e2e", lo, hi, &c.e2e_latency_us)?;
                 }
             }
-            self.totals.produce[ph.index()].add(p);
-            self.totals.consume[ph.index()].add(c);
-            self.totals.host[ph.index()].extend(hs);
+            let t = &mut self.totals[k];
+            t.produce.add(p);
+            t.consume.add(c);
+            t.host.extend(hs);
+            if let Some(l) = lag.filter(|_| hi > lo) {
+                t.max_lag = Some(t.max_lag.map_or(l, |m| m.max(l)));
+            }
         }
         Ok(())
+    }
+
+    /// The console lines of an interval: all phases together, as Kafka's tool prints them.
+    fn print_interval(
+        &mut self,
+        produce: &[ProduceStats],
+        consume: &[ConsumeStats],
+        secs: f64,
+        lag: Option<u64>,
+        to: u64,
+    ) {
+        if !self.producers.is_empty() {
+            let all = sum(produce);
+            let steady: u64 = produce
+                .iter()
+                .zip(&self.phases)
+                .filter(|(_, ph)| !ph.excluded)
+                .map(|(p, _)| p.records)
+                .sum();
+            if !self.announced_steady && self.warmup_records.is_some() && steady > 0 {
+                self.announced_steady = true;
+                self.out("In steady state.");
+            }
+            if !(self.last_interval && all.records + all.errors == 0) {
+                self.out(&console::kafka_producer_interval(&all, secs));
+            }
+        }
+        if !self.consumers.is_empty() {
+            let all = sum(consume);
+            if self.consumer_detailed_rows {
+                let row = console::ConsumerRow {
+                    bytes: all.bytes,
+                    records: all.records,
+                    elapsed_ms: (secs * 1000.0) as u64,
+                    rebalance_ms: 0,
+                };
+                self.out(&console::kafka_consumer_row(
+                    &console::kafka_date(to),
+                    None,
+                    &row,
+                ));
+            } else if !(self.producers.is_empty() || self.last_interval && all.records == 0) {
+                self.out(&console::e2e_interval_line(&all, secs, lag));
+            }
+        }
     }
 
     /// Total lag over all consumers, if any consumer knows its lag.
@@ -209,48 +254,54 @@ impl Reporter {
         let known: Vec<i64> = self
             .consumers
             .iter()
-            .map(|c| c.lag.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|c| c.lag.load(Ordering::Relaxed))
             .filter(|&l| l >= 0)
             .collect();
         (!known.is_empty()).then(|| known.iter().sum::<i64>() as u64)
     }
 
-    /// Seconds each phase lasted, given the run's end.
-    pub fn phase_secs(&self, end_ns: u64) -> [f64; 2] {
-        let m = self
-            .measured_start_ns
-            .unwrap_or(self.start_ns)
-            .clamp(self.start_ns, end_ns.max(self.start_ns));
-        [
-            (m - self.start_ns) as f64 / 1e9,
-            (end_ns.saturating_sub(m)) as f64 / 1e9,
-        ]
+    /// Seconds phase `k` lasted, given the run's end.
+    pub fn phase_secs(&self, k: usize, end_ns: u64) -> f64 {
+        match self.span(k) {
+            Some((lo, hi)) => {
+                hi.unwrap_or(end_ns).min(end_ns.max(lo)).saturating_sub(lo) as f64 / 1e9
+            }
+            None => 0.0,
+        }
     }
 
-    /// The measured phase as the summary shows it.
-    pub fn measured_phase(&self, end_ns: u64) -> PhaseSummary {
-        let i = Phase::Measured.index();
-        let secs = self.phase_secs(end_ns)[i];
-        let p = &self.totals.produce[i];
-        let c = &self.totals.consume[i];
-        let has_p = !self.producers.is_empty();
-        let has_c = !self.consumers.is_empty();
-        let mut consume = has_c.then(|| summary::consume_summary(c, secs));
+    /// The phases the summary reports (not the warm-up).
+    pub fn reported_phases(&self, end_ns: u64) -> Vec<PhaseSummary> {
+        (0..self.phases.len())
+            .filter(|&k| !self.phases[k].excluded)
+            .map(|k| self.phase_summary(k, end_ns))
+            .collect()
+    }
+
+    fn phase_summary(&self, k: usize, end_ns: u64) -> PhaseSummary {
+        let secs = self.phase_secs(k, end_ns);
+        let t = &self.totals[k];
+        let (has_p, has_c) = (!self.producers.is_empty(), !self.consumers.is_empty());
+        let mut consume = has_c.then(|| summary::consume_summary(&t.consume, secs));
         if let Some(cs) = &mut consume {
-            cs.max_lag = self.totals.max_lag;
+            cs.max_lag = t.max_lag;
             cs.rebalance_time_ms = self.rebalance_ms();
         }
+        let spec = &self.phases[k];
         PhaseSummary {
-            name: "measured".into(),
+            name: spec.name.clone(),
+            target_rate_per_sec: spec.rate,
+            params: spec.params.clone(),
             duration_sec: (secs * 1000.0).round() / 1000.0,
-            produce: has_p.then(|| summary::produce_summary(p, secs)),
+            produce: has_p.then(|| summary::produce_summary(&t.produce, secs)),
             consume,
-            host: HostSummary::of(&self.totals.host[i]),
+            host: HostSummary::of(&t.host),
             histograms: Histograms {
-                produce_latency_us: has_p.then(|| summary::encode_histogram(&p.latency_us)),
-                service_latency_us: has_p.then(|| summary::encode_histogram(&p.service_latency_us)),
-                send_delay_us: has_p.then(|| summary::encode_histogram(&p.send_delay_us)),
-                e2e_latency_us: has_c.then(|| summary::encode_histogram(&c.e2e_latency_us)),
+                produce_latency_us: has_p.then(|| summary::encode_histogram(&t.produce.latency_us)),
+                service_latency_us: has_p
+                    .then(|| summary::encode_histogram(&t.produce.service_latency_us)),
+                send_delay_us: has_p.then(|| summary::encode_histogram(&t.produce.send_delay_us)),
+                e2e_latency_us: has_c.then(|| summary::encode_histogram(&t.consume.e2e_latency_us)),
             },
         }
     }
@@ -259,7 +310,7 @@ impl Reporter {
     pub fn rebalance_ms(&self) -> u64 {
         self.consumers
             .iter()
-            .map(|c| c.rebalance_ns.load(std::sync::atomic::Ordering::Relaxed) / 1_000_000)
+            .map(|c| c.rebalance_ns.load(Ordering::Relaxed) / 1_000_000)
             .max()
             .unwrap_or(0)
     }
@@ -273,26 +324,13 @@ impl Reporter {
     }
 }
 
-fn e2e_interval_line(c: &ConsumeStats, secs: f64, lag: Option<u64>) -> String {
-    let h = &c.e2e_latency_us;
-    let ms = |q: f64| {
-        if h.is_empty() {
-            0.0
-        } else {
-            h.value_at_quantile(q) as f64 / 1000.0
-        }
-    };
-    format!(
-        "{} records consumed, {:.1} records/sec ({:.2} MB/sec), e2e {:.1} ms p50, {:.1} ms p99, {:.1} ms p99.9, {:.1} ms max, lag {}.",
-        c.records,
-        summary::per_sec(c.records as f64, secs),
-        summary::per_sec(c.bytes as f64 / summary::MB, secs),
-        ms(0.5),
-        ms(0.99),
-        ms(0.999),
-        h.max() as f64 / 1000.0,
-        lag.map_or("unknown".to_string(), |l| l.to_string()),
-    )
+/// All phases added up.
+pub fn sum<S: Stats>(per_phase: &[S]) -> S {
+    let mut all = S::default();
+    for s in per_phase {
+        all.add(s);
+    }
+    all
 }
 
 /// Writes to stdout, treating a closed pipe as "nobody is reading" rather than an error.
