@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::DefaultProducerContext;
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 
 use crate::broker::{BrokerConfig, EmbeddedBroker};
 use crate::cli::EmbeddedKind;
@@ -37,27 +37,54 @@ pub struct MockFaults {
 
 impl Target {
     pub fn external(bootstrap: &str) -> Target {
-        Target { bootstrap: bootstrap.to_string(), kind: "external", broker: None, mock: None }
+        Target {
+            bootstrap: bootstrap.to_string(),
+            kind: "external",
+            broker: None,
+            mock: None,
+        }
     }
 
     /// Starts the embedded target.
-    pub fn embedded(kind: EmbeddedKind, num_partitions: i32, faults: &MockFaults) -> Result<Target> {
+    pub fn embedded(
+        kind: EmbeddedKind,
+        num_partitions: i32,
+        faults: &MockFaults,
+    ) -> Result<Target> {
         match kind {
             EmbeddedKind::Broker => {
                 let mut cfg = BrokerConfig::embedded();
                 cfg.num_partitions = num_partitions;
                 let broker = EmbeddedBroker::start(cfg).context("starting the bundled broker")?;
-                Ok(Target { bootstrap: broker.bootstrap_servers(), kind: "embedded-broker", broker: Some(broker), mock: None })
+                Ok(Target {
+                    bootstrap: broker.bootstrap_servers(),
+                    kind: "embedded-broker",
+                    broker: Some(broker),
+                    mock: None,
+                })
             }
             EmbeddedKind::Mock => {
                 let mock = MockHandle::start(faults.clone())?;
-                Ok(Target { bootstrap: mock.bootstrap.clone(), kind: "embedded-mock", broker: None, mock: Some(mock) })
+                Ok(Target {
+                    bootstrap: mock.bootstrap.clone(),
+                    kind: "embedded-mock",
+                    broker: None,
+                    mock: Some(mock),
+                })
             }
         }
     }
 
     /// Makes sure `topic` exists (creating it when allowed) and returns its partition count.
-    pub fn ensure_topic(&self, props: &Props, topic: &str, partitions: i32, rf: i32, create: bool, timeout: Duration) -> Result<i32> {
+    pub fn ensure_topic(
+        &self,
+        props: &Props,
+        topic: &str,
+        partitions: i32,
+        rf: i32,
+        create: bool,
+        timeout: Duration,
+    ) -> Result<i32> {
         if let Some(mock) = &self.mock {
             // The mock cluster has no CreateTopics API; it creates topics directly.
             return mock.create_topic(topic, partitions, rf);
@@ -75,10 +102,14 @@ impl Target {
         if !create {
             bail!("topic '{topic}' does not exist on {} and --create-topic is false: create it first, or drop --create-topic false", self.bootstrap);
         }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(rf));
         let opts = AdminOptions::new().operation_timeout(Some(timeout));
-        let results = rt.block_on(admin.create_topics([&new], &opts)).with_context(|| format!("creating topic '{topic}'"))?;
+        let results = rt
+            .block_on(admin.create_topics([&new], &opts))
+            .with_context(|| format!("creating topic '{topic}'"))?;
         for r in results {
             if let Err((name, code)) = r {
                 if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
@@ -117,7 +148,12 @@ impl Drop for Target {
 
 /// Partitions of `topic` with a leader each, or `None` when it does not exist. Fails when the
 /// bootstrap servers do not answer within `timeout`.
-fn topic_partitions(admin: &AdminClient<DefaultClientContext>, topic: &str, timeout: Duration, bootstrap: &str) -> Result<Option<i32>> {
+fn topic_partitions(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    timeout: Duration,
+    bootstrap: &str,
+) -> Result<Option<i32>> {
     // All topics, not just ours: asking for one topic can auto-create it on some brokers.
     let md = admin.inner().fetch_metadata(None, timeout).map_err(|e| {
         anyhow::anyhow!(
@@ -125,10 +161,16 @@ fn topic_partitions(admin: &AdminClient<DefaultClientContext>, topic: &str, time
             humantime::format_duration(timeout)
         )
     })?;
-    Ok(md.topics().iter().find(|t| t.name() == topic).and_then(|t| {
-        let ready = !t.partitions().is_empty() && t.error().is_none() && t.partitions().iter().all(|p| p.leader() >= 0);
-        ready.then_some(t.partitions().len() as i32)
-    }))
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .and_then(|t| {
+            let ready = !t.partitions().is_empty()
+                && t.error().is_none()
+                && t.partitions().iter().all(|p| p.leader() >= 0);
+            ready.then_some(t.partitions().len() as i32)
+        }))
 }
 
 enum MockCmd {
@@ -148,27 +190,37 @@ impl MockHandle {
     fn start(faults: MockFaults) -> Result<MockHandle> {
         let (tx, rx) = mpsc::channel::<MockCmd>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String>>();
-        let thread = std::thread::Builder::new().name("kbench-mock".into()).spawn(move || {
-            let cluster = match MockCluster::new(1) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(anyhow::anyhow!("cannot start librdkafka's mock cluster: {e}")));
-                    return;
+        let thread = std::thread::Builder::new()
+            .name("kbench-mock".into())
+            .spawn(move || {
+                let cluster = match MockCluster::new(1) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow::anyhow!(
+                            "cannot start librdkafka's mock cluster: {e}"
+                        )));
+                        return;
+                    }
+                };
+                if let Some(rtt) = faults.rtt {
+                    let _ = cluster.broker_round_trip_time(1, rtt);
                 }
-            };
-            if let Some(rtt) = faults.rtt {
-                let _ = cluster.broker_round_trip_time(1, rtt);
-            }
-            let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-            mock_loop(&cluster, &rx, &faults);
-        })?;
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                mock_loop(&cluster, &rx, &faults);
+            })?;
         let bootstrap = ready_rx.recv().context("mock cluster thread ended")??;
-        Ok(MockHandle { bootstrap, tx, thread: Some(thread) })
+        Ok(MockHandle {
+            bootstrap,
+            tx,
+            thread: Some(thread),
+        })
     }
 
     fn create_topic(&self, topic: &str, partitions: i32, rf: i32) -> Result<i32> {
         let (tx, rx) = mpsc::channel();
-        self.tx.send(MockCmd::CreateTopic(topic.into(), partitions, rf, tx)).ok();
+        self.tx
+            .send(MockCmd::CreateTopic(topic.into(), partitions, rf, tx))
+            .ok();
         rx.recv().context("mock cluster thread ended")?
     }
 
@@ -177,18 +229,26 @@ impl MockHandle {
     }
 }
 
-fn mock_loop(cluster: &MockCluster<'static, DefaultProducerContext>, rx: &mpsc::Receiver<MockCmd>, faults: &MockFaults) {
+fn mock_loop(
+    cluster: &MockCluster<'static, DefaultProducerContext>,
+    rx: &mpsc::Receiver<MockCmd>,
+    faults: &MockFaults,
+) {
     // Pending fault events as (when, down?).
     let mut events: Vec<(std::time::Instant, bool)> = Vec::new();
     loop {
-        let wait = events.first().map(|(t, _)| t.saturating_duration_since(std::time::Instant::now()));
+        let wait = events
+            .first()
+            .map(|(t, _)| t.saturating_duration_since(std::time::Instant::now()));
         let cmd = match wait {
             Some(w) => rx.recv_timeout(w),
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
         match cmd {
             Ok(MockCmd::CreateTopic(name, p, rf, reply)) => {
-                let r = cluster.create_topic(&name, p, rf).map(|_| p).map_err(|e| anyhow::anyhow!("mock cluster: cannot create topic '{name}': {e}"));
+                let r = cluster.create_topic(&name, p, rf).map(|_| p).map_err(|e| {
+                    anyhow::anyhow!("mock cluster: cannot create topic '{name}': {e}")
+                });
                 let _ = reply.send(r);
             }
             Ok(MockCmd::StartFaults) => {
@@ -200,7 +260,11 @@ fn mock_loop(cluster: &MockCluster<'static, DefaultProducerContext>, rx: &mpsc::
             Ok(MockCmd::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let (_, down) = events.remove(0);
-                let _ = if down { cluster.broker_down(1) } else { cluster.broker_up(1) };
+                let _ = if down {
+                    cluster.broker_down(1)
+                } else {
+                    cluster.broker_up(1)
+                };
             }
         }
     }

@@ -22,6 +22,24 @@ pub struct Context<'a> {
     pub host: HostInfo,
     pub target_kind: &'static str,
     pub bootstrap: String,
+    pub frame: &'a Frame,
+}
+
+/// Where this execution sits: alone (a CLI command) or as one cell of a profile, whose earlier
+/// cells' phases and whose own config and name the summary shows.
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    /// Overrides the command name and config recorded in the summary (`run` and the profile).
+    pub command: Option<String>,
+    pub config: Option<serde_json::Value>,
+    /// Phases of earlier cells, listed before this cell's.
+    pub prior_phases: Vec<PhaseSummary>,
+}
+
+/// What one execution measured.
+pub struct CellResult {
+    pub summary: Summary,
+    pub exit: ExitCode,
 }
 
 fn latency_model(plan: &Plan) -> (String, String) {
@@ -62,7 +80,7 @@ pub fn summary(
     checks: Vec<Check>,
 ) -> Summary {
     let (latency_model, latency_note) = latency_model(ctx.plan);
-    let mut config = serde_json::to_value(ctx.plan).unwrap_or_default();
+    let mut config = ctx.frame.config.clone().unwrap_or_else(|| serde_json::to_value(ctx.plan).unwrap_or_default());
     if let Some(obj) = config.as_object_mut() {
         obj.insert("target_kind".into(), ctx.target_kind.into());
         obj.insert("bootstrap_servers".into(), ctx.bootstrap.clone().into());
@@ -70,7 +88,7 @@ pub fn summary(
     Summary {
         schema_version: SCHEMA_VERSION,
         kbench_version: env!("CARGO_PKG_VERSION").into(),
-        command: ctx.plan.command.clone(),
+        command: ctx.frame.command.clone().unwrap_or_else(|| ctx.plan.command.clone()),
         run_id: format!("{:08x}", ctx.run_id),
         name: ctx.plan.output.name.clone(),
         started_at: ctx.started_at.into(),
@@ -81,7 +99,7 @@ pub fn summary(
         latency_note,
         config,
         host: ctx.host.clone(),
-        phases: rep.reported_phases(end_ns),
+        phases: ctx.frame.prior_phases.iter().cloned().chain(rep.reported_phases(end_ns)).collect(),
         verification: None,
         checks,
     }
@@ -94,7 +112,7 @@ pub fn finish(
     end_ns: u64,
     seen: &[Seen],
     acked: Option<&HashMap<u32, SeqSet>>,
-) -> Result<ExitCode> {
+) -> Result<CellResult> {
     let plan = ctx.plan;
     if !rep.producers.is_empty() {
         print_producer_totals(rep, end_ns)?;
@@ -126,7 +144,7 @@ pub fn finish(
                 .push(loss_check(v.lost, v.acknowledged.unwrap_or(0)));
         }
         // With one reported phase, the whole-run counts are that phase's.
-        if let [phase] = s.phases.as_mut_slice() {
+        if let ([], [phase]) = (ctx.frame.prior_phases.as_slice(), s.phases.as_mut_slice()) {
             if let Some(c) = phase.consume.as_mut() {
                 if v.consumed_distinct > 0 || acked.is_some() {
                     (c.lost, c.duplicated, c.reordered) =
@@ -141,7 +159,8 @@ pub fn finish(
     for c in s.checks.iter().filter(|c| !c.passed) {
         eprintln!("kbench: check failed: {}: {}", c.name, c.detail);
     }
-    Ok(exit_code(&s.checks))
+    let exit = exit_code(&s.checks);
+    Ok(CellResult { summary: s, exit })
 }
 
 /// Kafka's total line over every record, then its "steady state" line without the warm-up.
@@ -222,7 +241,9 @@ pub fn exit_code(checks: &[Check]) -> ExitCode {
 
 fn print_kbench_block(rep: &Reporter, s: &Summary) {
     let mut lines = vec![String::new()];
-    match s.phases.as_slice() {
+    // This execution's own phases (a profile's earlier cells were printed when they ran).
+    let own = rep.phases.iter().filter(|p| !p.excluded).count();
+    match &s.phases[s.phases.len().saturating_sub(own)..] {
         [ph] => lines.extend(phase_block(s, ph)),
         phases => {
             lines.push(format!(

@@ -50,20 +50,63 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
 const ASSIGN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs a produce, consume or e2e plan; returns the exit code (0, or 1 when a check failed).
-pub fn run(plan: Plan) -> Result<ExitCode> {
-    clock::init();
-    let started_at = chrono::Local::now().to_rfc3339();
-    let run_id: u32 = rand::random();
-    let t = &plan.target;
+/// A run's identity and result files, shared by every execution in it (a profile runs one
+/// execution per matrix cell or trial into the same run folder).
+pub struct Session {
+    pub run_id: u32,
+    pub started_at: String,
+    pub host: crate::measure::host::HostInfo,
+    pub dir: Option<std::path::PathBuf>,
+    pub files: Option<ResultFiles>,
+    pub interval: Duration,
+}
 
-    let target = match &t.bootstrap_server {
-        Some(b) => Target::external(b),
+impl Session {
+    pub fn create(output: &crate::plan::OutputPlan) -> Result<Session> {
+        clock::init();
+        let dir = create_run_dir(output)?;
+        let files = match &dir {
+            Some(d) => Some(ResultFiles::create(d, clock::now_ns())?),
+            None => None,
+        };
+        Ok(Session {
+            run_id: rand::random(),
+            started_at: chrono::Local::now().to_rfc3339(),
+            host: host_info(),
+            dir,
+            files,
+            interval: Duration::from_millis(output.reporting_interval_ms),
+        })
+    }
+}
+
+/// Starts the target a plan asks for.
+pub fn open_target(plan: &Plan) -> Result<Target> {
+    let t = &plan.target;
+    match &t.bootstrap_server {
+        Some(b) => Ok(Target::external(b)),
         None if plan.command == "consume" => bail!(
             "kbench consume needs --bootstrap-server: an embedded broker would start empty. Use `kbench e2e` to produce and consume together on the embedded broker"
         ),
-        None => Target::embedded(t.embedded, t.partitions, &t.mock_faults)?,
-    };
+        None => Target::embedded(t.embedded, t.partitions, &t.mock_faults),
+    }
+}
+
+/// Runs a produce, consume or e2e plan; returns the exit code (0, or 1 when a check failed).
+pub fn run(plan: Plan) -> Result<ExitCode> {
+    let target = open_target(&plan)?;
+    let mut session = Session::create(&plan.output)?;
+    let cell = execute(&plan, &target, &mut session, &final_report::Frame::default())?;
+    if let Some(d) = &session.dir {
+        eprintln!("kbench: results in {}", d.display());
+    }
+    Ok(cell.exit)
+}
+
+/// One execution of a plan on a running target, into the session's result files.
+pub fn execute(plan: &Plan, target: &Target, session: &mut Session, frame: &final_report::Frame) -> Result<final_report::CellResult> {
+    let t = &plan.target;
+    let run_id = session.run_id;
     let mut admin_props = Props::default();
     for p in [
         plan.producer.as_ref().map(|p| &p.props),
@@ -146,12 +189,6 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         None => Vec::new(),
     };
 
-    let run_dir = create_run_dir(&plan.output)?;
-    let base_ns = clock::now_ns();
-    let files = match &run_dir {
-        Some(d) => Some(ResultFiles::create(d, base_ns)?),
-        None => None,
-    };
     let host = HostSampler::start(Duration::from_secs(1));
 
     // Consumers start first and, for e2e, get every partition before the first record is sent.
@@ -205,7 +242,7 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         phases.clone(),
         starts.clone(),
         start_ns,
-        files,
+        session.files.take(),
         Progress::new(goal),
     );
     rep.consumer_detailed_rows = plan.show_detailed_stats;
@@ -224,14 +261,15 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
     }
 
     let ctx = final_report::Context {
-        plan: &plan,
+        plan,
         run_id,
-        started_at: &started_at,
-        host: host_info(),
+        started_at: &session.started_at,
+        host: session.host.clone(),
         target_kind: target.kind,
         bootstrap: target.bootstrap.clone(),
+        frame,
     };
-    let interval = plan.reporting_interval();
+    let interval = session.interval;
     let mut next_report = std::time::Instant::now() + interval;
     let consume_timeout_ns = plan
         .consumer
@@ -365,12 +403,9 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
             })
             .collect()
     });
-    let outcome = final_report::finish(&ctx, &mut rep, end_ns, &seen, acked.as_ref())?;
-    if let Some(d) = &run_dir {
-        eprintln!("kbench: results in {}", d.display());
-    }
-    drop(target);
-    Ok(outcome)
+    let cell = final_report::finish(&ctx, &mut rep, end_ns, &seen, acked.as_ref());
+    session.files = rep.files.take();
+    cell
 }
 
 /// Properties every client type accepts: connection and security settings.

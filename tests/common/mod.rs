@@ -19,21 +19,38 @@ use serde_json::Value;
 /// `kbench SUBCOMMAND ARGS... --output-dir DIR` with progress bars off.
 pub fn kbench(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::cargo_bin("kbench").expect("kbench binary");
-    c.env("KBENCH_NO_PROGRESS", "1").env_remove("RUST_LOG").args(args).arg("--output-dir").arg(dir);
+    c.env("KBENCH_NO_PROGRESS", "1")
+        .env_remove("RUST_LOG")
+        .args(args)
+        .arg("--output-dir")
+        .arg(dir);
     c
 }
 
 /// Lines of stdout that match `pattern`.
 pub fn lines_matching(stdout: &[u8], pattern: &str) -> Vec<String> {
     let re = regex::Regex::new(pattern).unwrap();
-    String::from_utf8_lossy(stdout).lines().filter(|l| re.is_match(l)).map(str::to_string).collect()
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| re.is_match(l))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The run folder kbench created under `dir` (exactly one expected).
 pub fn run_dir(dir: &Path) -> PathBuf {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir).expect("output dir").map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("output dir")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     runs.sort();
-    assert_eq!(runs.len(), 1, "expected one run folder in {}: {runs:?}", dir.display());
+    assert_eq!(
+        runs.len(),
+        1,
+        "expected one run folder in {}: {runs:?}",
+        dir.display()
+    );
     runs.pop().unwrap()
 }
 
@@ -47,10 +64,18 @@ pub fn summary(dir: &Path) -> Value {
 }
 
 pub fn validate(doc: &Value) {
-    let schema: Value = serde_json::from_str(include_str!("../../schema/summary.schema.json")).unwrap();
+    let schema: Value =
+        serde_json::from_str(include_str!("../../schema/summary.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-    assert!(errors.is_empty(), "summary.json does not match the schema:\n{}", errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary.json does not match the schema:\n{}",
+        errors.join("\n")
+    );
 }
 
 /// A mock cluster on its own thread (it is !Send), alive until dropped.
@@ -67,12 +92,17 @@ impl TestCluster {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let topic = topic.to_string();
         let thread = std::thread::spawn(move || {
-            let c: MockCluster<'static, DefaultProducerContext> = MockCluster::new(1).expect("mock cluster");
+            let c: MockCluster<'static, DefaultProducerContext> =
+                MockCluster::new(1).expect("mock cluster");
             c.create_topic(&topic, partitions, 1).expect("mock topic");
             tx.send(c.bootstrap_servers()).unwrap();
             let _ = stop_rx.recv();
         });
-        TestCluster { bootstrap: rx.recv().unwrap(), stop: Some(stop_tx), thread: Some(thread) }
+        TestCluster {
+            bootstrap: rx.recv().unwrap(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
     }
 }
 
@@ -86,7 +116,12 @@ impl Drop for TestCluster {
 }
 
 /// Reads every record of `topic` (key, value) until `n` arrived or `timeout` passed.
-pub fn read_all(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Vec<(Option<Vec<u8>>, Vec<u8>, i32)> {
+pub fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<(Option<Vec<u8>>, Vec<u8>, i32)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("test-reader-{}", rand::random::<u32>()))
@@ -99,7 +134,11 @@ pub fn read_all(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Ve
     let mut out = Vec::new();
     while out.len() < n && std::time::Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push((m.key().map(<[u8]>::to_vec), m.payload().unwrap_or(&[]).to_vec(), m.partition()));
+            out.push((
+                m.key().map(<[u8]>::to_vec),
+                m.payload().unwrap_or(&[]).to_vec(),
+                m.partition(),
+            ));
         }
     }
     out
