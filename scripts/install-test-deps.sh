@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust itself: real Kafka clients that nobody here
-# wrote (kcat, kafka-python). Idempotent and quiet when everything is already there.
+# wrote (kcat, kafka-python), and Apache Kafka itself (Java 17 JDK, Maven, and the broker and
+# tools jars fetched by scripts/kafka.sh) for tests/kafka_interop.rs and tests/java_peers.rs.
+# Idempotent and quiet when everything is already there.
 set -euo pipefail
 
 need_apt=()
@@ -8,6 +10,9 @@ command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+# A JDK, not only a JRE: the Java peers run tests/peers/java/GroupConsumer.java from source.
+command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if ((${#need_apt[@]})); then
   echo "installing with apt-get: ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -20,3 +25,6 @@ if ! python3 -c 'import kafka' >/dev/null 2>&1; then
   python3 -m pip install -q 'kafka-python>=2.0.2' 2>/dev/null \
     || python3 -m pip install -q --break-system-packages 'kafka-python>=2.0.2'
 fi
+
+# Apache Kafka's jars into the cache (instant when complete; about 75 MiB when cold).
+"$(dirname "$0")/kafka.sh" fetch
