@@ -4,8 +4,8 @@
 //!
 //! Prerequisites (Java, Maven) are checked once: without them the tests skip with a loud
 //! message, except under `CI`, where a missing prerequisite fails. Every child process is
-//! bounded by a deadline and killed (its whole process group) when it overstays; the Kafka
-//! broker is stopped by a watchdog process when the test binary exits, however it exits.
+//! bounded by a deadline and killed when it overstays; the Kafka broker is stopped by a
+//! watchdog process when the test binary exits, however it exits.
 
 #![allow(dead_code)]
 
@@ -132,7 +132,7 @@ fn drain(stream: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// A child process in its own process group, killed (group and all) if dropped while running.
+/// A child process, killed if dropped while running.
 pub struct Bounded {
     what: String,
     child: Option<std::process::Child>,
@@ -146,7 +146,6 @@ impl Bounded {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let stdout = child.stdout.take().map(drain);
@@ -171,7 +170,7 @@ impl Bounded {
             }
         };
         if status.is_none() {
-            kill_group(&mut child);
+            kill(&mut child);
         }
         let stdout = self.stdout.take().map(|h| h.join().unwrap_or_default());
         let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
@@ -195,18 +194,15 @@ impl Bounded {
 impl Drop for Bounded {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            kill_group(&mut child);
+            kill(&mut child);
         }
     }
 }
 
-/// SIGKILL to the child's process group (it leads its own, see `process_group(0)`), then reap.
-fn kill_group(child: &mut std::process::Child) {
-    let _ = Command::new("kill")
-        .arg("-KILL")
-        .arg(format!("-{}", child.id()))
-        .stderr(Stdio::null())
-        .status();
+/// SIGKILL to the child itself, then reap. The children are the processes that matter: the
+/// Java tools exec the JVM, and `kbench broker` is the broker. They stay in our process group,
+/// so a Ctrl-C of the test run reaches them too.
+fn kill(child: &mut std::process::Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -455,7 +451,6 @@ impl BundledBroker {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .spawn()
             .expect("start kbench broker");
         // The address is announced on stderr (stdout is for results); either stream will do.
