@@ -10,6 +10,8 @@ command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+# Headless Chromium renders report.html in tests/cli_report.rs (scripts/check-report-in-chromium.sh).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # A JDK, not only a JRE: the Java peers run tests/peers/java/GroupConsumer.java from source.
 command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)

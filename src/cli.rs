@@ -38,6 +38,12 @@ pub enum Command {
     E2e(E2eArgs),
     /// Run the bundled Kafka-compatible broker in the foreground.
     Broker(crate::broker::cli::BrokerArgs),
+    /// Compare two runs per phase and metric; exit 1 on a significant regression.
+    Compare(crate::analyze::compare::CompareArgs),
+    /// Merge the result folders of distributed workers into one run (histograms add).
+    Merge(crate::analyze::merge::MergeArgs),
+    /// Write a self-contained report.html with SVG charts into a run folder.
+    Report(crate::report::html::ReportArgs),
 }
 
 /// Where the load goes and which topic it uses.

@@ -14,7 +14,9 @@
 //! * `run`: drives a plan from start to exit code; the reporter is the only place that
 //!   formats during a run.
 //! * `broker`: the bundled Kafka-compatible broker.
+//! * `analyze`: reading finished result folders back: compare and merge.
 
+pub mod analyze;
 pub mod broker;
 pub mod cli;
 pub mod load;
@@ -36,6 +38,9 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         cli::Command::E2e(a) => plan::Plan::e2e(&a)?,
         // The broker handles its own signals.
         cli::Command::Broker(a) => return broker::cli::run(a).map(|_| ExitCode::SUCCESS),
+        cli::Command::Compare(a) => return analyze::compare::run(a),
+        cli::Command::Merge(a) => return analyze::merge::run(a),
+        cli::Command::Report(a) => return report::html::run(a),
     };
     run::install_ctrlc();
     run::run(plan)

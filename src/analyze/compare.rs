@@ -1,0 +1,385 @@
+//! `kbench compare BASE NEW`: per phase (matched by name) and metric, the change from BASE to
+//! NEW and whether it is beyond noise, for gating CI on a regression.
+//!
+//! The headline values come from `summary.json` (exact, from the whole-phase histograms); the
+//! noise judgement comes from the per-interval samples in `timeseries.csv` (Welch's t-test).
+//! A regression is a change for the worse larger than `--max-regression` AND significant at
+//! p < 0.05: a big but noisy change, or a significant but small one, does not fail the job.
+//! This module decides; `compare_output` formats. It must not read anything but result files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use super::{
+    full_intervals, read_series, read_summary, PhaseView, RunPaths, SeriesRow, SummaryView,
+};
+use crate::analyze::stats::{welch, Welch};
+
+/// Significance level of the t-test.
+pub const ALPHA: f64 = 0.05;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  no regression beyond --max-regression that is also significant (p < 0.05)
+  1  at least one regression
+  2  bad input: a missing or unreadable file, or no phase in common";
+
+/// Compares two runs: the change per phase and metric, and whether it is beyond noise.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct CompareArgs {
+    /// The baseline: a run folder (results/<run>/) or its summary.json.
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+
+    /// The run to judge against the baseline: a run folder or its summary.json.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+
+    /// Largest change for the worse that is tolerated, in percent (e.g. 5% or 5).
+    #[arg(long, value_name = "PERCENT", default_value = "5%", value_parser = parse_percent)]
+    pub max_regression: f64,
+
+    /// Output format: a terminal table, a Markdown table (for a CI job summary) or JSON.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// Parses `5%`, `5` or `2.5 %` into 5.0 / 2.5 (percent).
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim().trim_end_matches('%').trim();
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a percentage: give a non-negative number such as 5% or 2.5"
+        )),
+    }
+}
+
+/// Which way is better for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Worse beyond the limit and significant.
+    Regression,
+    /// Better beyond the limit and significant.
+    Improvement,
+    /// Anything else: within the limit, or not distinguishable from noise.
+    Unchanged,
+}
+
+/// One line of the comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricChange {
+    pub phase: String,
+    pub metric: String,
+    pub unit: String,
+    pub better: Better,
+    pub base: f64,
+    pub new: f64,
+    /// (new - base) / base in percent; null when base is 0.
+    pub change_pct: Option<f64>,
+    /// Two-sided Welch p-value; null with too few intervals on a side.
+    pub p_value: Option<f64>,
+    pub base_samples: usize,
+    pub new_samples: usize,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub base: String,
+    pub new: String,
+    pub max_regression_pct: f64,
+    pub alpha: f64,
+    pub changes: Vec<MetricChange>,
+    /// Phases present on one side only (not compared).
+    pub unmatched_phases: Vec<String>,
+    pub regressions: usize,
+}
+
+/// A metric: where its headline value and its per-interval samples come from.
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+    better: Better,
+    value: fn(&PhaseView) -> Option<f64>,
+    sample: fn(&SeriesRow) -> Option<f64>,
+}
+
+fn lat(v: u64) -> f64 {
+    v as f64 / 1000.0
+}
+
+/// Interval latencies count only when the interval had records (an empty one reads 0).
+fn produced(r: &SeriesRow, v: u64) -> Option<f64> {
+    (r.produce_records > 0).then_some(lat(v))
+}
+fn consumed(r: &SeriesRow, v: u64) -> Option<f64> {
+    (r.consume_records > 0).then_some(lat(v))
+}
+
+// One metric per entry reads better than rustfmt's expansion of these closures.
+#[rustfmt::skip]
+const METRICS: &[Metric] = &[
+    Metric { name: "produce records/s", unit: "records/s", better: Better::Higher,
+        value: |p| p.produce.as_ref().map(|t| t.records_per_sec),
+        sample: |r| Some(r.produce_records_per_sec) },
+    Metric { name: "produce MB/s", unit: "MB/s", better: Better::Higher,
+        value: |p| p.produce.as_ref().map(|t| t.mb_per_sec),
+        sample: |r| Some(r.produce_mb_per_sec) },
+    Metric { name: "consume records/s", unit: "records/s", better: Better::Higher,
+        value: |p| p.consume.as_ref().map(|c| c.records_per_sec),
+        sample: |r| Some(r.consume_records_per_sec) },
+    Metric { name: "consume MB/s", unit: "MB/s", better: Better::Higher,
+        value: |p| p.consume.as_ref().map(|c| c.mb_per_sec),
+        sample: |r| Some(r.consume_mb_per_sec) },
+    Metric { name: "produce p50", unit: "ms", better: Better::Lower,
+        value: |p| p.produce.as_ref().filter(|t| t.latency_us.count > 0).map(|t| lat(t.latency_us.p50)),
+        sample: |r| produced(r, r.produce_p50_us) },
+    Metric { name: "produce p99", unit: "ms", better: Better::Lower,
+        value: |p| p.produce.as_ref().filter(|t| t.latency_us.count > 0).map(|t| lat(t.latency_us.p99)),
+        sample: |r| produced(r, r.produce_p99_us) },
+    Metric { name: "produce p99.9", unit: "ms", better: Better::Lower,
+        value: |p| p.produce.as_ref().filter(|t| t.latency_us.count > 0).map(|t| lat(t.latency_us.p999)),
+        sample: |r| produced(r, r.produce_p999_us) },
+    Metric { name: "e2e p50", unit: "ms", better: Better::Lower,
+        value: |p| p.consume.as_ref().filter(|c| c.e2e_latency_us.count > 0).map(|c| lat(c.e2e_latency_us.p50)),
+        sample: |r| consumed(r, r.e2e_p50_us) },
+    Metric { name: "e2e p99", unit: "ms", better: Better::Lower,
+        value: |p| p.consume.as_ref().filter(|c| c.e2e_latency_us.count > 0).map(|c| lat(c.e2e_latency_us.p99)),
+        sample: |r| consumed(r, r.e2e_p99_us) },
+    Metric { name: "e2e p99.9", unit: "ms", better: Better::Lower,
+        value: |p| p.consume.as_ref().filter(|c| c.e2e_latency_us.count > 0).map(|c| lat(c.e2e_latency_us.p999)),
+        sample: |r| consumed(r, r.e2e_p999_us) },
+];
+
+/// A run as compare needs it: its summary and its full-length intervals.
+struct Loaded {
+    label: String,
+    summary: SummaryView,
+    rows: Vec<SeriesRow>,
+}
+
+fn load(path: &std::path::Path) -> Result<Loaded> {
+    let paths = RunPaths::resolve(path)?;
+    let summary = read_summary(&paths.summary)?;
+    if !paths.timeseries.is_file() {
+        bail!(
+            "'{}' not found: compare needs the per-interval samples next to '{}'",
+            paths.timeseries.display(),
+            paths.summary.display()
+        );
+    }
+    let rows = full_intervals(read_series(&paths.timeseries)?);
+    Ok(Loaded {
+        label: path.display().to_string(),
+        summary,
+        rows,
+    })
+}
+
+fn samples(rows: &[SeriesRow], phase: &str, m: &Metric) -> Vec<f64> {
+    rows.iter()
+        .filter(|r| r.phase == phase)
+        .filter_map(m.sample)
+        .collect()
+}
+
+fn verdict(change_pct: Option<f64>, better: Better, test: Option<Welch>, limit: f64) -> Verdict {
+    let (Some(change), Some(test)) = (change_pct, test) else {
+        return Verdict::Unchanged;
+    };
+    if test.p >= ALPHA {
+        return Verdict::Unchanged;
+    }
+    let worse_pct = match better {
+        Better::Higher => -change,
+        Better::Lower => change,
+    };
+    if worse_pct > limit {
+        Verdict::Regression
+    } else if -worse_pct > limit {
+        Verdict::Improvement
+    } else {
+        Verdict::Unchanged
+    }
+}
+
+/// Compares two loaded runs; an error when they share no phase.
+fn compare_loaded(base: &Loaded, new: &Loaded, limit: f64) -> Result<Comparison> {
+    let mut changes = Vec::new();
+    let mut unmatched = Vec::new();
+    for bp in &base.summary.phases {
+        let Some(np) = new.summary.phase(&bp.name) else {
+            unmatched.push(format!("{} (only in BASE)", bp.name));
+            continue;
+        };
+        for m in METRICS {
+            let (Some(b), Some(n)) = ((m.value)(bp), (m.value)(np)) else {
+                continue;
+            };
+            let bs = samples(&base.rows, &bp.name, m);
+            let ns = samples(&new.rows, &np.name, m);
+            let test = welch(&bs, &ns);
+            let change_pct = (b != 0.0).then(|| (n - b) / b * 100.0);
+            changes.push(MetricChange {
+                phase: bp.name.clone(),
+                metric: m.name.to_string(),
+                unit: m.unit.to_string(),
+                better: m.better,
+                base: b,
+                new: n,
+                change_pct,
+                p_value: test.map(|t| t.p),
+                base_samples: bs.len(),
+                new_samples: ns.len(),
+                verdict: verdict(change_pct, m.better, test, limit),
+            });
+        }
+    }
+    for np in &new.summary.phases {
+        if base.summary.phase(&np.name).is_none() {
+            unmatched.push(format!("{} (only in NEW)", np.name));
+        }
+    }
+    if changes.is_empty() {
+        let names = |s: &SummaryView| {
+            s.phases
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        bail!(
+            "'{}' (phases: {}) and '{}' (phases: {}) have no phase with a metric in common",
+            base.label,
+            names(&base.summary),
+            new.label,
+            names(&new.summary)
+        );
+    }
+    let regressions = changes
+        .iter()
+        .filter(|c| c.verdict == Verdict::Regression)
+        .count();
+    Ok(Comparison {
+        base: base.label.clone(),
+        new: new.label.clone(),
+        max_regression_pct: limit,
+        alpha: ALPHA,
+        changes,
+        unmatched_phases: unmatched,
+        regressions,
+    })
+}
+
+/// Compares the two runs of `args`.
+pub fn compare(args: &CompareArgs) -> Result<Comparison> {
+    let base = load(&args.base).context("BASE")?;
+    let new = load(&args.new).context("NEW")?;
+    compare_loaded(&base, &new, args.max_regression)
+}
+
+/// Runs `kbench compare`: prints the comparison to stdout; exit 1 on a regression.
+/// `Err` (exit 2) for bad input.
+pub fn run(args: CompareArgs) -> Result<ExitCode> {
+    let cmp = compare(&args)?;
+    for u in &cmp.unmatched_phases {
+        eprintln!("kbench compare: warning: phase {u} is not compared");
+    }
+    let text = match args.format {
+        Format::Text => super::compare_output::text(&cmp),
+        Format::Markdown => super::compare_output::markdown(&cmp),
+        Format::Json => serde_json::to_string_pretty(&cmp)? + "\n",
+    };
+    print!("{text}");
+    Ok(if cmp.regressions > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_parse_with_or_without_the_sign() {
+        assert_eq!(parse_percent("5%"), Ok(5.0));
+        assert_eq!(parse_percent(" 2.5 "), Ok(2.5));
+        assert!(parse_percent("five").is_err());
+        assert!(parse_percent("-1%").is_err());
+    }
+
+    #[test]
+    fn a_significant_slowdown_beyond_the_limit_is_a_regression() {
+        let sig = Some(Welch {
+            t: 5.0,
+            df: 10.0,
+            p: 0.001,
+        });
+        assert_eq!(
+            verdict(Some(10.0), Better::Lower, sig, 5.0),
+            Verdict::Regression
+        );
+        assert_eq!(
+            verdict(Some(-10.0), Better::Higher, sig, 5.0),
+            Verdict::Regression
+        );
+        assert_eq!(
+            verdict(Some(-10.0), Better::Lower, sig, 5.0),
+            Verdict::Improvement
+        );
+        assert_eq!(
+            verdict(Some(3.0), Better::Lower, sig, 5.0),
+            Verdict::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_large_but_noisy_change_is_not_a_regression() {
+        let noisy = Some(Welch {
+            t: 1.0,
+            df: 10.0,
+            p: 0.3,
+        });
+        assert_eq!(
+            verdict(Some(50.0), Better::Lower, noisy, 5.0),
+            Verdict::Unchanged
+        );
+        assert_eq!(
+            verdict(Some(50.0), Better::Lower, None, 5.0),
+            Verdict::Unchanged
+        );
+    }
+
+    #[test]
+    fn the_short_tail_interval_is_dropped() {
+        let row = |len| SeriesRow {
+            interval_sec: len,
+            ..Default::default()
+        };
+        let rows = full_intervals(vec![row(1.0), row(1.02), row(0.98), row(0.2)]);
+        assert_eq!(rows.len(), 3);
+    }
+}

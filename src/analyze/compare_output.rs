@@ -1,0 +1,119 @@
+//! Formatting a `Comparison`: a terminal table (comfy-table) and a Markdown table that fits a
+//! CI job summary (`>> $GITHUB_STEP_SUMMARY`). Decides nothing; `compare` has judged already.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+
+use super::compare::{Comparison, MetricChange, Verdict};
+
+fn value(v: f64, unit: &str) -> String {
+    match unit {
+        "records/s" => format!("{v:.0}"),
+        "ms" => format!("{v:.3}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+fn change(c: &MetricChange) -> String {
+    match c.change_pct {
+        Some(pct) => format!("{pct:+.1}%"),
+        None => "n/a".to_string(),
+    }
+}
+
+fn p_value(c: &MetricChange) -> String {
+    match c.p_value {
+        Some(p) if p < 0.001 => "<0.001".to_string(),
+        Some(p) => format!("{p:.3}"),
+        // Say why there is no test rather than leaving a blank.
+        None => format!("n/a ({}+{} intervals)", c.base_samples, c.new_samples),
+    }
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Regression => "REGRESSION",
+        Verdict::Improvement => "improvement",
+        Verdict::Unchanged => "ok",
+    }
+}
+
+fn footer(cmp: &Comparison) -> String {
+    let verdict = if cmp.regressions == 0 {
+        "no regression".to_string()
+    } else {
+        format!("{} regression(s)", cmp.regressions)
+    };
+    format!(
+        "{verdict} (a regression is worse by more than {}% with p < {}; Welch's t-test on per-interval samples)",
+        cmp.max_regression_pct, cmp.alpha
+    )
+}
+
+/// A terminal table, one row per phase and metric.
+pub fn text(cmp: &Comparison) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "phase", "metric", "unit", "base", "new", "change", "p-value", "verdict",
+    ]);
+    for c in &cmp.changes {
+        t.add_row(vec![
+            c.phase.clone(),
+            c.metric.clone(),
+            c.unit.clone(),
+            value(c.base, &c.unit),
+            value(c.new, &c.unit),
+            change(c),
+            p_value(c),
+            verdict_word(c.verdict).to_string(),
+        ]);
+    }
+    for col in 3..=6 {
+        if let Some(column) = t.column_mut(col) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    format!(
+        "kbench compare: BASE {} → NEW {}\n{t}\n{}\n",
+        cmp.base,
+        cmp.new,
+        footer(cmp)
+    )
+}
+
+/// A GitHub-flavoured Markdown table with ✅/❌, for a CI job summary.
+pub fn markdown(cmp: &Comparison) -> String {
+    let mut out = String::new();
+    let head = if cmp.regressions == 0 { "✅" } else { "❌" };
+    out.push_str(&format!("### {head} kbench compare\n\n"));
+    out.push_str(&format!("BASE `{}` → NEW `{}`\n\n", cmp.base, cmp.new));
+    out.push_str("| | phase | metric | base | new | change | p-value |\n");
+    out.push_str("|---|---|---|---:|---:|---:|---:|\n");
+    for c in &cmp.changes {
+        let mark = match c.verdict {
+            Verdict::Regression => "❌",
+            Verdict::Improvement => "✅ 🚀",
+            Verdict::Unchanged => "✅",
+        };
+        out.push_str(&format!(
+            "| {mark} | {} | {} ({}) | {} | {} | {} | {} |\n",
+            md_escape(&c.phase),
+            c.metric,
+            c.unit,
+            value(c.base, &c.unit),
+            value(c.new, &c.unit),
+            change(c),
+            p_value(c)
+        ));
+    }
+    out.push_str(&format!("\n{}\n", footer(cmp)));
+    for u in &cmp.unmatched_phases {
+        out.push_str(&format!("\n> phase {} is not compared\n", md_escape(u)));
+    }
+    out
+}
+
+/// Phase names come from profiles; a `|` would split the table cell.
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
