@@ -28,8 +28,8 @@ with Java's source launcher on the Kafka classpath):
 
 examples:
   scripts/java-tools.sh producer-perf --topic t --num-records 100000 --record-size 100 \
-      --throughput -1 --producer-props bootstrap.servers=127.0.0.1:39092
-  scripts/java-tools.sh consumer-perf --bootstrap-server 127.0.0.1:39092 --topic t --messages 100000
+      --throughput -1 --bootstrap-server 127.0.0.1:39092
+  scripts/java-tools.sh consumer-perf --bootstrap-server 127.0.0.1:39092 --topic t --num-records 100000
   scripts/java-tools.sh tests/peers/java/GroupConsumer.java --bootstrap-server 127.0.0.1:39092 ...
 EOF
 }
