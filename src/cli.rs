@@ -36,6 +36,9 @@ pub enum Command {
     /// Produce and consume together: end-to-end latency under load and per-record verification.
     #[command(after_help = AFTER_HELP)]
     E2e(E2eArgs),
+    /// Run a profile (TOML): phases and ramps, a config matrix, thresholds, max-rate search.
+    #[command(after_help = AFTER_HELP)]
+    Run(crate::profile::RunArgs),
     /// Run the bundled Kafka-compatible broker in the foreground.
     Broker(crate::broker::cli::BrokerArgs),
     /// Compare two runs per phase and metric; exit 1 on a significant regression.

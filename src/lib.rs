@@ -13,6 +13,7 @@
 //!   latency.hlog.
 //! * `run`: drives a plan from start to exit code; the reporter is the only place that
 //!   formats during a run.
+//! * `profile`: `kbench run PROFILE.toml`: phases, ramps, matrices, thresholds, max-rate search.
 //! * `broker`: the bundled Kafka-compatible broker.
 //! * `analyze`: reading finished result folders back: compare and merge.
 
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod load;
 pub mod measure;
 pub mod plan;
+pub mod profile;
 pub mod report;
 pub mod run;
 pub mod target;
@@ -38,6 +40,10 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         cli::Command::E2e(a) => plan::Plan::e2e(&a)?,
         // The broker handles its own signals.
         cli::Command::Broker(a) => return broker::cli::run(a).map(|_| ExitCode::SUCCESS),
+        cli::Command::Run(a) => {
+            run::install_ctrlc();
+            return profile::run(&a);
+        }
         cli::Command::Compare(a) => return analyze::compare::run(a),
         cli::Command::Merge(a) => return analyze::merge::run(a),
         cli::Command::Report(a) => return report::html::run(a),

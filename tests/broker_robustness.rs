@@ -215,9 +215,9 @@ fn pipelined_requests_are_answered_in_order() {
         }
     }
     s.write_all(&all).expect("write");
-    for corr in 10..40 {
+    for corr in 10i32..40 {
         let f = read_frame(&mut s).expect("answered");
-        assert_eq!(&f[0..4], &(corr as i32).to_be_bytes());
+        assert_eq!(&f[0..4], &corr.to_be_bytes());
     }
 }
 

@@ -10,7 +10,7 @@ use common::*;
 #[test]
 fn ctrl_c_leaves_the_results_measured_so_far() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kbench"))
+    let child = Command::new(env!("CARGO_BIN_EXE_kbench"))
         .args([
             "e2e",
             "--duration",

@@ -34,6 +34,8 @@ pub struct ConsumerShared {
     pub rebalance_ns: AtomicU64,
     join_started_ns: AtomicU64,
     pub last_error: Mutex<Option<String>>,
+    /// Set by the runner during phases that build a backlog: fetching stops, membership stays.
+    pub paused: AtomicBool,
 }
 
 pub struct GroupContext {
@@ -72,6 +74,18 @@ pub enum ConsumerPhases {
     WarmupAndMeasured,
 }
 
+/// How a consumer reads the stamps of this run.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerSetup {
+    pub phases: ConsumerPhases,
+    /// Phases of the run (recorders keep one set each).
+    pub phase_count: usize,
+    /// Only records of this run count (`e2e`); `None` accepts any kbench stamp.
+    pub run_filter: Option<u32>,
+    /// End-to-end latency from the intended send time (open model) or the send call.
+    pub from_intended: bool,
+}
+
 pub struct ConsumerWorker {
     consumer: BaseConsumer<GroupContext>,
     phases: ConsumerPhases,
@@ -89,11 +103,14 @@ impl ConsumerWorker {
         bootstrap: &str,
         topic: &str,
         plan: &ConsumerPlan,
-        phases: ConsumerPhases,
-        phase_count: usize,
-        run_filter: Option<u32>,
-        from_intended: bool,
+        how: &ConsumerSetup,
     ) -> Result<Self> {
+        let ConsumerSetup {
+            phases,
+            phase_count,
+            run_filter,
+            from_intended,
+        } = *how;
         let shared = Arc::new(ConsumerShared {
             stats: PhaseStats::new(phase_count),
             received: AtomicU64::new(0),
@@ -103,6 +120,7 @@ impl ConsumerWorker {
             rebalance_ns: AtomicU64::new(0),
             join_started_ns: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            paused: AtomicBool::new(false),
         });
         shared
             .join_started_ns
@@ -132,7 +150,13 @@ impl ConsumerWorker {
     pub fn run(self, stop: &AtomicBool) -> Seen {
         let mut seen = Seen::default();
         let mut next_lag_ns = 0u64;
+        let mut paused = false;
         while !stop.load(Ordering::Relaxed) {
+            let want = self.shared.paused.load(Ordering::Relaxed);
+            if want != paused {
+                paused = want;
+                self.set_paused(paused);
+            }
             match self.consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(m)) => {
                     let now = clock::now_ns();
@@ -188,6 +212,26 @@ impl ConsumerWorker {
         // Leave the group cleanly so a following run does not wait for our session to expire.
         self.consumer.unsubscribe();
         seen
+    }
+
+    /// Pauses or resumes fetching on every assigned partition. Polling goes on meanwhile, so
+    /// the member stays in the group (unlike sleeping in the poll loop, which would exceed
+    /// max.poll.interval.ms on a long pause).
+    fn set_paused(&self, pause: bool) {
+        if let Ok(tpl) = self.consumer.assignment() {
+            let r = if pause {
+                self.consumer.pause(&tpl)
+            } else {
+                self.consumer.resume(&tpl)
+            };
+            if let Err(e) = r {
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+        }
     }
 
     /// Lag from cached watermarks (no network round trip).

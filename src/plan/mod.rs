@@ -135,7 +135,7 @@ impl Plan {
     }
 }
 
-fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
+pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
     if t.topic.trim().is_empty() {
         bail!("--topic must not be empty");
     }
@@ -263,7 +263,7 @@ fn parse_bytes(text: &str, flag: &str) -> Result<u64> {
         })
 }
 
-fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
+pub(crate) fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
     // Any negative rate means unthrottled, as in Kafka's tool; 0 would never send.
     let rate = if p.throughput < 0.0 {
         None
@@ -360,7 +360,7 @@ fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
     })
 }
 
-fn consumer_plan(c: &ConsumerArgs, group_prefix: &str) -> Result<ConsumerPlan> {
+pub(crate) fn consumer_plan(c: &ConsumerArgs, group_prefix: &str) -> Result<ConsumerPlan> {
     if c.consumers == 0 {
         bail!("--consumers must be at least 1");
     }
@@ -398,7 +398,7 @@ fn consumer_plan(c: &ConsumerArgs, group_prefix: &str) -> Result<ConsumerPlan> {
     })
 }
 
-fn output_plan(o: &OutputArgs, command: &str) -> Result<OutputPlan> {
+pub(crate) fn output_plan(o: &OutputArgs, command: &str) -> Result<OutputPlan> {
     let interval = duration_ms(o.reporting_interval.into(), "--reporting-interval")?;
     if interval < 100 {
         bail!("--reporting-interval must be at least 100ms");

@@ -21,6 +21,9 @@ pub struct PhaseSpec {
     pub rate: Option<f64>,
     /// `None` only for the last phase (bounded by records, or by Ctrl-C).
     pub duration_ms: Option<u64>,
+    /// Consumers stop fetching during this phase (a backlog builds up).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pause_consumers: bool,
     /// Matrix parameters or ramp step figures shown with the phase's results.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
@@ -33,6 +36,7 @@ impl PhaseSpec {
             excluded: false,
             rate,
             duration_ms,
+            pause_consumers: false,
             params: BTreeMap::new(),
         }
     }

@@ -43,6 +43,8 @@ pub struct Summary {
     pub checks: Vec<Check>,
     /// Whole-run record verification (null without consumers).
     pub verification: Option<Verification>,
+    /// `kbench run` with find_max_rate: the trials and the knee (null otherwise).
+    pub max_rate_search: Option<serde_json::Value>,
 }
 
 /// Whole-run verification from the record stamps.

@@ -80,7 +80,11 @@ pub fn summary(
     checks: Vec<Check>,
 ) -> Summary {
     let (latency_model, latency_note) = latency_model(ctx.plan);
-    let mut config = ctx.frame.config.clone().unwrap_or_else(|| serde_json::to_value(ctx.plan).unwrap_or_default());
+    let mut config = ctx
+        .frame
+        .config
+        .clone()
+        .unwrap_or_else(|| serde_json::to_value(ctx.plan).unwrap_or_default());
     if let Some(obj) = config.as_object_mut() {
         obj.insert("target_kind".into(), ctx.target_kind.into());
         obj.insert("bootstrap_servers".into(), ctx.bootstrap.clone().into());
@@ -88,7 +92,11 @@ pub fn summary(
     Summary {
         schema_version: SCHEMA_VERSION,
         kbench_version: env!("CARGO_PKG_VERSION").into(),
-        command: ctx.frame.command.clone().unwrap_or_else(|| ctx.plan.command.clone()),
+        command: ctx
+            .frame
+            .command
+            .clone()
+            .unwrap_or_else(|| ctx.plan.command.clone()),
         run_id: format!("{:08x}", ctx.run_id),
         name: ctx.plan.output.name.clone(),
         started_at: ctx.started_at.into(),
@@ -99,8 +107,15 @@ pub fn summary(
         latency_note,
         config,
         host: ctx.host.clone(),
-        phases: ctx.frame.prior_phases.iter().cloned().chain(rep.reported_phases(end_ns)).collect(),
+        phases: ctx
+            .frame
+            .prior_phases
+            .iter()
+            .cloned()
+            .chain(rep.reported_phases(end_ns))
+            .collect(),
         verification: None,
+        max_rate_search: None,
         checks,
     }
 }

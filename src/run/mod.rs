@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::load::consumer::ConsumerPhases;
 use crate::load::consumer::ConsumerWorker;
+use crate::load::consumer::{ConsumerPhases, ConsumerSetup};
 use crate::load::phase_starts::PhaseStarts;
 use crate::load::producer::ProducerWorker;
 use crate::measure::clock;
@@ -96,7 +96,12 @@ pub fn open_target(plan: &Plan) -> Result<Target> {
 pub fn run(plan: Plan) -> Result<ExitCode> {
     let target = open_target(&plan)?;
     let mut session = Session::create(&plan.output)?;
-    let cell = execute(&plan, &target, &mut session, &final_report::Frame::default())?;
+    let cell = execute(
+        &plan,
+        &target,
+        &mut session,
+        &final_report::Frame::default(),
+    )?;
     if let Some(d) = &session.dir {
         eprintln!("kbench: results in {}", d.display());
     }
@@ -104,7 +109,12 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
 }
 
 /// One execution of a plan on a running target, into the session's result files.
-pub fn execute(plan: &Plan, target: &Target, session: &mut Session, frame: &final_report::Frame) -> Result<final_report::CellResult> {
+pub fn execute(
+    plan: &Plan,
+    target: &Target,
+    session: &mut Session,
+    frame: &final_report::Frame,
+) -> Result<final_report::CellResult> {
     let t = &plan.target;
     let run_id = session.run_id;
     let mut admin_props = Props::default();
@@ -171,20 +181,15 @@ pub fn execute(plan: &Plan, target: &Target, session: &mut Session, frame: &fina
         .as_ref()
         .is_some_and(|p| p.timeline.open_model());
     let run_filter = (plan.command == "e2e").then_some(run_id);
+    let setup = ConsumerSetup {
+        phases: consumer_phases,
+        phase_count: phases.len(),
+        run_filter,
+        from_intended: from_intended || plan.command == "consume",
+    };
     let consumers: Vec<ConsumerWorker> = match &plan.consumer {
         Some(c) => (0..c.consumers)
-            .map(|i| {
-                ConsumerWorker::new(
-                    i,
-                    &target.bootstrap,
-                    &t.topic,
-                    c,
-                    consumer_phases,
-                    phases.len(),
-                    run_filter,
-                    from_intended || plan.command == "consume",
-                )
-            })
+            .map(|i| ConsumerWorker::new(i, &target.bootstrap, &t.topic, c, &setup))
             .collect::<Result<_>>()?,
         None => Vec::new(),
     };
@@ -277,11 +282,27 @@ pub fn execute(plan: &Plan, target: &Target, session: &mut Session, frame: &fina
         .map_or(u64::MAX, |c| c.timeout_ms * 1_000_000);
     let mut timed_out = false;
     let mut drain_started_ns: Option<u64> = None;
+    let segments = plan
+        .producer
+        .as_ref()
+        .map(|p| p.timeline.segments())
+        .unwrap_or_default();
     loop {
         std::thread::sleep(TICK);
         let now = clock::now_ns();
         if STOP.load(Ordering::Relaxed) {
             break;
+        }
+        // Consumers pause while the current phase builds a backlog.
+        let offset = now.saturating_sub(start_ns);
+        let current = segments
+            .iter()
+            .rev()
+            .find(|seg| seg.start_offset_ns <= offset)
+            .map(|seg| seg.phase);
+        let pause = current.is_some_and(|k| phases[k].pause_consumers);
+        for c in &consumer_shared {
+            c.paused.store(pause, Ordering::Relaxed);
         }
         let producers_done = producer_shared
             .iter()

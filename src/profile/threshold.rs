@@ -1,0 +1,253 @@
+//! Thresholds in k6's spirit: `METRIC OP VALUE[UNIT]`, e.g. `e2e.p99 < 20ms`,
+//! `produce.mb_per_sec > 100`, `consume.lost == 0`, `max_lag < 10000`, checked against a phase
+//! summary (and the run's verification for loss counts). Parsing fails with what is allowed.
+
+use std::fmt;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::report::summary::{LatencySummary, PhaseSummary, Verification};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Eq => a == b,
+            Op::Ne => a != b,
+        }
+    }
+}
+
+/// A parsed threshold; latency values are kept in microseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub text: String,
+    pub metric: String,
+    pub op: Op,
+    pub value: f64,
+    /// Only this phase (by name, or the phase part after a matrix cell's `/`); all when None.
+    pub phase: Option<String>,
+}
+
+const LATENCY_GROUPS: [&str; 4] = ["produce", "service", "send_delay", "e2e"];
+const LATENCY_STATS: [&str; 7] = ["p50", "p90", "p99", "p999", "p9999", "max", "mean"];
+const PLAIN: [&str; 13] = [
+    "produce.records_per_sec",
+    "produce.mb_per_sec",
+    "produce.records",
+    "produce.errors",
+    "produce.late_sends",
+    "consume.records_per_sec",
+    "consume.mb_per_sec",
+    "consume.records",
+    "consume.lost",
+    "consume.duplicated",
+    "consume.reordered",
+    "max_lag",
+    "host.cpu_pct_avg",
+];
+
+fn is_latency(metric: &str) -> bool {
+    metric
+        .split_once('.')
+        .is_some_and(|(g, s)| LATENCY_GROUPS.contains(&g) && LATENCY_STATS.contains(&s))
+}
+
+impl Threshold {
+    pub fn parse(text: &str, phase: Option<String>) -> Result<Threshold> {
+        let ops = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ];
+        let (pos, sym, op) = ops
+            .iter()
+            .filter_map(|(sym, op)| text.find(sym).map(|p| (p, *sym, *op)))
+            .min_by_key(|(p, sym, _)| (*p, std::cmp::Reverse(sym.len())))
+            .ok_or_else(|| anyhow!("threshold '{text}': no comparison; write METRIC OP VALUE, e.g. 'e2e.p99 < 20ms' (OP is < <= > >= == !=)"))?;
+        let metric = text[..pos].trim().to_string();
+        let rhs = text[pos + sym.len()..].trim();
+        if !is_latency(&metric) && !PLAIN.contains(&metric.as_str()) {
+            bail!(
+                "threshold '{text}': unknown metric '{metric}'; latency metrics are {{{}}}.{{{}}} and the others are {}",
+                LATENCY_GROUPS.join(","),
+                LATENCY_STATS.join(","),
+                PLAIN.join(", ")
+            );
+        }
+        let value = if is_latency(&metric) {
+            let split = rhs
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(|| anyhow!("threshold '{text}': '{rhs}' needs a unit (us, ms or s)"))?;
+            let n: f64 = rhs[..split]
+                .parse()
+                .map_err(|_| anyhow!("threshold '{text}': '{rhs}' is not a number with a unit"))?;
+            n * match rhs[split..].trim() {
+                "us" | "µs" => 1.0,
+                "ms" => 1_000.0,
+                "s" => 1_000_000.0,
+                u => bail!("threshold '{text}': unit '{u}' is not us, ms or s"),
+            }
+        } else {
+            rhs.parse()
+                .map_err(|_| anyhow!("threshold '{text}': '{rhs}' is not a number"))?
+        };
+        Ok(Threshold {
+            text: text.trim().to_string(),
+            metric,
+            op,
+            value,
+            phase,
+        })
+    }
+
+    /// Does this threshold look at `phase_name`?
+    pub fn applies_to(&self, phase_name: &str) -> bool {
+        match &self.phase {
+            None => true,
+            Some(p) => phase_name == p || phase_name.rsplit('/').next() == Some(p.as_str()),
+        }
+    }
+
+    /// The measured value in the phase (loss counts from the whole run's verification).
+    pub fn measure(&self, ph: &PhaseSummary, v: Option<&Verification>) -> Option<f64> {
+        let lat = |l: &LatencySummary, stat: &str| -> f64 {
+            match stat {
+                "p50" => l.p50 as f64,
+                "p90" => l.p90 as f64,
+                "p99" => l.p99 as f64,
+                "p999" => l.p999 as f64,
+                "p9999" => l.p9999 as f64,
+                "max" => l.max as f64,
+                _ => l.mean,
+            }
+        };
+        let (group, stat) = self
+            .metric
+            .split_once('.')
+            .unwrap_or((self.metric.as_str(), ""));
+        let p = ph.produce.as_ref();
+        let c = ph.consume.as_ref();
+        match (group, stat) {
+            ("produce", s) if is_latency(&self.metric) => p.map(|p| lat(&p.latency_us, s)),
+            ("service", s) => p.map(|p| lat(&p.service_latency_us, s)),
+            ("send_delay", s) => p.map(|p| lat(&p.send_delay_us, s)),
+            ("e2e", s) => c.map(|c| lat(&c.e2e_latency_us, s)),
+            ("produce", "records_per_sec") => p.map(|p| p.records_per_sec),
+            ("produce", "mb_per_sec") => p.map(|p| p.mb_per_sec),
+            ("produce", "records") => p.map(|p| p.records as f64),
+            ("produce", "errors") => p.map(|p| p.errors as f64),
+            ("produce", "late_sends") => p.map(|p| p.late_sends as f64),
+            ("consume", "records_per_sec") => c.map(|c| c.records_per_sec),
+            ("consume", "mb_per_sec") => c.map(|c| c.mb_per_sec),
+            ("consume", "records") => c.map(|c| c.records as f64),
+            ("consume", "lost") => v.map(|v| v.lost as f64),
+            ("consume", "duplicated") => v.map(|v| v.duplicated as f64),
+            ("consume", "reordered") => v.map(|v| v.reordered as f64),
+            ("max_lag", _) => c.and_then(|c| c.max_lag).map(|l| l as f64),
+            ("host", "cpu_pct_avg") => Some(ph.host.cpu_pct_avg),
+            _ => None,
+        }
+    }
+
+    /// Checks the phase; `None` when the metric does not exist there (no consumers, say).
+    pub fn check(&self, ph: &PhaseSummary, v: Option<&Verification>) -> Option<(bool, f64)> {
+        self.measure(ph, v)
+            .map(|m| (self.op.holds(m, self.value), m))
+    }
+
+    /// The measured value with the threshold's unit, for messages.
+    pub fn show(&self, measured: f64) -> String {
+        if is_latency(&self.metric) {
+            format!("{:.3} ms", measured / 1000.0)
+        } else {
+            format!("{measured:.2}")
+        }
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.phase {
+            Some(p) => write!(f, "{} [phase {p}]", self.text),
+            None => write!(f, "{}", self.text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_latency_with_units_and_plain_metrics() {
+        let t = Threshold::parse("e2e.p99 < 20ms", None).unwrap();
+        assert_eq!(
+            (t.metric.as_str(), t.op, t.value),
+            ("e2e.p99", Op::Lt, 20_000.0)
+        );
+        assert_eq!(
+            Threshold::parse("produce.p999<=1.5s", None).unwrap().value,
+            1_500_000.0
+        );
+        assert_eq!(
+            Threshold::parse("service.max >= 250us", None).unwrap().op,
+            Op::Ge
+        );
+        let t = Threshold::parse("consume.lost == 0", None).unwrap();
+        assert_eq!((t.op, t.value), (Op::Eq, 0.0));
+        assert_eq!(
+            Threshold::parse("max_lag < 10000", None).unwrap().value,
+            10_000.0
+        );
+        assert_eq!(
+            Threshold::parse("produce.mb_per_sec > 100", None)
+                .unwrap()
+                .op,
+            Op::Gt
+        );
+    }
+
+    #[test]
+    fn fails_with_what_is_allowed() {
+        assert!(Threshold::parse("e2e.p99 < 20", None)
+            .unwrap_err()
+            .to_string()
+            .contains("unit"));
+        assert!(Threshold::parse("e2e.p42 < 20ms", None)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown metric"));
+        assert!(Threshold::parse("e2e.p99 20ms", None)
+            .unwrap_err()
+            .to_string()
+            .contains("no comparison"));
+        assert!(Threshold::parse("e2e.p99 < 20 parsecs", None)
+            .unwrap_err()
+            .to_string()
+            .contains("unit"));
+    }
+
+    #[test]
+    fn phase_scope_matches_plain_and_cell_phase_names() {
+        let t = Threshold::parse("e2e.p99 < 1ms", Some("steady".into())).unwrap();
+        assert!(t.applies_to("steady") && t.applies_to("acks=1/steady"));
+        assert!(!t.applies_to("ramp-1"));
+    }
+}
