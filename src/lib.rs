@@ -35,9 +35,9 @@ use anyhow::Result;
 /// Runs a parsed command line; `Err` means exit code 2 (bad input or the run could not be done).
 pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     let plan = match cli.command {
-        cli::Command::Produce(a) => plan::Plan::produce(&a)?,
-        cli::Command::Consume(a) => plan::Plan::consume(&a)?,
-        cli::Command::E2e(a) => plan::Plan::e2e(&a)?,
+        cli::Command::Produce(a) => plan::Plan::produce(&a)?.with_bootstrap_from_props()?,
+        cli::Command::Consume(a) => plan::Plan::consume(&a)?.with_bootstrap_from_props()?,
+        cli::Command::E2e(a) => plan::Plan::e2e(&a)?.with_bootstrap_from_props()?,
         // The broker handles its own signals.
         cli::Command::Broker(a) => return broker::cli::run(a).map(|_| ExitCode::SUCCESS),
         cli::Command::Run(a) => {

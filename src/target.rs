@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
+use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
@@ -89,8 +90,8 @@ impl Target {
             // The mock cluster has no CreateTopics API; it creates topics directly.
             return mock.create_topic(topic, partitions, rf);
         }
-        let admin: AdminClient<DefaultClientContext> = client_config(&self.bootstrap, props)
-            .create()
+        let admin: AdminClient<ProbeContext> = client_config(&self.bootstrap, props)
+            .create_with_context(ProbeContext::default())
             .map_err(|e| explain_create_error(e, props, "client"))?;
         let existing = topic_partitions(&admin, topic, timeout, &self.bootstrap)?;
         if let Some(n) = existing {
@@ -149,17 +150,26 @@ impl Drop for Target {
 /// Partitions of `topic` with a leader each, or `None` when it does not exist. Fails when the
 /// bootstrap servers do not answer within `timeout`.
 fn topic_partitions(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<ProbeContext>,
     topic: &str,
     timeout: Duration,
     bootstrap: &str,
 ) -> Result<Option<i32>> {
     // All topics, not just ours: asking for one topic can auto-create it on some brokers.
     let md = admin.inner().fetch_metadata(None, timeout).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach the bootstrap servers '{bootstrap}' within {}: {e}. Check --bootstrap-server, that the brokers are up, and the security properties (security.protocol, sasl.*, ssl.*) if the cluster is secured; --connect-timeout sets the wait",
-            humantime::format_duration(timeout)
-        )
+        let wait = humantime::format_duration(timeout);
+        match admin.inner().context().last_error() {
+            // An authentication or TLS failure is not a network problem: say what it was.
+            Some(why) if is_security_failure(&why) => anyhow::anyhow!(
+                "the bootstrap servers '{bootstrap}' refused the connection: {why}. Check the security properties (security.protocol, sasl.mechanisms, sasl.username, sasl.password, ssl.ca.location)"
+            ),
+            Some(why) => anyhow::anyhow!(
+                "cannot reach the bootstrap servers '{bootstrap}' within {wait}: {e} ({why}). Check --bootstrap-server, that the brokers are up, and the security properties if the cluster is secured; --connect-timeout sets the wait"
+            ),
+            None => anyhow::anyhow!(
+                "cannot reach the bootstrap servers '{bootstrap}' within {wait}: {e}. Check --bootstrap-server, that the brokers are up, and the security properties (security.protocol, sasl.*, ssl.*) if the cluster is secured; --connect-timeout sets the wait"
+            ),
+        }
     })?;
     Ok(md
         .topics()
@@ -171,6 +181,42 @@ fn topic_partitions(
                 && t.partitions().iter().all(|p| p.leader() >= 0);
             ready.then_some(t.partitions().len() as i32)
         }))
+}
+
+/// Keeps librdkafka's last error report, which says why a connection failed (refused,
+/// authentication, TLS) where the metadata call only says that it timed out.
+#[derive(Default)]
+struct ProbeContext {
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl ProbeContext {
+    fn last_error(&self) -> Option<String> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let text = if reason.is_empty() {
+            error.to_string()
+        } else {
+            reason.to_string()
+        };
+        // Keep the most telling report: an authentication failure beats a later disconnect.
+        if let Ok(mut last) = self.last.lock() {
+            if !last.as_deref().is_some_and(is_security_failure) {
+                *last = Some(text);
+            }
+        }
+    }
+}
+
+fn is_security_failure(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    ["authentication", "sasl", "ssl", "certificate", "handshake"]
+        .iter()
+        .any(|w| t.contains(w))
 }
 
 enum MockCmd {

@@ -196,6 +196,31 @@ fn fails_within_the_connect_timeout_when_the_bootstrap_is_unreachable() {
 }
 
 #[test]
+fn a_run_that_could_not_start_leaves_no_result_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    kbench(
+        dir.path(),
+        &[
+            "produce",
+            "--bootstrap-server",
+            "127.0.0.1:1",
+            "--connect-timeout",
+            "1s",
+            "--num-records",
+            "1",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+        ],
+    )
+    .assert()
+    .code(2);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn fails_when_the_topic_is_missing_and_creation_is_off() {
     let cluster = TestCluster::start("present", 1);
     fails_with(

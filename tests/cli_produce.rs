@@ -492,3 +492,41 @@ fn fails_with_a_replication_factor_the_cluster_cannot_meet() {
         "{err}"
     );
 }
+
+#[test]
+fn bootstrap_servers_from_a_properties_file_name_the_cluster() {
+    let cluster = TestCluster::start("fromfile", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let props = dir.path().join("client.properties");
+    std::fs::write(&props, format!("bootstrap.servers={}\n", cluster.bootstrap)).unwrap();
+    let out_dir = dir.path().join("out");
+    kbench(
+        &out_dir,
+        &[
+            "produce",
+            "--topic",
+            "fromfile",
+            "--num-records",
+            "20",
+            "--record-size",
+            "50",
+            "--throughput",
+            "-1",
+            "--producer.config",
+            props.to_str().unwrap(),
+        ],
+    )
+    .assert()
+    .success();
+    let s = summary(&out_dir);
+    assert_eq!(s["config"]["target_kind"], "external");
+    assert_eq!(s["config"]["bootstrap_servers"], cluster.bootstrap.as_str());
+    assert!(
+        s["config"]["target"].get("embedded").is_none(),
+        "no embedded kind for an external target"
+    );
+    assert_eq!(
+        read_all(&cluster.bootstrap, "fromfile", 20, Duration::from_secs(20)).len(),
+        20
+    );
+}

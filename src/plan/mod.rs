@@ -130,6 +130,30 @@ impl Plan {
         })
     }
 
+    /// Without --bootstrap-server, a `bootstrap.servers` in the client properties (a
+    /// --producer.config file, say) names the cluster, as in Kafka's tools; only without either
+    /// does kbench start its embedded broker.
+    pub fn with_bootstrap_from_props(mut self) -> Result<Plan> {
+        if self.target.bootstrap_server.is_none() {
+            let from_props = [
+                self.producer.as_ref().map(|p| &p.props),
+                self.consumer.as_ref().map(|c| &c.props),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|p| {
+                p.get("bootstrap.servers")
+                    .map(|b| (b.to_string(), p.source("bootstrap.servers").to_string()))
+            });
+            if let Some((b, source)) = from_props {
+                validate_bootstrap(&b)
+                    .with_context(|| format!("bootstrap.servers (set by {source})"))?;
+                self.target.bootstrap_server = Some(b);
+            }
+        }
+        Ok(self)
+    }
+
     pub fn reporting_interval(&self) -> Duration {
         Duration::from_millis(self.output.reporting_interval_ms)
     }
@@ -160,14 +184,7 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
         );
     }
     if let Some(b) = &t.bootstrap_server {
-        for server in b.split(',') {
-            let ok = server
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !ok {
-                bail!("--bootstrap-server: '{server}' is not HOST:PORT (e.g. localhost:9092)");
-            }
-        }
+        validate_bootstrap(b).context("--bootstrap-server")?;
     }
     let mut mock_faults = MockFaults {
         rtt: t.mock_rtt.map(Into::into),
@@ -202,6 +219,20 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
         connect_timeout_ms: duration_ms(t.connect_timeout.into(), "--connect-timeout")?,
         mock_faults,
     })
+}
+
+/// `HOST:PORT[,HOST:PORT...]`.
+fn validate_bootstrap(list: &str) -> Result<()> {
+    for server in list.split(',') {
+        let ok = server
+            .trim()
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            bail!("'{server}' is not HOST:PORT (e.g. localhost:9092)");
+        }
+    }
+    Ok(())
 }
 
 fn duration_ms(d: Duration, flag: &str) -> Result<u64> {

@@ -96,7 +96,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             let result = max_rate::search(cfg, |rate| {
                 trial_no += 1;
                 let plan = plans.trial(trial_no, rate, cfg)?;
-                let cell = execute(&plan, &target, &mut session, &frame)?;
+                let cell = execute(&plan, &target, &mut session, &frame);
+                let cell = session.discard_if_empty(cell)?;
                 let own = cell.summary.phases.len() - frame.prior_phases.len();
                 let v = cell.summary.verification.clone();
                 let passed = cell.summary.phases[frame.prior_phases.len()..]
@@ -128,7 +129,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         None => {
             for plan in plans.cells() {
-                let cell = execute(plan, &target, &mut session, &frame)?;
+                let cell = execute(plan, &target, &mut session, &frame);
+                let cell = session.discard_if_empty(cell)?;
                 let own = cell.summary.phases.len() - frame.prior_phases.len();
                 verifications.push((own, cell.summary.verification.clone()));
                 frame.prior_phases = cell.summary.phases.clone();

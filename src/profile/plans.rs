@@ -339,7 +339,7 @@ fn plan_for(
         },
         "run",
     )?;
-    Ok(Plan {
+    Plan {
         command: p.mode.clone(),
         target,
         producer: Some(producer),
@@ -347,7 +347,8 @@ fn plan_for(
         consume_records: None,
         show_detailed_stats: false,
         output,
-    })
+    }
+    .with_bootstrap_from_props()
 }
 
 #[cfg(test)]

@@ -85,6 +85,11 @@ pub fn summary(
         .config
         .clone()
         .unwrap_or_else(|| serde_json::to_value(ctx.plan).unwrap_or_default());
+    if ctx.target_kind == "external" {
+        if let Some(t) = config.get_mut("target").and_then(|t| t.as_object_mut()) {
+            t.remove("embedded");
+        }
+    }
     if let Some(obj) = config.as_object_mut() {
         obj.insert("target_kind".into(), ctx.target_kind.into());
         obj.insert("bootstrap_servers".into(), ctx.bootstrap.clone().into());

@@ -80,6 +80,23 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A run that failed before measuring anything leaves no folder behind (its files would
+    /// hold headers only and no summary); the error passes through.
+    pub fn discard_if_empty<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            if let Some(d) = &self.dir {
+                if !d.join("summary.json").exists() {
+                    self.files = None;
+                    let _ = std::fs::remove_dir_all(d);
+                    self.dir = None;
+                }
+            }
+        }
+        r
+    }
+}
+
 /// Starts the target a plan asks for.
 pub fn open_target(plan: &Plan) -> Result<Target> {
     let t = &plan.target;
@@ -101,7 +118,8 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
         &target,
         &mut session,
         &final_report::Frame::default(),
-    )?;
+    );
+    let cell = session.discard_if_empty(cell)?;
     if let Some(d) = &session.dir {
         eprintln!("kbench: results in {}", d.display());
     }
