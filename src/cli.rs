@@ -115,6 +115,11 @@ pub struct OutputArgs {
     /// Do not write result files (console output only).
     #[arg(long)]
     pub no_results: bool,
+
+    /// Serve live figures (rates, percentiles, lag, errors, host) in Prometheus text format
+    /// at http://ADDR/metrics while the run goes on.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// How many records, for how long, and the warm-up.

@@ -186,3 +186,76 @@ fn consume_reads_what_produce_wrote_with_kafka_lines_and_e2e_latency() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: Exiting before consuming the expected number of messages: timeout (3000 ms) exceeded."));
     assert_eq!(summary(dir.path())["phases"][0]["consume"]["records"], 0);
 }
+
+#[test]
+fn live_metrics_are_served_while_the_run_goes_on() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kbench"))
+        .args([
+            "e2e",
+            "--duration",
+            "6s",
+            "--record-size",
+            "100",
+            "--throughput",
+            "1000",
+            "--reporting-interval",
+            "500ms",
+            "--metrics-listen",
+            &addr,
+            "--output-dir",
+        ])
+        .arg(dir.path())
+        .env("KBENCH_NO_PROGRESS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scrape = || -> Option<String> {
+        let mut c = std::net::TcpStream::connect(&addr).ok()?;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: kbench\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        c.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline {
+        if let Some(t) = scrape().filter(|t| {
+            t.contains("kbench_consume_records_per_sec")
+                && !t.contains("kbench_produce_records 0.0")
+        }) {
+            seen = Some(t);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = seen.expect("no scrape with figures during the run");
+    for name in [
+        "kbench_produce_records_per_sec",
+        "kbench_produce_latency_us{quantile=\"0.99\"}",
+        "kbench_e2e_latency_us{quantile=\"0.5\"}",
+        "kbench_consumer_lag",
+        "kbench_host_cpu_pct",
+        "kbench_phase{phase=\"measured\"} 1.0",
+    ] {
+        assert!(text.contains(name), "missing {name}:\n{text}");
+    }
+    let rate: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kbench_produce_records_per_sec "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((500.0..1500.0).contains(&rate), "live produce rate {rate}");
+}

@@ -61,6 +61,7 @@ pub struct ConsumerPlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputPlan {
     pub reporting_interval_ms: u64,
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub output_dir: Option<PathBuf>,
     pub name: String,
 }
@@ -442,6 +443,7 @@ pub(crate) fn output_plan(o: &OutputArgs, command: &str) -> Result<OutputPlan> {
     }
     Ok(OutputPlan {
         reporting_interval_ms: interval,
+        metrics_listen: o.metrics_listen,
         output_dir: if o.no_results {
             None
         } else {

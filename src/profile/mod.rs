@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Do not write result files.
     #[arg(long)]
     pub no_results: bool,
+
+    /// Serve live figures in Prometheus text format at http://ADDR/metrics during the run.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A phase's results and the verification of the cell it ran in.

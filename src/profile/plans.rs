@@ -336,6 +336,7 @@ fn plan_for(
                     .unwrap_or_else(|| "run".into()),
             ),
             no_results: args.no_results,
+            metrics_listen: args.metrics_listen,
         },
         "run",
     )?;

@@ -59,11 +59,20 @@ pub struct Session {
     pub dir: Option<std::path::PathBuf>,
     pub files: Option<ResultFiles>,
     pub interval: Duration,
+    /// The `--metrics-listen` endpoint, alive for the whole run.
+    pub live: Option<crate::report::live::LiveServer>,
 }
 
 impl Session {
     pub fn create(output: &crate::plan::OutputPlan) -> Result<Session> {
         clock::init();
+        let live = output
+            .metrics_listen
+            .map(crate::report::live::LiveServer::start)
+            .transpose()?;
+        if let Some(l) = &live {
+            eprintln!("kbench: live metrics on http://{}/metrics", l.addr);
+        }
         let dir = create_run_dir(output)?;
         let files = match &dir {
             Some(d) => Some(ResultFiles::create(d, clock::now_ns())?),
@@ -76,6 +85,7 @@ impl Session {
             dir,
             files,
             interval: Duration::from_millis(output.reporting_interval_ms),
+            live,
         })
     }
 }
@@ -269,6 +279,7 @@ pub fn execute(
         Progress::new(goal),
     );
     rep.consumer_detailed_rows = plan.show_detailed_stats;
+    rep.live = session.live.as_ref().map(|l| l.metrics.clone());
     rep.warmup_records = plan
         .producer
         .as_ref()

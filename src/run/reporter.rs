@@ -68,6 +68,8 @@ pub struct Reporter {
     spare_p: Vec<ProduceStats>,
     spare_c: Vec<ConsumeStats>,
     announced_steady: bool,
+    /// The `--metrics-listen` gauges, set once per interval.
+    pub live: Option<Arc<crate::report::live::LiveMetrics>>,
 }
 
 /// Adds every worker's interval stats into one set per phase.
@@ -113,6 +115,7 @@ impl Reporter {
             spare_p: Vec::new(),
             spare_c: Vec::new(),
             announced_steady: false,
+            live: None,
         }
     }
 
@@ -200,6 +203,27 @@ impl Reporter {
             if let Some(l) = lag.filter(|_| hi > lo) {
                 t.max_lag = Some(t.max_lag.map_or(l, |m| m.max(l)));
             }
+        }
+        if let Some(live) = &self.live {
+            let current = (0..n)
+                .rev()
+                .find(|&k| self.starts.get(k).is_some_and(|s| s <= to))
+                .unwrap_or(0);
+            let totals_p = self.totals.iter().fold((0, 0), |(r, e), t| {
+                (r + t.produce.records, e + t.produce.errors)
+            });
+            let total_c = self.totals.iter().map(|t| t.consume.records).sum();
+            let (has_p, has_c) = (!self.producers.is_empty(), !self.consumers.is_empty());
+            live.update(
+                &self.phases[current].name,
+                (to - from) as f64 / 1e9,
+                has_p.then(|| sum(&produce)).as_ref(),
+                totals_p,
+                has_c.then(|| sum(&consume)).as_ref(),
+                total_c,
+                lag,
+                &HostSummary::of(&host),
+            );
         }
         Ok(())
     }
