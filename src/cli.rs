@@ -241,10 +241,30 @@ pub struct ConsumerArgs {
     pub timeout: u64,
 }
 
+/// Distributed load: several kbench processes, each with a share of the plan.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Processes sharing this plan (each takes every Nth producer and consumer, and so its
+    /// share of the rate); merge their results with `kbench merge`.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: u32,
+
+    /// This process's share, 0..N-1 (an Indexed Job's completion index, say).
+    #[arg(long, value_name = "I", default_value_t = 0)]
+    pub worker_index: u32,
+
+    /// When the load starts (RFC 3339, e.g. 2026-11-24T10:00:00Z, or Unix seconds), so that
+    /// workers line up; required with --workers > 1. Clocks must be in sync.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ProduceArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
     #[command(flatten)]
     pub producer: ProducerArgs,
     #[command(flatten)]
@@ -255,6 +275,8 @@ pub struct ProduceArgs {
 pub struct ConsumeArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
     #[command(flatten)]
     pub consumer: ConsumerArgs,
     #[command(flatten)]
@@ -277,6 +299,8 @@ pub struct ConsumeArgs {
 pub struct E2eArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
     #[command(flatten)]
     pub producer: ProducerArgs,
     #[command(flatten)]

@@ -66,6 +66,64 @@ pub struct OutputPlan {
     pub name: String,
 }
 
+/// This process's share of a distributed plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerPlan {
+    pub workers: u32,
+    pub index: u32,
+    /// When the load starts (clock ns); now when absent.
+    pub start_at_ns: Option<u64>,
+}
+
+impl WorkerPlan {
+    pub fn single() -> Self {
+        WorkerPlan {
+            workers: 1,
+            index: 0,
+            start_at_ns: None,
+        }
+    }
+
+    /// Does this process run the `i`th of the plan's producers (or consumers)?
+    pub fn owns(&self, i: u32) -> bool {
+        i % self.workers == self.index
+    }
+}
+
+fn worker_plan(w: &crate::cli::WorkerArgs) -> Result<WorkerPlan> {
+    if w.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    if w.worker_index >= w.workers {
+        bail!(
+            "--worker-index must be below --workers ({}), got {}",
+            w.workers,
+            w.worker_index
+        );
+    }
+    let start_at_ns = w.start_at.as_deref().map(parse_start_at).transpose()?;
+    if w.workers > 1 && start_at_ns.is_none() {
+        bail!("--workers {} needs --start-at TIME so that the workers start together (e.g. --start-at $(date -d '+30 seconds' +%s))", w.workers);
+    }
+    Ok(WorkerPlan {
+        workers: w.workers,
+        index: w.worker_index,
+        start_at_ns,
+    })
+}
+
+/// RFC 3339 or Unix seconds (fractions allowed), as clock nanoseconds.
+fn parse_start_at(text: &str) -> Result<u64> {
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        if secs > 0.0 {
+            return Ok((secs * 1e9) as u64);
+        }
+    }
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.timestamp_nanos_opt().unwrap_or(0).max(0) as u64)
+        .map_err(|e| anyhow::anyhow!("--start-at '{text}' is neither RFC 3339 (2026-11-24T10:00:00Z) nor Unix seconds: {e}"))
+}
+
 /// Which command, with its resolved parts.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -77,6 +135,7 @@ pub struct Plan {
     pub consume_records: Option<u64>,
     pub show_detailed_stats: bool,
     pub output: OutputPlan,
+    pub worker: WorkerPlan,
 }
 
 impl Plan {
@@ -89,6 +148,7 @@ impl Plan {
             consume_records: None,
             show_detailed_stats: false,
             output: output_plan(&a.output, "produce")?,
+            worker: worker_plan(&a.worker)?,
         })
     }
 
@@ -114,6 +174,7 @@ impl Plan {
             consume_records: Some(a.num_records),
             show_detailed_stats: a.show_detailed_stats,
             output: output_plan(&a.output, "consume")?,
+            worker: worker_plan(&a.worker)?,
         })
     }
 
@@ -128,6 +189,7 @@ impl Plan {
             consume_records: None,
             show_detailed_stats: false,
             output: output_plan(&a.output, "e2e")?,
+            worker: worker_plan(&a.worker)?,
         })
     }
 
@@ -135,6 +197,10 @@ impl Plan {
     /// --producer.config file, say) names the cluster, as in Kafka's tools; only without either
     /// does kbench start its embedded broker.
     pub fn with_bootstrap_from_props(mut self) -> Result<Plan> {
+        // A worker's results get their own folder, for `kbench merge` to combine.
+        if self.worker.workers > 1 {
+            self.output.name = format!("{}-w{}", self.output.name, self.worker.index);
+        }
         if self.target.bootstrap_server.is_none() {
             let from_props = [
                 self.producer.as_ref().map(|p| &p.props),

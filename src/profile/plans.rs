@@ -348,6 +348,7 @@ fn plan_for(
         consume_records: None,
         show_detailed_stats: false,
         output,
+        worker: crate::plan::WorkerPlan::single(),
     }
     .with_bootstrap_from_props()
 }

@@ -157,7 +157,10 @@ pub fn finish(
     }
 
     let mut s = summary(ctx, rep, end_ns, true, Vec::new());
-    if !rep.consumers.is_empty() {
+    if ctx.plan.worker.workers > 1 && !rep.consumers.is_empty() {
+        rep.progress.println("  verification: not done by a worker of a distributed run (its consumers see a share of the partitions); verify with a separate `kbench consume` of the topic");
+    }
+    if !rep.consumers.is_empty() && ctx.plan.worker.workers == 1 {
         let v = verification(&Seen::merge(seen), acked);
         if acked.is_some() {
             s.checks

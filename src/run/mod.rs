@@ -144,7 +144,11 @@ pub fn execute(
     frame: &final_report::Frame,
 ) -> Result<final_report::CellResult> {
     let t = &plan.target;
-    let run_id = session.run_id;
+    // Workers of one distributed run share a run id, derived from their common start time.
+    let run_id = plan
+        .worker
+        .start_at_ns
+        .map_or(session.run_id, |at| ((at / 1_000_000) as u32) ^ 0x6b62_656e);
     let mut admin_props = Props::default();
     for p in [
         plan.producer.as_ref().map(|p| &p.props),
@@ -177,6 +181,7 @@ pub fn execute(
     // Clients first: a bad property fails here, before any load.
     let producers: Vec<ProducerWorker> = match &plan.producer {
         Some(p) => (0..p.producers)
+            .filter(|&i| plan.worker.owns(i))
             .map(|i| {
                 ProducerWorker::new(
                     i,
@@ -217,6 +222,7 @@ pub fn execute(
     };
     let consumers: Vec<ConsumerWorker> = match &plan.consumer {
         Some(c) => (0..c.consumers)
+            .filter(|&i| plan.worker.owns(i))
             .map(|i| ConsumerWorker::new(i, &target.bootstrap, &t.topic, c, &setup))
             .collect::<Result<_>>()?,
         None => Vec::new(),
@@ -238,10 +244,17 @@ pub fn execute(
         })
         .collect::<std::io::Result<_>>()?;
     if plan.command == "e2e" {
-        wait_for_assignment(&consumer_shared, partitions as usize)?;
+        // A worker of a distributed run waits for its members' share of the partitions.
+        let total = plan.consumer.as_ref().map_or(1, |c| c.consumers).max(1) as usize;
+        let share = (partitions as usize * consumer_shared.len() / total).max(1);
+        wait_for_assignment(&consumer_shared, share)?;
     }
 
-    let start_ns = clock::now_ns() + 20_000_000;
+    let start_ns = match plan.worker.start_at_ns {
+        Some(at) if at + 1_000_000_000 < clock::now_ns() => bail!("--start-at is {:.1} s in the past; give a time a little ahead, so every worker can be ready", (clock::now_ns() - at) as f64 / 1e9),
+        Some(at) => at,
+        None => clock::now_ns() + 20_000_000,
+    };
     let starts = Arc::new(PhaseStarts::new(phases.len()));
     if plan.producer.is_none() {
         starts.mark(1, start_ns);
@@ -438,21 +451,24 @@ pub fn execute(
             plan.consumer.as_ref().map_or(0, |c| c.timeout_ms)
         );
     }
-    let acked: Option<HashMap<u32, SeqSet>> = (plan.command == "e2e").then(|| {
-        producer_shared
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                (
-                    i as u32,
-                    p.acked
-                        .as_ref()
-                        .map(|a| a.lock().map(|s| s.clone()).unwrap_or_default())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect()
-    });
+    // Loss is checked against this process's acknowledgements, which only works when its
+    // consumers read every partition: not for a worker of a distributed run.
+    let acked: Option<HashMap<u32, SeqSet>> = (plan.command == "e2e" && plan.worker.workers == 1)
+        .then(|| {
+            producer_shared
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    (
+                        i as u32,
+                        p.acked
+                            .as_ref()
+                            .map(|a| a.lock().map(|s| s.clone()).unwrap_or_default())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        });
     let cell = final_report::finish(&ctx, &mut rep, end_ns, &seen, acked.as_ref());
     session.files = rep.files.take();
     cell
