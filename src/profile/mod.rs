@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod max_rate;
+pub mod omb;
 pub mod plans;
 pub mod threshold;
 
