@@ -243,13 +243,17 @@ fn every_shipped_profile_parses_and_plans() {
         let tree = kbench::profile::file::read_tree(&path).unwrap();
         let p = kbench::profile::file::typed(tree.clone(), &path)
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-        let args = kbench::profile::RunArgs {
-            profile: path.clone(),
-            set: vec![],
-            output_dir: "results".into(),
-            name: None,
-            no_results: true,
-        };
+        let args = <kbench::cli::Cli as clap::Parser>::try_parse_from([
+            "kbench",
+            "run",
+            path.to_str().unwrap(),
+            "--no-results",
+        ])
+        .map(|c| match c.command {
+            kbench::cli::Command::Run(a) => a,
+            _ => unreachable!(),
+        })
+        .unwrap();
         kbench::profile::plans::Plans::build(&p, &tree, &args)
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     }

@@ -9,3 +9,4 @@ pub mod phase_starts;
 pub mod producer;
 pub mod schedule;
 pub mod stamp;
+pub mod topic_send;

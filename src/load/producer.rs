@@ -13,9 +13,8 @@ use std::time::Duration;
 use anyhow::Result;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
 use crate::load::client::{client_config, explain_create_error};
@@ -24,6 +23,7 @@ use crate::load::payload::{PayloadPool, PayloadSpec};
 use crate::load::phase_starts::PhaseStarts;
 use crate::load::schedule::{tighten_timer_slack, Schedule};
 use crate::load::stamp::Stamp;
+use crate::load::topic_send::{SendError, TopicSender};
 use crate::measure::clock;
 use crate::measure::recorder::{PhaseStats, ProduceStats, LATE_SEND_US};
 use crate::measure::verify::SeqSet;
@@ -177,6 +177,18 @@ impl ProducerWorker {
         let excluded: Vec<bool> = t.phases.iter().map(|ph| ph.excluded).collect();
         // `i` numbers this producer's records (the stamp's sequence); `j` restarts per segment.
         let mut i: u64 = 0;
+        let sender = match TopicSender::new(&self.producer, &self.topic) {
+            Ok(s) => s,
+            Err(e) => {
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:?}"));
+                self.shared.done.store(true, Ordering::Release);
+                return;
+            }
+        };
         'segments: for seg in t.segments() {
             let seg_start = start_ns + seg.start_offset_ns;
             let seg_end = seg.end_offset_ns.map(|e| start_ns + e);
@@ -218,28 +230,24 @@ impl ProducerWorker {
                     excluded: excluded[phase],
                 }
                 .write(value);
-                let mut record = BaseRecord::to(&self.topic).payload(&*value);
-                if let Some(k) = keys.key(i, &mut rng) {
-                    record = record.key(k);
-                }
+                let key = keys.key(i, &mut rng);
                 loop {
-                    match self.producer.send(record) {
+                    match sender.send(value, key) {
                         Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        Err(SendError::QueueFull) => {
                             // The client's queue is full: wait for deliveries. The wait counts
                             // in this record's service time and in later records' send delay.
-                            record = r;
                             if stop.load(Ordering::Relaxed) {
                                 break 'segments;
                             }
-                            std::thread::sleep(Duration::from_micros(200));
+                            std::thread::sleep(Duration::from_micros(100));
                         }
-                        Err((e, _)) => {
+                        Err(SendError::Other(e)) => {
                             *self
                                 .shared
                                 .last_error
                                 .lock()
-                                .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                                .unwrap_or_else(|p| p.into_inner()) = Some(e);
                             self.shared.stats.with(phase, |s| s.errors += 1);
                             break;
                         }

@@ -18,7 +18,7 @@ pub struct Props {
 }
 
 /// Properties whose values must never reach a result file or the console.
-fn is_secret(key: &str) -> bool {
+pub(crate) fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     k.contains("password")
         || k.contains("secret")

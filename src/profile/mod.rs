@@ -28,8 +28,21 @@ use threshold::Threshold;
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// The profile (TOML); see profiles/ for ready ones.
-    #[arg(value_name = "PROFILE.toml")]
-    pub profile: PathBuf,
+    #[arg(
+        value_name = "PROFILE.toml",
+        required_unless_present = "omb",
+        conflicts_with = "omb"
+    )]
+    pub profile: Option<PathBuf>,
+
+    /// Run an OpenMessaging Benchmark workload file instead (its fields mapped to a profile;
+    /// what cannot map is an error that names the field).
+    #[arg(long, value_name = "WORKLOAD.yaml")]
+    pub omb: Option<PathBuf>,
+
+    /// An OMB Kafka driver file whose producer/consumer/common configs apply (with --omb).
+    #[arg(long, value_name = "DRIVER.yaml", requires = "omb")]
+    pub omb_driver: Option<PathBuf>,
 
     /// Override a field of the profile, e.g. --set workload.record_size=2048
     /// --set producer_props.linger.ms=5 --set target.bootstrap_server=host:9092.
@@ -53,6 +66,16 @@ pub struct RunArgs {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
+impl RunArgs {
+    /// The file the profile comes from (the TOML profile or the OMB workload).
+    pub fn source(&self) -> &std::path::Path {
+        self.profile
+            .as_deref()
+            .or(self.omb.as_deref())
+            .unwrap_or(std::path::Path::new("profile"))
+    }
+}
+
 /// A phase's results and the verification of the cell it ran in.
 struct Judged<'a> {
     phase: &'a PhaseSummary,
@@ -60,12 +83,15 @@ struct Judged<'a> {
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let mut tree = read_tree(&args.profile)?;
+    let mut tree = match &args.omb {
+        Some(w) => omb::omb_files_to_tree(w, args.omb_driver.as_deref())?,
+        None => read_tree(args.source())?,
+    };
     for s in &args.set {
         let (k, v) = parse_set(s)?;
         set_path(&mut tree, &k, v).with_context(|| format!("--set {s}"))?;
     }
-    let profile = typed(tree.clone(), &args.profile)?;
+    let profile = typed(tree.clone(), args.source())?;
     let thresholds = profile
         .thresholds
         .iter()
@@ -74,9 +100,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             file::ThresholdDef::Scoped { expr, phase } => Threshold::parse(expr, phase.clone()),
         })
         .collect::<Result<Vec<_>>>()
-        .with_context(|| format!("profile '{}': thresholds", args.profile.display()))?;
+        .with_context(|| format!("profile '{}': thresholds", args.source().display()))?;
     let plans = plans::Plans::build(&profile, &tree, args)?;
-    let config = serde_json::json!({ "profile": tree_json(&tree), "file": args.profile.display().to_string(), "set": args.set });
+    let config = serde_json::json!({ "profile": tree_json(&tree), "file": args.source().display().to_string(), "omb_driver": args.omb_driver, "set": args.set });
 
     let first = plans.first();
     let target = open_target(first)?;
@@ -94,7 +120,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             if thresholds.is_empty() {
                 bail!(
                     "profile '{}': find_max_rate needs thresholds to decide which rates hold",
-                    args.profile.display()
+                    args.source().display()
                 );
             }
             let mut trial_no = 0;
@@ -249,6 +275,17 @@ fn print_checks(checks: &[Check]) {
     crate::run::reporter::print_stdout(&format!("\nthresholds and checks:\n{t}"));
 }
 
+/// The profile as JSON for summary.json, with secret client properties redacted.
 fn tree_json(tree: &toml::Value) -> serde_json::Value {
-    serde_json::to_value(tree).unwrap_or_default()
+    let mut v = serde_json::to_value(tree).unwrap_or_default();
+    for section in ["producer_props", "consumer_props"] {
+        if let Some(props) = v.get_mut(section).and_then(|p| p.as_object_mut()) {
+            for (k, val) in props.iter_mut() {
+                if crate::plan::props::is_secret(k) {
+                    *val = "[redacted]".into();
+                }
+            }
+        }
+    }
+    v
 }

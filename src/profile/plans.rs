@@ -22,7 +22,7 @@ pub struct Plans {
 
 impl Plans {
     pub fn build(profile: &Profile, tree: &Value, args: &RunArgs) -> Result<Plans> {
-        let file = args.profile.display().to_string();
+        let file = args.source().display().to_string();
         if profile.mode != "e2e" && profile.mode != "produce" {
             bail!(
                 "profile '{file}': mode must be \"e2e\" or \"produce\" (got \"{}\")",
@@ -51,7 +51,7 @@ impl Plans {
                 set_path(&mut cell_tree, k, v.clone())
                     .with_context(|| format!("profile '{file}': matrix key '{k}'"))?;
             }
-            let cell = typed(cell_tree, &args.profile)?;
+            let cell = typed(cell_tree, args.source())?;
             let label: Vec<String> = params
                 .iter()
                 .map(|(k, v)| format!("{}={}", short_key(k), value_text(v)))
