@@ -34,15 +34,9 @@ done
 echo "building kbench (release)..." >&2
 cargo build --release --locked -q
 kbench=target/release/kbench
-out=$(dirname "$(ls -t target/release/build/rdkafka-sys-*/out/src/librdkafka.a | head -1)")
-zstd=$(ls -t target/release/build/zstd-sys-*/out/libzstd.a | head -1)
-src=$(cargo metadata --format-version 1 --locked | python3 -c 'import json, os, sys; m = json.load(sys.stdin); print(next(os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"] == "rdkafka-sys"))')
-perf=target/release/rdkafka_performance
-if [ ! -x "$perf" ] || [ "$out/librdkafka.a" -nt "$perf" ]; then
-  echo "building rdkafka_performance from $src/librdkafka/examples" >&2
-  cc -O2 -o "$perf" "$src/librdkafka/examples/rdkafka_performance.c" -I"$out" \
-    "$out/librdkafka.a" "$zstd" -lssl -lcrypto -lz -lpthread -lm -ldl -lrt
-fi
+# shellcheck source=scripts/lib/rdkafka-performance.sh
+source scripts/lib/rdkafka-performance.sh
+perf=$(rdkafka_performance_build)
 
 work=$(mktemp -d)
 broker_pid=""
