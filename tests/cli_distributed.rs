@@ -94,7 +94,9 @@ fn two_workers_share_the_plan_and_merge_into_the_whole() {
         .assert()
         .success();
     // The output dir is the merged run folder itself.
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap()).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
+            .unwrap();
     validate(&s);
     assert_eq!(s["phases"][0]["produce"]["records"], 2000);
     let rate = s["phases"][0]["produce"]["records_per_sec"]

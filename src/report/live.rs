@@ -251,9 +251,11 @@ mod tests {
     #[test]
     fn serves_gauges_from_an_interval_over_http() {
         let server = LiveServer::start("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut p = ProduceStats::default();
-        p.records = 500;
-        p.bytes = 500 * 1024;
+        let mut p = ProduceStats {
+            records: 500,
+            bytes: 500 * 1024,
+            ..Default::default()
+        };
         (1..=500).for_each(|v| p.latency_us.saturating_record(v * 10));
         server.metrics.update(
             "steady",

@@ -4,7 +4,7 @@
 pub mod charts;
 pub mod console;
 pub mod hlog;
-pub mod live;
 pub mod html;
+pub mod live;
 pub mod summary;
 pub mod timeseries;

@@ -131,7 +131,17 @@ pub fn run(plan: Plan) -> Result<ExitCode> {
     );
     let cell = session.discard_if_empty(cell)?;
     if let Some(d) = &session.dir {
-        eprintln!("kbench: results in {}", d.display());
+        match crate::report::html::write_report(d) {
+            Ok(page) => eprintln!(
+                "kbench: results in {} (report: {})",
+                d.display(),
+                page.display()
+            ),
+            Err(e) => eprintln!(
+                "kbench: results in {}; the HTML report could not be written: {e:#}",
+                d.display()
+            ),
+        }
     }
     Ok(cell.exit)
 }
