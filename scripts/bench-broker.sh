@@ -66,7 +66,7 @@ trap 'exit 130' INT TERM
 
 # Each round writes records x size per broker; retention keeps the disk bounded but never trims
 # the pre-filled topic (a partition may hold twice what one run writes to it).
-part_bytes=$(((records * size) / partitions * 2))
+part_bytes=$((records * size * 2 / partitions))
 retention=$((part_bytes > 268435456 ? part_bytes : 268435456))
 limit=$((180 + records * size / 2000000))
 common_broker=(--num-partitions "$partitions" --group-initial-rebalance-delay-ms 0
@@ -126,6 +126,7 @@ run() {
   read -r _ cpu_u cpu_s <"$d/times"
   local label=$target
   [[ $test != consume && $target != mock ]] && label=bundled
+  # shellcheck disable=SC2086  # $figs and $extra are lists of KEY=VALUE words
   bench_row "$rows" test="$test" tool="$label" round="$round" target_rate="${r:--1}" \
     broker_cpu_s="$(awk -v a="$after" -v b="$before" 'BEGIN { print a - b }')" \
     client_cpu_s="$(awk -v u="$cpu_u" -v s="$cpu_s" 'BEGIN { print u + s }')" $figs $extra
