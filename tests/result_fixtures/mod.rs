@@ -164,7 +164,8 @@ pub fn summary(run_id: &str, phases: &[Phase]) -> Value {
         "phases": phases.iter().filter(|p| p.name != "warmup").map(phase_summary).collect::<Vec<_>>(),
         "checks": [{"name": "no acknowledged record lost", "passed": true, "detail": "0 lost"}],
         "verification": {"method": "acknowledged", "acknowledged": records, "consumed_distinct": records,
-            "lost": 0, "duplicated": 0, "reordered": 0}
+            "lost": 0, "duplicated": 0, "reordered": 0},
+        "max_rate_search": null
     })
 }
 
