@@ -156,10 +156,8 @@ fn survivors_take_over_a_killed_members_partitions_and_offsets_survive_a_restart
     );
     let took = started.elapsed();
     assert!(
-        members
-            .iter()
-            .any(|m| m.assigned.is_superset(&orphan) && m.assigned.len() > 1),
-        "the orphaned partition {orphan:?} moved"
+        members.iter().any(|m| m.assigned.is_superset(&orphan)),
+        "the orphaned partition {orphan:?} moved to a survivor"
     );
     // The takeover waits for the 6 s session timeout of the killed member.
     assert!(
