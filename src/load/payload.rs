@@ -1,10 +1,11 @@
 //! Record values: the stamp followed by payload bytes of the chosen size and compressibility.
 //!
-//! A pool of ready values is built once at start-up; each record picks one and has its stamp
-//! written in place (librdkafka copies the value on send), so the hot path copies 36 bytes and
-//! allocates nothing. Generated payloads are `random_ratio` random bytes then zeros, as OMB's
-//! `randomBytesRatio`; the pool is large enough that batches do not repeat values (which would
-//! flatter compression), capped at 64 MiB.
+//! A pool of ready values is built once at start-up; each record takes the next one (file
+//! parts: a random one) and has its stamp written in place (librdkafka copies the value on
+//! send), so the hot path copies 36 bytes and allocates nothing. Generated payloads are
+//! `random_ratio` random bytes then zeros, as OMB's `randomBytesRatio`. With compression the
+//! pool is large enough that batches do not repeat values (which would flatter compression),
+//! capped at 64 MiB; without it, small enough to stay in the CPU cache.
 
 use std::path::Path;
 
@@ -16,6 +17,9 @@ use super::stamp::STAMP_LEN;
 
 const POOL_BYTES_MAX: usize = 64 << 20;
 const POOL_VALUES_MAX: usize = 1024;
+/// Without compression the bytes do not matter to anyone, so the pool stays small enough to
+/// sit in the CPU cache (copying a cold 1 KiB value per record cost measurable throughput).
+const POOL_VALUES_UNCOMPRESSED: usize = 16;
 
 /// Where payload bytes come from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -33,12 +37,26 @@ pub enum PayloadSpec {
 /// The pool of values one producer sends from.
 pub struct PayloadPool {
     values: Vec<Vec<u8>>,
+    /// File parts are picked at random (as Kafka's tool does); generated values in turn, which
+    /// walks memory in order (cheaper per record) and repeats only after the whole pool.
+    random: bool,
+    next: usize,
 }
 
 impl PayloadPool {
     /// Builds a pool of generated values.
-    pub fn generated(record_size: usize, random_ratio: f64, rng: &mut SmallRng) -> Self {
-        let count = (POOL_BYTES_MAX / record_size.max(1)).clamp(1, POOL_VALUES_MAX);
+    pub fn generated(
+        record_size: usize,
+        random_ratio: f64,
+        compressed: bool,
+        rng: &mut SmallRng,
+    ) -> Self {
+        let most = if compressed {
+            POOL_VALUES_MAX
+        } else {
+            POOL_VALUES_UNCOMPRESSED
+        };
+        let count = (POOL_BYTES_MAX / record_size.max(1)).clamp(1, most);
         let random_len =
             ((record_size - STAMP_LEN) as f64 * random_ratio.clamp(0.0, 1.0)).round() as usize;
         let values = (0..count)
@@ -48,7 +66,11 @@ impl PayloadPool {
                 v
             })
             .collect();
-        PayloadPool { values }
+        PayloadPool {
+            values,
+            random: false,
+            next: 0,
+        }
     }
 
     /// Builds a pool from file parts (each part gets room for the stamp in front).
@@ -61,16 +83,22 @@ impl PayloadPool {
                 v
             })
             .collect();
-        PayloadPool { values }
+        PayloadPool {
+            values,
+            random: true,
+            next: 0,
+        }
     }
 
     /// A value to stamp and send; the caller writes the stamp into its first bytes.
     #[inline]
     pub fn pick(&mut self, rng: &mut SmallRng) -> &mut [u8] {
-        let i = if self.values.len() == 1 {
-            0
+        let n = self.values.len();
+        let i = if self.random && n > 1 {
+            rng.random_range(0..n)
         } else {
-            rng.random_range(0..self.values.len())
+            self.next = (self.next + 1) % n;
+            self.next
         };
         &mut self.values[i]
     }
@@ -128,7 +156,7 @@ mod tests {
     #[test]
     fn generated_values_have_the_record_size_and_random_share() {
         let mut rng = SmallRng::seed_from_u64(3);
-        let mut pool = PayloadPool::generated(1036, 0.5, &mut rng);
+        let mut pool = PayloadPool::generated(1036, 0.5, true, &mut rng);
         let v = pool.pick(&mut rng);
         assert_eq!(v.len(), 1036);
         let tail = &v[STAMP_LEN..];

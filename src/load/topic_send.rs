@@ -12,7 +12,7 @@ use std::ffi::CString;
 use std::ptr;
 
 use rdkafka::bindings as rd;
-use rdkafka::producer::{Producer, ProducerContext, ThreadedProducer};
+use rdkafka::client::{Client, ClientContext};
 
 /// librdkafka's RD_KAFKA_PARTITION_UA (a C macro, so not in the bindings): let the
 /// partitioner choose.
@@ -28,24 +28,19 @@ pub enum SendError {
 }
 
 /// A topic handle bound to one producer client.
-pub struct TopicSender<'p, C: ProducerContext + 'static> {
-    producer: &'p ThreadedProducer<C>,
+pub struct TopicSender<'p, C: ClientContext + 'static> {
+    client: &'p Client<C>,
     handle: *mut rd::rd_kafka_topic_t,
 }
 
-impl<'p, C: ProducerContext + 'static> TopicSender<'p, C> {
-    pub fn new(producer: &'p ThreadedProducer<C>, topic: &str) -> Result<Self, SendError> {
+impl<'p, C: ClientContext + 'static> TopicSender<'p, C> {
+    pub fn new(client: &'p Client<C>, topic: &str) -> Result<Self, SendError> {
         let name = CString::new(topic)
             .map_err(|_| SendError::Other(format!("topic '{topic}' contains a NUL byte")))?;
-        // SAFETY: the client pointer is valid while `producer` is borrowed; librdkafka copies
+        // SAFETY: the client pointer is valid while `client` is borrowed; librdkafka copies
         // the name; a null conf means the client's defaults.
-        let handle = unsafe {
-            rd::rd_kafka_topic_new(
-                producer.client().native_ptr(),
-                name.as_ptr(),
-                ptr::null_mut(),
-            )
-        };
+        let handle =
+            unsafe { rd::rd_kafka_topic_new(client.native_ptr(), name.as_ptr(), ptr::null_mut()) };
         if handle.is_null() {
             // SAFETY: reads librdkafka's thread-local last error.
             let err = unsafe { rd::rd_kafka_last_error() };
@@ -53,7 +48,7 @@ impl<'p, C: ProducerContext + 'static> TopicSender<'p, C> {
                 "cannot open topic '{topic}': {err:?}"
             )));
         }
-        Ok(TopicSender { producer, handle })
+        Ok(TopicSender { client, handle })
     }
 
     /// Enqueues one record on a partition chosen by the client's partitioner (by key, or
@@ -87,12 +82,12 @@ impl<'p, C: ProducerContext + 'static> TopicSender<'p, C> {
         }
     }
 
-    pub fn producer(&self) -> &ThreadedProducer<C> {
-        self.producer
+    pub fn client(&self) -> &Client<C> {
+        self.client
     }
 }
 
-impl<C: ProducerContext + 'static> Drop for TopicSender<'_, C> {
+impl<C: ClientContext + 'static> Drop for TopicSender<'_, C> {
     fn drop(&mut self) {
         // SAFETY: the handle came from rd_kafka_topic_new and is released once.
         unsafe { rd::rd_kafka_topic_destroy(self.handle) };

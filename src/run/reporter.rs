@@ -137,13 +137,20 @@ impl Reporter {
         let (from, to) = (self.last_ns, now);
         self.last_ns = now;
         let n = self.phases.len();
-        let produce = collect(
+        let mut produce = collect(
             self.producers
                 .iter()
                 .map(|p| move |s: &mut Vec<ProduceStats>| p.stats.swap(s)),
             &mut self.spare_p,
             n,
         );
+        // Closed model: the producers record latency from the send call once, as `latency_us`;
+        // service latency is the same histogram.
+        for (p, spec) in produce.iter_mut().zip(&self.phases) {
+            if spec.rate.is_none() {
+                p.service_latency_us = p.latency_us.clone();
+            }
+        }
         let consume = collect(
             self.consumers
                 .iter()
