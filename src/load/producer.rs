@@ -70,19 +70,30 @@ impl ProducerClient {
         }
     }
 
-    /// The client's queue is full: wait until deliveries make room.
+    /// The client's queue is full: wait until deliveries make room. Short sleeps, not
+    /// `BaseProducer::poll` with a timeout: rdkafka's poll keeps polling until its deadline
+    /// and spins through the last millisecond, which burned more CPU than the sending itself.
     fn wait_for_deliveries(&self) {
-        match self {
-            ProducerClient::Threaded(_) => std::thread::sleep(Duration::from_micros(100)),
-            ProducerClient::Polled(p) => p.poll(Duration::from_millis(1)),
-        }
+        self.serve_reports();
+        std::thread::sleep(Duration::from_micros(100));
     }
 
+    /// Waits (at most `timeout`) until every record is delivered and its report served. Not
+    /// rdkafka's `flush`, which polls in windows of up to 100 ms and returns only when one ends,
+    /// so the end of a run (and its rate) would be late by up to that much.
     fn flush(&self, timeout: Duration) {
-        let _ = match self {
-            ProducerClient::Threaded(p) => p.flush(timeout),
-            ProducerClient::Polled(p) => p.flush(timeout),
-        };
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.serve_reports();
+            let pending = match self {
+                ProducerClient::Threaded(p) => p.in_flight_count(),
+                ProducerClient::Polled(p) => p.in_flight_count(),
+            };
+            if pending == 0 || std::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 }
 
