@@ -102,11 +102,6 @@ impl PayloadPool {
         };
         &mut self.values[i]
     }
-
-    /// The mean value size in bytes.
-    pub fn mean_len(&self) -> f64 {
-        self.values.iter().map(Vec::len).sum::<usize>() as f64 / self.values.len() as f64
-    }
 }
 
 /// Splits a payload file by `delimiter` (Kafka's tool splits on it and drops empty parts).

@@ -29,7 +29,8 @@ pub enum SendError {
 
 /// A topic handle bound to one producer client.
 pub struct TopicSender<'p, C: ClientContext + 'static> {
-    client: &'p Client<C>,
+    /// The handle must not outlive the client it was opened on.
+    _client: std::marker::PhantomData<&'p Client<C>>,
     handle: *mut rd::rd_kafka_topic_t,
 }
 
@@ -48,7 +49,10 @@ impl<'p, C: ClientContext + 'static> TopicSender<'p, C> {
                 "cannot open topic '{topic}': {err:?}"
             )));
         }
-        Ok(TopicSender { client, handle })
+        Ok(TopicSender {
+            _client: std::marker::PhantomData,
+            handle,
+        })
     }
 
     /// Enqueues one record on a partition chosen by the client's partitioner (by key, or
@@ -80,10 +84,6 @@ impl<'p, C: ClientContext + 'static> TopicSender<'p, C> {
                 rdkafka::error::RDKafkaErrorCode::from(e).to_string(),
             )),
         }
-    }
-
-    pub fn client(&self) -> &Client<C> {
-        self.client
     }
 }
 

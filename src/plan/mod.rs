@@ -220,10 +220,6 @@ impl Plan {
         }
         Ok(self)
     }
-
-    pub fn reporting_interval(&self) -> Duration {
-        Duration::from_millis(self.output.reporting_interval_ms)
-    }
 }
 
 pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {

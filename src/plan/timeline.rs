@@ -147,10 +147,6 @@ impl Timeline {
     pub fn open_model(&self) -> bool {
         self.phases.first().is_some_and(|p| p.rate.is_some())
     }
-
-    pub fn names(&self) -> Vec<String> {
-        self.phases.iter().map(|p| p.name.clone()).collect()
-    }
 }
 
 #[cfg(test)]
