@@ -66,8 +66,7 @@ trap 'exit 130' INT TERM
 
 # Each round writes records x size per broker; retention keeps the disk bounded but never trims
 # the pre-filled topic (a partition may hold twice what one run writes to it).
-part_bytes=$((records * size * 2 / partitions))
-retention=$((part_bytes > 268435456 ? part_bytes : 268435456))
+retention=$(bench_retention_bytes "$records" "$size" "$partitions")
 limit=$((180 + records * size / 2000000))
 common_broker=(--num-partitions "$partitions" --group-initial-rebalance-delay-ms 0
   --segment-bytes 67108864 --retention-bytes "$retention")

@@ -90,8 +90,7 @@ trap 'exit 130' INT TERM
 
 # Retention keeps the disk bounded (many topics of records x size each) yet never trims the
 # topics that are read back: a partition may hold twice what one run writes to it.
-part_bytes=$((records * size * 2 / partitions))
-retention=$((part_bytes > 268435456 ? part_bytes : 268435456))
+retention=$(bench_retention_bytes "$records" "$size" "$partitions")
 segment=67108864
 limit=$((180 + records * size / 2000000))
 

@@ -172,3 +172,11 @@ else:
     sys.exit(f"no consumer-perf header line in {sys.argv[1]}")
 PY
 }
+
+# Per-partition retention for a benchmark broker: bounds the disk across many runs, but never
+# trims a topic that is read back (a partition may hold twice what one run writes to it).
+# Usage: bench_retention_bytes RECORDS SIZE PARTITIONS
+bench_retention_bytes() {
+  local part_bytes=$(($1 * $2 * 2 / $3))
+  echo $((part_bytes > 268435456 ? part_bytes : 268435456))
+}

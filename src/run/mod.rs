@@ -88,9 +88,7 @@ impl Session {
             live,
         })
     }
-}
 
-impl Session {
     /// A run that failed before measuring anything leaves no folder behind (its files would
     /// hold headers only and no summary); the error passes through.
     pub fn discard_if_empty<T>(&mut self, r: Result<T>) -> Result<T> {
