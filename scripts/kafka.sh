@@ -464,7 +464,12 @@ cmd_start() {
   cp=$(classpath)
   log_opts="-Dlog4j2.configurationFile=$KAFKA_DIR/config/broker-log4j2.properties"
   # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding.
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  # One that starts with '-' reads as an option to kafka-storage's argument
+  # parser (1 in 64 ids), so draw again, as Kafka's own Uuid.randomUuid does.
+  cluster_id=-
+  while [[ $cluster_id == -* ]]; do
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  done
   local -a format=(format --config "$config" --cluster-id "$cluster_id")
   if [[ $sasl_port != 0 ]]; then
     format+=(--add-scram "SCRAM-SHA-256=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]"
