@@ -279,6 +279,45 @@ fn null_keys_sequential_keys_and_payload_files() {
 }
 
 #[test]
+fn records_the_broker_refuses_are_errors_in_both_latency_models() {
+    // The client allows 3 MB records and the bundled broker 1 MiB: librdkafka sends each record
+    // and the broker refuses it, so every delivery report carries the error. The closed model
+    // reads the reports a batch at a time off the client's queue, the open model one by one
+    // through rdkafka: both must count them, keep the summary, and fail naming the error.
+    for throughput in ["-1", "50"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = kbench(
+            dir.path(),
+            &[
+                "produce",
+                "--num-records",
+                "5",
+                "--record-size",
+                "1100000",
+                "--throughput",
+                throughput,
+                "--producer-props",
+                "message.max.bytes=3000000",
+            ],
+        )
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no record was acknowledged (5 failed; last error: Message production error: MessageSizeTooLarge"),
+            "--throughput {throughput}: {err}"
+        );
+        let s = summary(dir.path());
+        let p = &s["phases"][0]["produce"];
+        assert_eq!(p["errors"], 5, "--throughput {throughput}: {p}");
+        assert_eq!(p["records"], 0, "--throughput {throughput}: {p}");
+    }
+}
+
+#[test]
 fn client_properties_from_flags_and_files_reach_librdkafka() {
     let dir = tempfile::tempdir().unwrap();
     let props = dir.path().join("producer.properties");

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod consumer;
+pub mod delivery_reports;
 pub mod keys;
 pub mod payload;
 pub mod phase_starts;

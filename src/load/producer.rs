@@ -2,9 +2,10 @@
 //! schedule (or as fast as it accepts, closed model).
 //!
 //! The hot path per record: wait for the deadline, pick a pooled value, write the stamp, send.
-//! The delivery callback (librdkafka's polling thread) reads the stamp back from the delivered
-//! value and records latency, service time and send delay: no per-record state is kept while a
-//! record is in flight, and nothing is formatted or allocated per record.
+//! Whoever serves the delivery reports (the client's own thread in the open model, the sending
+//! thread in the closed model) reads the stamp back from the delivered value and records
+//! latency, service time and send delay: no per-record state is kept while a record is in
+//! flight, and nothing is formatted or allocated per record.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use anyhow::Result;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{
     BaseProducer, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
@@ -20,6 +22,7 @@ use rdkafka::producer::{
 use rdkafka::ClientContext;
 
 use crate::load::client::{client_config, explain_create_error};
+use crate::load::delivery_reports::{ReportQueue, Reports};
 use crate::load::keys::KeyGen;
 use crate::load::payload::{PayloadPool, PayloadSpec};
 use crate::load::phase_starts::PhaseStarts;
@@ -27,7 +30,7 @@ use crate::load::schedule::{tighten_timer_slack, Schedule};
 use crate::load::stamp::Stamp;
 use crate::load::topic_send::{SendError, TopicSender};
 use crate::measure::clock;
-use crate::measure::recorder::{PhaseStats, ProduceStats, LATE_SEND_US};
+use crate::measure::recorder::{PhaseGuard, PhaseStats, ProduceStats, LATE_SEND_US};
 use crate::measure::verify::SeqSet;
 use crate::plan::ProducerPlan;
 
@@ -42,9 +45,10 @@ const CLOSED_CLOCK_EVERY: u64 = 8;
 ///
 /// Open model: a `ThreadedProducer`, whose own thread serves reports the moment they arrive
 /// while the sender sleeps until the next deadline, so ack times are exact. Closed model: a
-/// `BaseProducer` polled by the sending thread between sends (as rdkafka_performance does): the
-/// sender never sleeps long, and serving reports in the same thread saves a cross-thread wake-up
-/// per report batch, which on two cores cost a fifth of the throughput of small records.
+/// `BaseProducer` whose reports the sending thread serves between sends (as rdkafka_performance
+/// does), a batch at a time from the client's queue (`delivery_reports`): the sender never
+/// sleeps long, and serving reports in the same thread saves a cross-thread wake-up per report
+/// batch, which on two cores cost a fifth of the throughput of small records.
 enum ProducerClient {
     Threaded(ThreadedProducer<DeliveryContext>),
     Polled(BaseProducer<DeliveryContext>),
@@ -61,30 +65,42 @@ impl ProducerClient {
         }
     }
 
-    /// Serves the delivery reports that are ready (closed model; the threaded client's own
-    /// thread does it otherwise).
-    #[inline]
-    fn serve_reports(&self) {
-        if let ProducerClient::Polled(p) = self {
-            p.poll(Duration::ZERO);
+    /// The queue the sending thread serves delivery reports from: closed model only (the
+    /// threaded client's own thread serves them otherwise).
+    fn report_queue(&self) -> Option<ReportQueue<'_>> {
+        match self {
+            ProducerClient::Threaded(_) => None,
+            ProducerClient::Polled(p) => Some(ReportQueue::new(p.client())),
         }
     }
 
-    /// The client's queue is full: wait until deliveries make room. Short sleeps, not
-    /// `BaseProducer::poll` with a timeout: rdkafka's poll keeps polling until its deadline
-    /// and spins through the last millisecond, which burned more CPU than the sending itself.
-    fn wait_for_deliveries(&self) {
-        self.serve_reports();
+    /// Serves the next batch of delivery reports if one is ready and this thread serves them
+    /// (`queue` from `report_queue`); false if there was none.
+    #[inline]
+    fn serve_reports(&self, queue: Option<&ReportQueue<'_>>) -> bool {
+        match (self, queue) {
+            (ProducerClient::Polled(p), Some(q)) => {
+                q.serve_one(|reports| p.context().deliver_batch(reports))
+            }
+            _ => false,
+        }
+    }
+
+    /// The client's queue is full: serve what is ready and wait until deliveries make room.
+    /// Short sleeps, not a blocking poll: rdkafka's poll with a timeout keeps polling until its
+    /// deadline and spins through the last millisecond, which burned more CPU than the sending.
+    fn wait_for_deliveries(&self, queue: Option<&ReportQueue<'_>>) {
+        while self.serve_reports(queue) {}
         std::thread::sleep(Duration::from_micros(100));
     }
 
     /// Waits (at most `timeout`) until every record is delivered and its report served. Not
     /// rdkafka's `flush`, which polls in windows of up to 100 ms and returns only when one ends,
     /// so the end of a run (and its rate) would be late by up to that much.
-    fn flush(&self, timeout: Duration) {
+    fn flush(&self, queue: Option<&ReportQueue<'_>>, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            self.serve_reports();
+            while self.serve_reports(queue) {}
             let pending = match self {
                 ProducerClient::Threaded(p) => p.in_flight_count(),
                 ProducerClient::Polled(p) => p.in_flight_count(),
@@ -120,55 +136,105 @@ pub struct DeliveryContext {
 
 impl ClientContext for DeliveryContext {}
 
+impl DeliveryContext {
+    /// Serves one batch of delivery reports (closed model): they were acknowledged together,
+    /// so they share one clock reading and one lock.
+    fn deliver_batch(&self, reports: Reports<'_>) {
+        let now = clock::now_ns();
+        let mut stats = self.shared.stats.lock();
+        let mut acked = self
+            .shared
+            .acked
+            .as_ref()
+            .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()));
+        for r in reports {
+            if let Some(e) = r.error {
+                self.note_error(&KafkaError::MessageProduction(RDKafkaErrorCode::from(e)));
+            }
+            let size = r.value.len() + r.key_len;
+            self.record(
+                &mut stats,
+                acked.as_deref_mut(),
+                now,
+                r.value,
+                size,
+                r.error.is_none(),
+            );
+        }
+    }
+
+    fn note_error(&self, e: &KafkaError) {
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    }
+
+    /// Adds one delivery report, served at `now`, to the stats of the phase in its stamp
+    /// (values without a stamp are not kbench's and are skipped).
+    #[inline]
+    fn record(
+        &self,
+        stats: &mut PhaseGuard<'_, ProduceStats>,
+        acked: Option<&mut SeqSet>,
+        now: u64,
+        value: &[u8],
+        size: usize,
+        ok: bool,
+    ) {
+        let Some(stamp) = Stamp::read(value) else {
+            return;
+        };
+        let s = stats.phase(stamp.phase as usize);
+        if ok {
+            s.records += 1;
+            s.bytes += size as u64;
+            s.latency_us
+                .saturating_record(now.saturating_sub(stamp.intended_ns) / 1000);
+            // In the closed model the intended time is the send call: the reporter copies
+            // this histogram into the service one once per interval instead.
+            if self.open_model {
+                s.service_latency_us
+                    .saturating_record(now.saturating_sub(stamp.sent_ns) / 1000);
+            }
+            if let Some(acked) = acked {
+                acked.insert(stamp.seq);
+            }
+        } else {
+            s.errors += 1;
+        }
+        if self.open_model {
+            let delay = stamp.sent_ns.saturating_sub(stamp.intended_ns) / 1000;
+            s.send_delay_us.saturating_record(delay);
+            s.late_sends += (delay > LATE_SEND_US) as u64;
+        }
+    }
+}
+
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
 
+    /// One report through rdkafka: the open model's client thread, and whatever the client
+    /// still holds when it is dropped.
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let now = clock::now_ns();
         let (msg, ok) = match result {
             Ok(m) => (m, true),
             Err((e, m)) => {
-                *self
-                    .shared
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                self.note_error(e);
                 (m, false)
             }
         };
-        let Some(stamp) = msg.payload().and_then(Stamp::read) else {
-            return;
-        };
+        let value = msg.payload().unwrap_or_default();
         let size = msg.payload_len() + msg.key().map_or(0, <[u8]>::len);
-        self.shared.stats.with(stamp.phase as usize, |s| {
-            if ok {
-                s.records += 1;
-                s.bytes += size as u64;
-                s.latency_us
-                    .saturating_record(now.saturating_sub(stamp.intended_ns) / 1000);
-                // In the closed model the intended time is the send call: the reporter copies
-                // this histogram into the service one once per interval instead.
-                if self.open_model {
-                    s.service_latency_us
-                        .saturating_record(now.saturating_sub(stamp.sent_ns) / 1000);
-                }
-            } else {
-                s.errors += 1;
-            }
-            if self.open_model {
-                let delay = stamp.sent_ns.saturating_sub(stamp.intended_ns) / 1000;
-                s.send_delay_us.saturating_record(delay);
-                s.late_sends += (delay > LATE_SEND_US) as u64;
-            }
-        });
-        if ok {
-            if let Some(acked) = &self.shared.acked {
-                acked
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(stamp.seq);
-            }
-        }
+        let mut stats = self.shared.stats.lock();
+        let mut acked = self
+            .shared
+            .acked
+            .as_ref()
+            .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()));
+        self.record(&mut stats, acked.as_deref_mut(), now, value, size, ok);
     }
 }
 
@@ -271,6 +337,8 @@ impl ProducerWorker {
                 return;
             }
         };
+        let reports = self.producer.report_queue();
+        let reports = reports.as_ref();
         'segments: for seg in t.segments() {
             let seg_start = start_ns + seg.start_offset_ns;
             let seg_end = seg.end_offset_ns.map(|e| start_ns + e);
@@ -331,7 +399,7 @@ impl ProducerWorker {
                             if stop.load(Ordering::Relaxed) {
                                 break 'segments;
                             }
-                            self.producer.wait_for_deliveries();
+                            self.producer.wait_for_deliveries(reports);
                             stale = true;
                         }
                         Err(SendError::Other(e)) => {
@@ -349,15 +417,16 @@ impl ProducerWorker {
                 j += 1;
                 self.shared.sent.store(i, Ordering::Relaxed);
                 if j.is_multiple_of(POLL_EVERY) {
-                    self.producer.serve_reports();
+                    self.producer.serve_reports(reports);
                 }
             }
         }
-        self.producer.flush(if stop.load(Ordering::Relaxed) {
+        let flush_for = if stop.load(Ordering::Relaxed) {
             flush_on_stop
         } else {
             flush
-        });
+        };
+        self.producer.flush(reports, flush_for);
         self.shared
             .done_ns
             .store(clock::now_ns(), Ordering::Relaxed);

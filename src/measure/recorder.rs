@@ -6,7 +6,7 @@
 //! `saturating_record` so an absurd value is clamped instead of panicking. This module records;
 //! it never formats or prints.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
 
@@ -158,9 +158,13 @@ impl<S: Stats> PhaseStats<S> {
     /// phases (a record from another run) counts in the last phase.
     #[inline]
     pub fn with<R>(&self, phase: usize, f: impl FnOnce(&mut S) -> R) -> R {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let last = g.len() - 1;
-        f(&mut g[phase.min(last)])
+        f(self.lock().phase(phase))
+    }
+
+    /// Holds the lock for several records (a batch of delivery reports).
+    #[inline]
+    pub fn lock(&self) -> PhaseGuard<'_, S> {
+        PhaseGuard(self.inner.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Swaps the recorded stats with `spare` (reset beforehand, outside the lock), so the
@@ -175,6 +179,19 @@ impl<S: Stats> PhaseStats<S> {
         }
         g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut *g, spare);
+    }
+}
+
+/// The worker's stats, locked (see `PhaseStats::lock`).
+pub struct PhaseGuard<'a, S>(MutexGuard<'a, Vec<S>>);
+
+impl<S> PhaseGuard<'_, S> {
+    /// The stats of phase `phase`; an index beyond the run's phases (a record from another
+    /// run) counts in the last phase.
+    #[inline]
+    pub fn phase(&mut self, phase: usize) -> &mut S {
+        let last = self.0.len() - 1;
+        &mut self.0[phase.min(last)]
     }
 }
 

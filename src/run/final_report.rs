@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::measure::host::HostInfo;
+use crate::measure::recorder::ProduceStats;
 
 use crate::measure::verify::{Seen, SeqSet};
 use crate::plan::Plan;
@@ -135,7 +136,7 @@ pub fn finish(
 ) -> Result<CellResult> {
     let plan = ctx.plan;
     if !rep.producers.is_empty() {
-        print_producer_totals(rep, end_ns)?;
+        print_producer_totals(rep, end_ns);
     }
     if plan.command == "consume" && !plan.show_detailed_stats {
         let all = sum(&rep
@@ -179,6 +180,10 @@ pub fn finish(
     }
     print_kbench_block(rep, &s);
     rep.write_summary(&s)?;
+    // After the summary is written, so a run that failed keeps what it measured.
+    if let Some(why) = nothing_acknowledged(rep) {
+        anyhow::bail!(why);
+    }
     for c in s.checks.iter().filter(|c| !c.passed) {
         eprintln!("kbench: check failed: {}: {}", c.name, c.detail);
     }
@@ -187,12 +192,8 @@ pub fn finish(
 }
 
 /// Kafka's total line over every record, then its "steady state" line without the warm-up.
-fn print_producer_totals(rep: &Reporter, end_ns: u64) -> Result<()> {
-    let all = sum(&rep
-        .totals
-        .iter()
-        .map(|t| t.produce.clone())
-        .collect::<Vec<_>>());
+fn print_producer_totals(rep: &Reporter, end_ns: u64) {
+    let all = all_produced(rep);
     let total_secs = end_ns.saturating_sub(rep.starts.get(0).unwrap_or(rep.start_ns)) as f64 / 1e9;
     rep.progress
         .println(&console::kafka_producer_total(&all, total_secs, false));
@@ -211,15 +212,30 @@ fn print_producer_totals(rep: &Reporter, end_ns: u64) -> Result<()> {
         rep.progress
             .println(&console::kafka_producer_total(&stats, secs, true));
     }
-    if all.records == 0 && all.errors > 0 {
-        let last = rep
-            .producers
-            .iter()
-            .find_map(|p| p.last_error.lock().ok().and_then(|e| e.clone()))
-            .unwrap_or_default();
-        anyhow::bail!("no record was acknowledged ({} failed; last error: {last}); check the broker and the producer properties", all.errors);
+}
+
+/// What every producer's reports added up to, over the whole run.
+fn all_produced(rep: &Reporter) -> ProduceStats {
+    sum(&rep
+        .totals
+        .iter()
+        .map(|t| t.produce.clone())
+        .collect::<Vec<_>>())
+}
+
+/// Producers sent records and the cluster acknowledged none of them: the run measured nothing
+/// and fails (exit 2), naming the last error.
+fn nothing_acknowledged(rep: &Reporter) -> Option<String> {
+    let all = all_produced(rep);
+    if rep.producers.is_empty() || all.records > 0 || all.errors == 0 {
+        return None;
     }
-    Ok(())
+    let last = rep
+        .producers
+        .iter()
+        .find_map(|p| p.last_error.lock().ok().and_then(|e| e.clone()))
+        .unwrap_or_default();
+    Some(format!("no record was acknowledged ({} failed; last error: {last}); check the broker and the producer properties", all.errors))
 }
 
 /// Whole-run verification from what the consumers saw (and, in `e2e`, what was acknowledged).
