@@ -8,7 +8,7 @@
 //! flight, and nothing is formatted or allocated per record.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -142,11 +142,7 @@ impl DeliveryContext {
     fn deliver_batch(&self, reports: Reports<'_>) {
         let now = clock::now_ns();
         let mut stats = self.shared.stats.lock();
-        let mut acked = self
-            .shared
-            .acked
-            .as_ref()
-            .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut acked = self.acked();
         for r in reports {
             if let Some(e) = r.error {
                 self.note_error(&KafkaError::MessageProduction(RDKafkaErrorCode::from(e)));
@@ -161,6 +157,14 @@ impl DeliveryContext {
                 r.error.is_none(),
             );
         }
+    }
+
+    /// The acknowledged sequence numbers, locked (`e2e` only); taken after the stats lock.
+    fn acked(&self) -> Option<MutexGuard<'_, SeqSet>> {
+        self.shared
+            .acked
+            .as_ref()
+            .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn note_error(&self, e: &KafkaError) {
@@ -229,11 +233,7 @@ impl ProducerContext for DeliveryContext {
         let value = msg.payload().unwrap_or_default();
         let size = msg.payload_len() + msg.key().map_or(0, <[u8]>::len);
         let mut stats = self.shared.stats.lock();
-        let mut acked = self
-            .shared
-            .acked
-            .as_ref()
-            .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut acked = self.acked();
         self.record(&mut stats, acked.as_deref_mut(), now, value, size, ok);
     }
 }
