@@ -9,12 +9,16 @@
 //! acknowledged by one response and are served at one instant, so one clock reading and one
 //! lock per batch lose nothing. This module owns the `unsafe` of reading the reports.
 //!
+//! The closed model's sending thread serves the queue between sends; the open model's report
+//! thread blocks on it, so a batch is served the moment it arrives.
+//!
 //! Every event other than a delivery report is released unread, which is what rdkafka did with
 //! them for kbench's context (errors, statistics and token refreshes it does not handle);
 //! errors that matter reach kbench on the reports themselves.
 
 use std::marker::PhantomData;
 use std::slice;
+use std::time::Duration;
 
 use rdkafka::bindings as rd;
 use rdkafka::client::{Client, ClientContext};
@@ -73,12 +77,14 @@ impl<'p> ReportQueue<'p> {
         }
     }
 
-    /// Serves the next event on the queue, without waiting: a batch of delivery reports goes
-    /// to `on_batch`, anything else is released. False when the queue was empty.
+    /// Serves the next event on the queue, waiting up to `wait` for one: a batch of delivery
+    /// reports goes to `on_batch`, anything else is released. False when none came (or the
+    /// wait was cut short by `wake`).
     #[inline]
-    pub fn serve_one(&self, on_batch: impl FnOnce(Reports<'_>)) -> bool {
-        // SAFETY: the queue reference is alive until drop; a zero timeout never blocks.
-        let event = unsafe { rd::rd_kafka_queue_poll(self.queue, 0) };
+    pub fn serve(&self, wait: Duration, on_batch: impl FnOnce(Reports<'_>)) -> bool {
+        let wait_ms = wait.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: the queue reference is alive until drop.
+        let event = unsafe { rd::rd_kafka_queue_poll(self.queue, wait_ms) };
         if event.is_null() {
             return false;
         }
@@ -94,7 +100,19 @@ impl<'p> ReportQueue<'p> {
         unsafe { rd::rd_kafka_event_destroy(event) };
         true
     }
+
+    /// Ends a `serve` that is waiting now, or else the next one, at once.
+    pub fn wake(&self) {
+        // SAFETY: the queue reference is alive until drop; librdkafka queues are thread-safe.
+        unsafe { rd::rd_kafka_queue_yield(self.queue) };
+    }
 }
+
+// SAFETY: librdkafka's queues may be polled, yielded and released from any thread (rdkafka
+// marks its own queue handle Send and Sync for the same reason); the lifetime keeps the client
+// alive.
+unsafe impl Send for ReportQueue<'_> {}
+unsafe impl Sync for ReportQueue<'_> {}
 
 impl Drop for ReportQueue<'_> {
     fn drop(&mut self) {

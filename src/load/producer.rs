@@ -16,9 +16,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{
-    BaseProducer, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use crate::load::client::{client_config, explain_create_error};
@@ -26,7 +24,7 @@ use crate::load::delivery_reports::{ReportQueue, Reports};
 use crate::load::keys::KeyGen;
 use crate::load::payload::{PayloadPool, PayloadSpec};
 use crate::load::phase_starts::PhaseStarts;
-use crate::load::schedule::{tighten_timer_slack, Schedule};
+use crate::load::schedule::{tighten_timer_slack, Pacer, Schedule};
 use crate::load::stamp::Stamp;
 use crate::load::topic_send::{SendError, TopicSender};
 use crate::measure::clock;
@@ -41,75 +39,64 @@ use crate::plan::ProducerPlan;
 /// microseconds against latencies of milliseconds. The open model reads the clock per record.
 const CLOSED_CLOCK_EVERY: u64 = 8;
 
-/// The librdkafka client and who serves its delivery reports.
-///
-/// Open model: a `ThreadedProducer`, whose own thread serves reports the moment they arrive
-/// while the sender sleeps until the next deadline, so ack times are exact. Closed model: a
-/// `BaseProducer` whose reports the sending thread serves between sends (as rdkafka_performance
-/// does), a batch at a time from the client's queue (`delivery_reports`): the sender never
-/// sleeps long, and serving reports in the same thread saves a cross-thread wake-up per report
-/// batch, which on two cores cost a fifth of the throughput of small records.
-enum ProducerClient {
-    Threaded(ThreadedProducer<DeliveryContext>),
-    Polled(BaseProducer<DeliveryContext>),
-}
-
 /// Closed model: serve delivery reports every this many sends.
 const POLL_EVERY: u64 = 16;
 
-impl ProducerClient {
-    fn client(&self) -> &rdkafka::client::Client<DeliveryContext> {
-        match self {
-            ProducerClient::Threaded(p) => p.client(),
-            ProducerClient::Polled(p) => p.client(),
-        }
-    }
+/// Who serves the delivery reports, always a batch at a time off the client's queue
+/// (`delivery_reports`).
+///
+/// Open model: a thread of their own, blocked on the queue, serves them the moment they arrive
+/// while the sender sleeps until the next deadline, so ack times are exact. Closed model: the
+/// sending thread serves them between sends (as rdkafka_performance does): it never sleeps
+/// long, and serving reports in the same thread saves a cross-thread wake-up per report batch,
+/// which on two cores cost a fifth of the throughput of small records.
+struct ReportServing<'a> {
+    queue: &'a ReportQueue<'a>,
+    ctx: &'a DeliveryContext,
+    /// The sending thread serves them (closed model, or no thread could be started).
+    by_sender: bool,
+}
 
-    /// The queue the sending thread serves delivery reports from: closed model only (the
-    /// threaded client's own thread serves them otherwise).
-    fn report_queue(&self) -> Option<ReportQueue<'_>> {
-        match self {
-            ProducerClient::Threaded(_) => None,
-            ProducerClient::Polled(p) => Some(ReportQueue::new(p.client())),
-        }
-    }
-
-    /// Serves the next batch of delivery reports if one is ready and this thread serves them
-    /// (`queue` from `report_queue`); false if there was none.
+impl ReportServing<'_> {
+    /// Serves the next batch of reports if one is ready and the sending thread serves them;
+    /// false if there was none.
     #[inline]
-    fn serve_reports(&self, queue: Option<&ReportQueue<'_>>) -> bool {
-        match (self, queue) {
-            (ProducerClient::Polled(p), Some(q)) => {
-                q.serve_one(|reports| p.context().deliver_batch(reports))
-            }
-            _ => false,
-        }
+    fn serve_ready(&self) -> bool {
+        self.by_sender
+            && self
+                .queue
+                .serve(Duration::ZERO, |r| self.ctx.deliver_batch(r))
     }
 
     /// The client's queue is full: serve what is ready and wait until deliveries make room.
     /// Short sleeps, not a blocking poll: rdkafka's poll with a timeout keeps polling until its
     /// deadline and spins through the last millisecond, which burned more CPU than the sending.
-    fn wait_for_deliveries(&self, queue: Option<&ReportQueue<'_>>) {
-        while self.serve_reports(queue) {}
+    fn wait_for_deliveries(&self) {
+        while self.serve_ready() {}
         std::thread::sleep(Duration::from_micros(100));
     }
 
     /// Waits (at most `timeout`) until every record is delivered and its report served. Not
     /// rdkafka's `flush`, which polls in windows of up to 100 ms and returns only when one ends,
     /// so the end of a run (and its rate) would be late by up to that much.
-    fn flush(&self, queue: Option<&ReportQueue<'_>>, timeout: Duration) {
+    fn flush(&self, producer: &BaseProducer<DeliveryContext>, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            while self.serve_reports(queue) {}
-            let pending = match self {
-                ProducerClient::Threaded(p) => p.in_flight_count(),
-                ProducerClient::Polled(p) => p.in_flight_count(),
-            };
-            if pending == 0 || std::time::Instant::now() >= deadline {
+            while self.serve_ready() {}
+            // Counts reports not served yet too, so 0 means every one has been recorded.
+            if producer.in_flight_count() == 0 || std::time::Instant::now() >= deadline {
                 return;
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+    }
+}
+
+/// The open model's report thread: serves batches as they arrive until `serving` is cleared
+/// (and the queue woken).
+fn serve_until_stopped(queue: &ReportQueue<'_>, ctx: &DeliveryContext, serving: &AtomicBool) {
+    while serving.load(Ordering::Acquire) {
+        queue.serve(Duration::from_millis(100), |r| ctx.deliver_batch(r));
     }
 }
 
@@ -137,8 +124,8 @@ pub struct DeliveryContext {
 impl ClientContext for DeliveryContext {}
 
 impl DeliveryContext {
-    /// Serves one batch of delivery reports (closed model): they were acknowledged together,
-    /// so they share one clock reading and one lock.
+    /// Serves one batch of delivery reports: they were acknowledged together, so they share
+    /// one clock reading and one lock.
     fn deliver_batch(&self, reports: Reports<'_>) {
         let now = clock::now_ns();
         let mut stats = self.shared.stats.lock();
@@ -219,8 +206,8 @@ impl DeliveryContext {
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
 
-    /// One report through rdkafka: the open model's client thread, and whatever the client
-    /// still holds when it is dropped.
+    /// One report through rdkafka's own polling: only what the client still holds when it is
+    /// dropped (kbench serves the rest in batches, `deliver_batch`).
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         let now = clock::now_ns();
         let (msg, ok) = match result {
@@ -244,7 +231,7 @@ pub struct ProducerWorker {
     run_id: u32,
     topic: String,
     plan: ProducerPlan,
-    producer: ProducerClient,
+    producer: BaseProducer<DeliveryContext>,
     pub shared: Arc<ProducerShared>,
 }
 
@@ -275,11 +262,7 @@ impl ProducerWorker {
             cfg.set("client.id", format!("kbench-producer-{index}"));
         }
         let explain = |e| explain_create_error(e, &plan.props, "producer");
-        let producer = if plan.timeline.open_model() {
-            ProducerClient::Threaded(cfg.create_with_context(ctx).map_err(explain)?)
-        } else {
-            ProducerClient::Polled(cfg.create_with_context(ctx).map_err(explain)?)
-        };
+        let producer = cfg.create_with_context(ctx).map_err(explain)?;
         Ok(ProducerWorker {
             index,
             run_id,
@@ -301,6 +284,47 @@ impl ProducerWorker {
         flush_on_stop: Duration,
     ) {
         tighten_timer_slack();
+        let queue = ReportQueue::new(self.producer.client());
+        let ctx: &DeliveryContext = self.producer.context();
+        let serving = AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            let own_thread = self.plan.timeline.open_model()
+                && std::thread::Builder::new()
+                    .name(format!("kbench-reports-{}", self.index))
+                    .spawn_scoped(scope, || serve_until_stopped(&queue, ctx, &serving))
+                    .is_ok();
+            // Without a thread of their own (closed model, or none could be started), the
+            // sending thread serves the reports.
+            let reports = ReportServing {
+                queue: &queue,
+                ctx,
+                by_sender: !own_thread,
+            };
+            self.send(start_ns, starts, stop, &reports);
+            let flush_for = if stop.load(Ordering::Relaxed) {
+                flush_on_stop
+            } else {
+                flush
+            };
+            reports.flush(&self.producer, flush_for);
+            serving.store(false, Ordering::Release);
+            queue.wake();
+        });
+        self.shared
+            .done_ns
+            .store(clock::now_ns(), Ordering::Relaxed);
+        self.shared.done.store(true, Ordering::Release);
+    }
+
+    /// The sending loop: every segment of the timeline, until its end, the record count or
+    /// `stop`.
+    fn send(
+        &self,
+        start_ns: u64,
+        starts: &PhaseStarts,
+        stop: &AtomicBool,
+        reports: &ReportServing,
+    ) {
         let p = &self.plan;
         let t = &p.timeline;
         let producers = p.producers as u64;
@@ -325,6 +349,7 @@ impl ProducerWorker {
         let excluded: Vec<bool> = t.phases.iter().map(|ph| ph.excluded).collect();
         // `i` numbers this producer's records (the stamp's sequence); `j` restarts per segment.
         let mut i: u64 = 0;
+        let mut pacer = Pacer::default();
         let sender = match TopicSender::new(self.producer.client(), &self.topic) {
             Ok(s) => s,
             Err(e) => {
@@ -333,12 +358,9 @@ impl ProducerWorker {
                     .last_error
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:?}"));
-                self.shared.done.store(true, Ordering::Release);
                 return;
             }
         };
-        let reports = self.producer.report_queue();
-        let reports = reports.as_ref();
         'segments: for seg in t.segments() {
             let seg_start = start_ns + seg.start_offset_ns;
             let seg_end = seg.end_offset_ns.map(|e| start_ns + e);
@@ -357,8 +379,8 @@ impl ProducerWorker {
                     break; // next segment
                 }
                 let sent_ns = match due {
-                    Some(d) => Schedule::wait_until(d),
-                    None if j == 0 => Schedule::wait_until(seg_start),
+                    Some(d) => pacer.wait_until(d),
+                    None if j == 0 => pacer.wait_until(seg_start),
                     None => {
                         if stale || j.is_multiple_of(CLOSED_CLOCK_EVERY) {
                             closed_now = clock::now_ns();
@@ -399,7 +421,7 @@ impl ProducerWorker {
                             if stop.load(Ordering::Relaxed) {
                                 break 'segments;
                             }
-                            self.producer.wait_for_deliveries(reports);
+                            reports.wait_for_deliveries();
                             stale = true;
                         }
                         Err(SendError::Other(e)) => {
@@ -417,19 +439,9 @@ impl ProducerWorker {
                 j += 1;
                 self.shared.sent.store(i, Ordering::Relaxed);
                 if j.is_multiple_of(POLL_EVERY) {
-                    self.producer.serve_reports(reports);
+                    reports.serve_ready();
                 }
             }
         }
-        let flush_for = if stop.load(Ordering::Relaxed) {
-            flush_on_stop
-        } else {
-            flush
-        };
-        self.producer.flush(reports, flush_for);
-        self.shared
-            .done_ns
-            .store(clock::now_ns(), Ordering::Relaxed);
-        self.shared.done.store(true, Ordering::Release);
     }
 }
