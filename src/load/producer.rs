@@ -2,7 +2,7 @@
 //! schedule (or as fast as it accepts, closed model).
 //!
 //! The hot path per record: wait for the deadline, pick a pooled value, write the stamp, send.
-//! Whoever serves the delivery reports (the client's own thread in the open model, the sending
+//! Whoever serves the delivery reports (a thread of their own in the open model, the sending
 //! thread in the closed model) reads the stamp back from the delivered value and records
 //! latency, service time and send delay: no per-record state is kept while a record is in
 //! flight, and nothing is formatted or allocated per record.
@@ -100,6 +100,17 @@ fn serve_until_stopped(queue: &ReportQueue<'_>, ctx: &DeliveryContext, serving: 
     }
 }
 
+/// Ends the report thread when dropped: when the sender is done, and also if it panics, so
+/// the scope that joins the thread cannot wait forever.
+struct StopServing<'a>(&'a AtomicBool, &'a ReportQueue<'a>);
+
+impl Drop for StopServing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+        self.1.wake();
+    }
+}
+
 /// What a producer shares with the reporter.
 pub struct ProducerShared {
     pub stats: PhaseStats<ProduceStats>,
@@ -115,7 +126,7 @@ pub struct ProducerShared {
     pub done_ns: AtomicU64,
 }
 
-/// The delivery callback's view.
+/// What serving the delivery reports needs (librdkafka's client context, too).
 pub struct DeliveryContext {
     shared: Arc<ProducerShared>,
     open_model: bool,
@@ -290,9 +301,10 @@ impl ProducerWorker {
         std::thread::scope(|scope| {
             let own_thread = self.plan.timeline.open_model()
                 && std::thread::Builder::new()
-                    .name(format!("kbench-reports-{}", self.index))
+                    .name(format!("kbench-acks-{}", self.index))
                     .spawn_scoped(scope, || serve_until_stopped(&queue, ctx, &serving))
                     .is_ok();
+            let _stop = StopServing(&serving, &queue);
             // Without a thread of their own (closed model, or none could be started), the
             // sending thread serves the reports.
             let reports = ReportServing {
@@ -307,8 +319,7 @@ impl ProducerWorker {
                 flush
             };
             reports.flush(&self.producer, flush_for);
-            serving.store(false, Ordering::Release);
-            queue.wake();
+            // `_stop` ends the report thread here, before the scope joins it.
         });
         self.shared
             .done_ns
