@@ -5,8 +5,9 @@
 //! actual send time (8). The producer decides the phase when it sends, so every reader (even
 //! another process) agrees on it. Times are nanoseconds of `measure::clock`
 //! (Unix-epoch based, monotonic within a process). Consumers read it for end-to-end latency and
-//! to count lost, duplicated and reordered records per (producer, partition); the producer's
-//! delivery callback reads it back for produce latency, so nothing is kept per record in flight.
+//! to count lost, duplicated and reordered records per (producer, partition); the producer reads
+//! it back from each delivery report for produce latency, so nothing is kept per record in
+//! flight.
 
 /// Bytes the stamp takes at the start of each value.
 pub const STAMP_LEN: usize = 36;

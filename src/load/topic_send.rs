@@ -4,9 +4,10 @@
 //! rdkafka's `BaseProducer::send` goes through `rd_kafka_producev` with the topic *name*: it
 //! allocates a C string and looks the topic up (a locked hash lookup) for every record, which
 //! cost kbench about half of librdkafka's own throughput for small records. A handle created
-//! once per producer removes both. Delivery reports still arrive through rdkafka's
-//! `ProducerContext::delivery` (with a null opaque, which `()` accepts), so measuring is
-//! unchanged. This module owns the only `unsafe` on the send path.
+//! once per producer removes both. Delivery reports arrive on the client's queue as for any
+//! send (kbench reads them in batches, `delivery_reports`; any rdkafka serves at drop reach
+//! `ProducerContext::delivery` with a null opaque, which `()` accepts). This module owns the
+//! only `unsafe` on the send path.
 
 use std::ffi::CString;
 use std::ptr;
@@ -61,7 +62,8 @@ impl<'p, C: ClientContext + 'static> TopicSender<'p, C> {
     pub fn send(&self, value: &[u8], key: Option<&[u8]>) -> Result<(), SendError> {
         let (key_ptr, key_len) = key.map_or((ptr::null(), 0), |k| (k.as_ptr().cast(), k.len()));
         // SAFETY: the handle is alive until drop; the buffers outlive the call and are copied
-        // (RD_KAFKA_MSG_F_COPY); a null opaque is what the delivery callback expects for `()`.
+        // (RD_KAFKA_MSG_F_COPY); a null opaque is what rdkafka's delivery callback expects for
+        // `()`.
         let rc = unsafe {
             rd::rd_kafka_produce(
                 self.handle,
