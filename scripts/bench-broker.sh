@@ -81,14 +81,6 @@ rows=$work/rows.jsonl
 seq_no=0
 produce_args=(--acks "$acks" --linger-ms "$linger" --batch-size "$batch" --reporting-interval 60s)
 
-rotate() {
-  local n=$1
-  shift
-  local -a xs=("$@")
-  local i
-  for ((i = 0; i < ${#xs[@]}; i++)); do echo -n "${xs[$(((i + n) % ${#xs[@]}))]} "; done
-}
-
 # run TEST TARGET ROUND [RATE]: TARGET is zc, rw (the two broker processes) or mock.
 run() {
   local test=$1 target=$2 round=$3 r=${4:-}
@@ -147,16 +139,16 @@ run prefill zc 0
 run prefill rw 0
 bench_note "produce: $rounds rounds, bundled broker vs mock cluster"
 for round in $(seq "$rounds"); do
-  for t in $(rotate "$((round - 1))" zc mock); do run produce "$t" "$round"; done
+  for t in $(bench_rotate "$((round - 1))" zc mock); do run produce "$t" "$round"; done
 done
 bench_note "consume: $rounds rounds, --zero-copy true vs false"
 for round in $(seq "$rounds"); do
-  for t in $(rotate "$((round - 1))" zc rw); do run consume "$t" "$round"; done
+  for t in $(bench_rotate "$((round - 1))" zc rw); do run consume "$t" "$round"; done
 done
 [[ -n $e2e_rate ]] || e2e_rate=$(($(median_of produce bundled produce_records_per_sec) / 2))
 bench_note "e2e at $e2e_rate records/s for ${e2e_duration}s: $rounds rounds, bundled broker vs mock cluster"
 for round in $(seq "$rounds"); do
-  for t in $(rotate "$((round - 1))" zc mock); do run e2e "$t" "$round" "$e2e_rate"; done
+  for t in $(bench_rotate "$((round - 1))" zc mock); do run e2e "$t" "$round" "$e2e_rate"; done
 done
 elapsed=$((SECONDS - t0))
 

@@ -116,15 +116,6 @@ rows=$work/rows.jsonl
 : >"$rows"
 seq_no=0
 
-# Rotates the words of a list by N: rotate 1 a b c -> b c a (the order changes every round).
-rotate() {
-  local n=$1
-  shift
-  local -a xs=("$@")
-  local i
-  for ((i = 0; i < ${#xs[@]}; i++)); do echo -n "${xs[$(((i + n) % ${#xs[@]}))]} "; done
-}
-
 kbench_produce_args() {
   echo --acks "$acks" --linger-ms "$linger" --batch-size "$batch" \
     --producer-props "queue.buffering.max.kbytes=$((buffer_bytes / 1024))" \
@@ -289,7 +280,7 @@ for addr in "$kafka" "$bundled"; do
 done
 bench_note "(a) produce, closed model: $rounds rounds x 4 runs of $records x $size B"
 for round in $(seq "$rounds"); do
-  for tool in $(rotate "$((round - 1))" kbench kafka-producer-perf-test rdkafka_performance rdkafka_performance-l); do
+  for tool in $(bench_rotate "$((round - 1))" kbench kafka-producer-perf-test rdkafka_performance rdkafka_performance-l); do
     produce_run "$tool" max "$round" "$records"
   done
 done
@@ -300,24 +291,24 @@ fi
 fixed_records=$((rate * fixed_seconds))
 bench_note "(a) produce at a fixed $rate records/s: $rounds rounds x 3 runs of $fixed_records records"
 for round in $(seq "$rounds"); do
-  for tool in $(rotate "$((round - 1))" kbench kafka-producer-perf-test rdkafka_performance-l); do
+  for tool in $(bench_rotate "$((round - 1))" kbench kafka-producer-perf-test rdkafka_performance-l); do
     produce_run "$tool" fixed "$round" "$fixed_records" "$rate"
   done
 done
 bench_note "(a) consume: $rounds rounds x 2 runs of $records records from pa-max-kbench-1, fresh groups"
 for round in $(seq "$rounds"); do
-  for tool in $(rotate "$((round - 1))" kbench kafka-consumer-perf-test); do
+  for tool in $(bench_rotate "$((round - 1))" kbench kafka-consumer-perf-test); do
     consume_run "$tool" "$round" pa-max-kbench-1
   done
 done
 
 bench_note "(b) brokers, kbench produce closed model: $rounds rounds x 2 runs"
 for round in $(seq "$rounds"); do
-  for broker in $(rotate "$((round - 1))" bundled kafka); do broker_run "$broker" produce "$round"; done
+  for broker in $(bench_rotate "$((round - 1))" bundled kafka); do broker_run "$broker" produce "$round"; done
 done
 bench_note "(b) brokers, kbench consume: $rounds rounds x 2 runs"
 for round in $(seq "$rounds"); do
-  for broker in $(rotate "$((round - 1))" bundled kafka); do broker_run "$broker" consume "$round" "pb-produce-$broker-1"; done
+  for broker in $(bench_rotate "$((round - 1))" bundled kafka); do broker_run "$broker" consume "$round" "pb-produce-$broker-1"; done
 done
 if [[ -z $e2e_rate ]]; then
   lowest=$(for b in bundled kafka; do median_of b produce "$b" produce_records_per_sec; done | sort -n | head -1)
@@ -325,7 +316,7 @@ if [[ -z $e2e_rate ]]; then
 fi
 bench_note "(b) brokers, kbench e2e at $e2e_rate records/s for ${e2e_duration}s: $rounds rounds x 2 runs"
 for round in $(seq "$rounds"); do
-  for broker in $(rotate "$((round - 1))" bundled kafka); do broker_run "$broker" e2e "$round" "$e2e_rate"; done
+  for broker in $(bench_rotate "$((round - 1))" bundled kafka); do broker_run "$broker" e2e "$round" "$e2e_rate"; done
 done
 elapsed=$((SECONDS - t0))
 

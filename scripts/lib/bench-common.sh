@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced, not run: helpers shared by scripts/compare-peers.sh and scripts/bench-broker.sh.
+# Sourced, not run: helpers shared by the benchmark scripts (compare-peers, bench-broker, bench-open-model-cpu).
 #
 # Processes: every broker these scripts start is recorded with its exact pid and stopped by that
 # pid only (SIGTERM, then SIGKILL after a bounded wait). No negative pids, no kill-by-name.
@@ -14,6 +14,15 @@ bench_die() {
 
 bench_note() {
   echo "$(basename "$0"): $*" >&2
+}
+
+# Rotates the words of a list by N: bench_rotate 1 a b c -> b c a (the order changes every round).
+bench_rotate() {
+  local n=$1
+  shift
+  local -a xs=("$@")
+  local i
+  for ((i = 0; i < ${#xs[@]}; i++)); do echo -n "${xs[$(((i + n) % ${#xs[@]}))]} "; done
 }
 
 # Positive integer check for an option value: bench_need_int --rounds "$rounds".

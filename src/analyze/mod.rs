@@ -176,34 +176,8 @@ pub fn read_summary(path: &Path) -> Result<SummaryView> {
     Ok(view)
 }
 
-/// One `timeseries.csv` row, by column name; columns this version does not know are ignored
-/// and missing ones read as zero, so the file format can grow.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct SeriesRow {
-    pub elapsed_sec: f64,
-    pub interval_sec: f64,
-    pub phase: String,
-    pub produce_records: u64,
-    pub produce_records_per_sec: f64,
-    pub produce_mb_per_sec: f64,
-    pub produce_p50_us: u64,
-    pub produce_p99_us: u64,
-    pub produce_p999_us: u64,
-    pub consume_records: u64,
-    pub consume_records_per_sec: f64,
-    pub consume_mb_per_sec: f64,
-    pub e2e_p50_us: u64,
-    pub e2e_p99_us: u64,
-    pub e2e_p999_us: u64,
-    pub lag: Option<u64>,
-    pub cpu_pct: f64,
-    pub process_cpu_pct: f64,
-    pub net_rx_bytes_per_sec: f64,
-    pub net_tx_bytes_per_sec: f64,
-    pub disk_read_bytes_per_sec: f64,
-    pub disk_write_bytes_per_sec: f64,
-}
+/// One `timeseries.csv` row as the reporter wrote it.
+pub use crate::report::timeseries::Row as SeriesRow;
 
 /// Reads every row of a `timeseries.csv`.
 pub fn read_series(path: &Path) -> Result<Vec<SeriesRow>> {

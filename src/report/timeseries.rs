@@ -5,14 +5,17 @@ use std::fs::File;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::measure::host::HostSummary;
 use crate::measure::recorder::{ConsumeStats, ProduceStats};
 use crate::report::summary::{per_sec, MB};
 
 /// One CSV row. Flat on purpose: the csv crate cannot serialize maps or nested structs.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Read back by column name (`analyze::read_series`): columns a reader does not know are
+/// ignored and missing ones read as zero, so the file format can grow.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Row {
     pub elapsed_sec: f64,
     pub interval_sec: f64,

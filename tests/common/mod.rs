@@ -63,20 +63,10 @@ pub fn summary(dir: &Path) -> Value {
     doc
 }
 
-pub fn validate(doc: &Value) {
-    let schema: Value =
-        serde_json::from_str(include_str!("../../schema/summary.schema.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "summary.json does not match the schema:\n{}",
-        errors.join("\n")
-    );
-}
+#[path = "../schema_check/mod.rs"]
+mod schema_check;
+#[allow(unused_imports)] // not every test crate validates
+pub use schema_check::validate;
 
 /// A mock cluster on its own thread (it is !Send), alive until dropped.
 pub struct TestCluster {

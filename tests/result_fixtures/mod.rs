@@ -242,18 +242,7 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).expect("JSON")
 }
 
-/// Validates a summary against the committed schema.
-pub fn validate(doc: &Value) {
-    let schema: Value =
-        serde_json::from_str(include_str!("../../schema/summary.schema.json")).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "summary.json does not match the schema:\n{}",
-        errors.join("\n")
-    );
-}
+#[path = "../schema_check/mod.rs"]
+mod schema_check;
+#[allow(unused_imports)] // not every test crate validates
+pub use schema_check::validate;

@@ -269,19 +269,7 @@ impl Group {
         }
         let leader = self.leader.clone().unwrap_or_default();
         let chosen = chosen.unwrap_or_default();
-        let roster: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .iter()
-            .map(|(id, m)| {
-                let meta = m
-                    .protocols
-                    .iter()
-                    .find(|(n, _)| *n == chosen)
-                    .map(|(_, b)| b.clone())
-                    .unwrap_or_default();
-                (id.clone(), m.instance_id.clone(), meta)
-            })
-            .collect();
+        let roster = self.roster(&chosen);
         self.state = State::CompletingRebalance;
         self.sync_deadline = Some(now + self.max_rebalance_timeout());
         for (id, m) in self.members.iter_mut() {
@@ -303,6 +291,23 @@ impl Group {
                 });
             }
         }
+    }
+
+    /// What the leader is sent to assign from: each member with its metadata for the chosen
+    /// protocol.
+    fn roster(&self, chosen: &str) -> Vec<(String, Option<String>, Bytes)> {
+        self.members
+            .iter()
+            .map(|(id, m)| {
+                let meta = m
+                    .protocols
+                    .iter()
+                    .find(|(n, _)| n == chosen)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default();
+                (id.clone(), m.instance_id.clone(), meta)
+            })
+            .collect()
     }
 
     fn current_join(&self, member_id: &str) -> JoinOutcome {
@@ -500,20 +505,7 @@ impl Coordinator {
                     State::CompletingRebalance if same => {
                         let mut o = g.current_join(&member_id);
                         if is_leader {
-                            let chosen = g.protocol.clone().unwrap_or_default();
-                            o.members = g
-                                .members
-                                .iter()
-                                .map(|(id, m)| {
-                                    let meta = m
-                                        .protocols
-                                        .iter()
-                                        .find(|(n, _)| *n == chosen)
-                                        .map(|(_, b)| b.clone())
-                                        .unwrap_or_default();
-                                    (id.clone(), m.instance_id.clone(), meta)
-                                })
-                                .collect();
+                            o.members = g.roster(g.protocol.as_deref().unwrap_or_default());
                         }
                         return Reply::Now(o);
                     }
