@@ -157,9 +157,11 @@ impl ConsumerWorker {
                 paused = want;
                 self.set_paused(paused);
             }
-            match self.consumer.poll(Duration::from_millis(50)) {
+            let polled = self.consumer.poll(Duration::from_millis(50));
+            // One clock reading per loop: the record's receive time and the lag timer's.
+            let now = clock::now_ns();
+            match polled {
                 Some(Ok(m)) => {
-                    let now = clock::now_ns();
                     let value = m.payload().unwrap_or(&[]);
                     let size = (value.len() + m.key().map_or(0, <[u8]>::len)) as u64;
                     let stamp = Stamp::read(value)
@@ -202,7 +204,6 @@ impl ConsumerWorker {
                 }
                 None => {}
             }
-            let now = clock::now_ns();
             if now >= next_lag_ns {
                 next_lag_ns = now + 1_000_000_000;
                 self.update_lag();
