@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
-exec cargo test --locked --no-fail-fast "$@"
+exec cargo test --locked --workspace --no-fail-fast "$@"

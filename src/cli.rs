@@ -40,7 +40,7 @@ pub enum Command {
     #[command(after_help = AFTER_HELP)]
     Run(crate::profile::RunArgs),
     /// Run the bundled Kafka-compatible broker in the foreground.
-    Broker(crate::broker::cli::BrokerArgs),
+    Broker(kbench_broker::cli::BrokerArgs),
     /// Compare two runs per phase and metric; exit 1 on a significant regression.
     Compare(crate::analyze::compare::CompareArgs),
     /// Merge the result folders of distributed workers into one run (histograms add).

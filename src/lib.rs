@@ -14,11 +14,11 @@
 //! * `run`: drives a plan from start to exit code; the reporter is the only place that
 //!   formats during a run.
 //! * `profile`: `kbench run PROFILE.toml`: phases, ramps, matrices, thresholds, max-rate search.
-//! * `broker`: the bundled Kafka-compatible broker.
+//! * the bundled Kafka-compatible broker is its own crate, `kbench-broker` (`crates/broker/`):
+//!   it must not depend on the load generator, and the compiler now holds it to that.
 //! * `analyze`: reading finished result folders back: compare and merge.
 
 pub mod analyze;
-pub mod broker;
 pub mod cli;
 pub mod load;
 pub mod measure;
@@ -39,7 +39,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         cli::Command::Consume(a) => plan::Plan::consume(&a)?.with_bootstrap_from_props()?,
         cli::Command::E2e(a) => plan::Plan::e2e(&a)?.with_bootstrap_from_props()?,
         // The broker handles its own signals.
-        cli::Command::Broker(a) => return broker::cli::run(a).map(|_| ExitCode::SUCCESS),
+        cli::Command::Broker(a) => return kbench_broker::cli::run(a).map(|_| ExitCode::SUCCESS),
         cli::Command::Run(a) => {
             run::install_ctrlc();
             return profile::run(&a);

@@ -15,10 +15,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
-use crate::broker::{BrokerConfig, EmbeddedBroker};
 use crate::cli::EmbeddedKind;
 use crate::load::client::{client_config, explain_create_error};
 use crate::plan::props::Props;
+use kbench_broker::{BrokerConfig, EmbeddedBroker};
 
 /// A running target; dropping it stops whatever kbench started.
 pub struct Target {

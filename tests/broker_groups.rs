@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use broker_support::*;
-use kbench::broker::{BrokerConfig, EmbeddedBroker};
+use kbench_broker::{BrokerConfig, EmbeddedBroker};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 

@@ -160,7 +160,7 @@ fn corrupt_batches_get_corrupt_message_and_acks_zero_gets_no_response() {
     let b = start();
     let mut s = connect(&b.bootstrap_servers());
     create_topic(&mut s, "robust");
-    let mut batch = kbench::broker::protocol::batch::build_test_batch(&[b"hello"], None);
+    let mut batch = kbench_broker::protocol::batch::build_test_batch(&[b"hello"], None);
     let n = batch.len();
     batch[n - 2] ^= 0x55;
     s.write_all(&frame(
@@ -179,7 +179,7 @@ fn corrupt_batches_get_corrupt_message_and_acks_zero_gets_no_response() {
     );
 
     // acks=0 then ApiVersions, pipelined: the first response must be ApiVersions'.
-    let good = kbench::broker::protocol::batch::build_test_batch(&[b"ok"], None);
+    let good = kbench_broker::protocol::batch::build_test_batch(&[b"ok"], None);
     let mut both = frame(ApiKey::Produce, 9, 3, &produce_request("robust", 0, good));
     both.extend(frame(
         ApiKey::ApiVersions,
@@ -254,7 +254,7 @@ fn oversized_requests_close_the_connection() {
     let b = start_with(|c| c.max_request_bytes = 1024);
     let boot = b.bootstrap_servers();
     let mut s = connect(&boot);
-    let big = kbench::broker::protocol::batch::build_test_batch(&[&[0u8; 4096]], None);
+    let big = kbench_broker::protocol::batch::build_test_batch(&[&[0u8; 4096]], None);
     let _ = s.write_all(&frame(
         ApiKey::Produce,
         9,

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use kbench::broker::fuzzing::Harness;
+use kbench_broker::fuzzing::Harness;
 use libfuzzer_sys::fuzz_target;
 
 static HARNESS: OnceLock<Harness> = OnceLock::new();

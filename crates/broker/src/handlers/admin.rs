@@ -17,9 +17,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{code, decode, respond, str_of, Response};
-use crate::broker::protocol::Request;
-use crate::broker::state::Broker;
-use crate::broker::topics::CreateError;
+use crate::protocol::Request;
+use crate::state::Broker;
+use crate::topics::CreateError;
 
 pub fn create_topics(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: CreateTopicsRequest = decode(req)?;
@@ -42,9 +42,7 @@ pub fn create_topics(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<
         } else if r.validate_only {
             match broker.topics.get(&name) {
                 Some(_) => code::TOPIC_ALREADY_EXISTS,
-                None if !crate::broker::topics::valid_topic_name(&name) => {
-                    code::INVALID_TOPIC_EXCEPTION
-                }
+                None if !crate::topics::valid_topic_name(&name) => code::INVALID_TOPIC_EXCEPTION,
                 None if partitions < 1 => code::INVALID_PARTITIONS,
                 None => code::NONE,
             }
@@ -119,14 +117,14 @@ fn topic_configs(broker: &Broker) -> Vec<(&'static str, String)> {
         (
             "flush.messages",
             match c.flush {
-                crate::broker::log::FlushPolicy::Messages(n) => n.to_string(),
+                crate::log::FlushPolicy::Messages(n) => n.to_string(),
                 _ => i64::MAX.to_string(),
             },
         ),
         (
             "flush.ms",
             match c.flush {
-                crate::broker::log::FlushPolicy::IntervalMs(n) => n.to_string(),
+                crate::log::FlushPolicy::IntervalMs(n) => n.to_string(),
                 _ => i64::MAX.to_string(),
             },
         ),

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::broker::group::{offsets::OffsetStore, Coordinator};
-use crate::broker::log::LogConfig;
-use crate::broker::metrics::Metrics;
-use crate::broker::topics::Topics;
-use crate::broker::BrokerConfig;
+use crate::group::{offsets::OffsetStore, Coordinator};
+use crate::log::LogConfig;
+use crate::metrics::Metrics;
+use crate::topics::Topics;
+use crate::BrokerConfig;
 
 /// The node id this single-node broker reports everywhere.
 pub const NODE_ID: i32 = 1;

@@ -10,10 +10,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::broker::log::producers::{ProducerStates, SeqCheck};
-use crate::broker::log::segment::Segment;
-use crate::broker::log::{FlushPolicy, LogConfig};
-use crate::broker::protocol::batch::BatchHeader;
+use crate::log::producers::{ProducerStates, SeqCheck};
+use crate::log::segment::Segment;
+use crate::log::{FlushPolicy, LogConfig};
+use crate::protocol::batch::BatchHeader;
 
 /// A byte range of a segment file to send to a consumer.
 #[derive(Debug, Clone)]
@@ -289,7 +289,7 @@ fn record_times(batch: &[u8]) -> Option<Vec<(i64, i64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::protocol::batch::{build_test_batch, validate_all};
+    use crate::protocol::batch::{build_test_batch, validate_all};
 
     fn cfg(segment_bytes: u64) -> LogConfig {
         LogConfig {

@@ -13,9 +13,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{decode, respond, str_of, ConnInfo, Response};
-use crate::broker::group::{JoinParams, COORDINATOR_NOT_AVAILABLE, NONE};
-use crate::broker::protocol::Request;
-use crate::broker::state::{Broker, NODE_ID};
+use crate::group::{JoinParams, COORDINATOR_NOT_AVAILABLE, NONE};
+use crate::protocol::Request;
+use crate::state::{Broker, NODE_ID};
 
 fn sb(s: String) -> StrBytes {
     StrBytes::from_string(s)

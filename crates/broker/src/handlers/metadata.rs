@@ -10,9 +10,9 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 
 use super::{code, decode, respond, Response};
-use crate::broker::protocol::Request;
-use crate::broker::state::{Broker, CLUSTER_ID, NODE_ID};
-use crate::broker::topics::{valid_topic_name, CreateError, Topic};
+use crate::protocol::Request;
+use crate::state::{Broker, CLUSTER_ID, NODE_ID};
+use crate::topics::{valid_topic_name, CreateError, Topic};
 
 fn topic_entry(t: &Topic) -> MetadataResponseTopic {
     let mut mt = MetadataResponseTopic::default();

@@ -14,8 +14,8 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
-use crate::broker::log::partition::FileSlice;
-use crate::broker::protocol::fetch_encode::Part;
+use crate::log::partition::FileSlice;
+use crate::protocol::fetch_encode::Part;
 
 /// Writes all parts in order. An error leaves the connection unusable (framing is broken).
 pub async fn write_parts(

@@ -9,12 +9,12 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{code, decode, respond, str_of, Response};
-use crate::broker::log::partition::Appended;
-use crate::broker::log::FlushPolicy;
-use crate::broker::protocol::batch::validate_all;
-use crate::broker::protocol::Request;
-use crate::broker::state::Broker;
-use crate::broker::topics::Partition;
+use crate::log::partition::Appended;
+use crate::log::FlushPolicy;
+use crate::protocol::batch::validate_all;
+use crate::protocol::Request;
+use crate::state::Broker;
+use crate::topics::Partition;
 
 /// Kafka's default `message.max.bytes` (1 MiB + 12).
 pub const MAX_BATCH_BYTES: usize = 1_048_588;

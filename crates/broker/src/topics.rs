@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use crate::broker::log::partition::PartitionLog;
-use crate::broker::log::LogConfig;
+use crate::log::partition::PartitionLog;
+use crate::log::LogConfig;
 
 /// One partition: its log behind a mutex held only for one append or lookup, plus atomics
 /// that let fetch long-polls and metrics look at offsets without taking the lock.

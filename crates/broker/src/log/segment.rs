@@ -10,8 +10,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::broker::log::index::OffsetIndex;
-use crate::broker::protocol::batch::{self, BatchHeader, HEADER_LEN};
+use crate::log::index::OffsetIndex;
+use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 /// Segment file name for a base offset, as Kafka names them.
 pub fn file_name(base_offset: i64) -> String {

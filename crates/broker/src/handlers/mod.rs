@@ -21,8 +21,8 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 pub use api_versions::unsupported_version_response;
 
-use crate::broker::protocol::{encode_response, fetch_encode::Part, Request};
-use crate::broker::state::Broker;
+use crate::protocol::{encode_response, fetch_encode::Part, Request};
+use crate::state::Broker;
 
 /// What the server sends back for one request.
 #[derive(Debug)]

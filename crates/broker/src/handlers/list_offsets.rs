@@ -8,8 +8,8 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{code, decode, respond, str_of, Response};
-use crate::broker::protocol::Request;
-use crate::broker::state::Broker;
+use crate::protocol::Request;
+use crate::state::Broker;
 
 pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: ListOffsetsRequest = decode(req)?;

@@ -7,8 +7,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::broker::log::partition::FileSlice;
-use crate::broker::protocol::put_response_header;
+use crate::log::partition::FileSlice;
+use crate::protocol::put_response_header;
 
 /// One piece of a response on the wire.
 #[derive(Debug, Clone)]

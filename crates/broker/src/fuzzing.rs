@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::broker::handlers::{self, ConnInfo};
-use crate::broker::protocol::{self, Parsed};
-use crate::broker::state::Broker;
-use crate::broker::BrokerConfig;
+use crate::handlers::{self, ConnInfo};
+use crate::protocol::{self, Parsed};
+use crate::state::Broker;
+use crate::BrokerConfig;
 
 pub struct Harness {
     runtime: tokio::runtime::Runtime,

@@ -6,7 +6,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 
 use super::{respond, Response};
-use crate::broker::protocol::{encode_response, Request, ADVERTISED};
+use crate::protocol::{encode_response, Request, ADVERTISED};
 
 fn table() -> Vec<ApiVersion> {
     ADVERTISED

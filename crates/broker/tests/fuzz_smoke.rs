@@ -4,8 +4,8 @@
 
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kbench::broker::fuzzing::Harness;
-use kbench::broker::protocol::ADVERTISED;
+use kbench_broker::fuzzing::Harness;
+use kbench_broker::protocol::ADVERTISED;
 
 fn seed<M: Encodable + Default>(key: ApiKey, version: i16) -> Vec<u8> {
     let mut h = RequestHeader::default();

@@ -16,10 +16,10 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::broker::handlers::{self, ConnInfo, Response};
-use crate::broker::protocol::{self, Parsed};
-use crate::broker::state::Broker;
-use crate::broker::zero_copy;
+use crate::handlers::{self, ConnInfo, Response};
+use crate::protocol::{self, Parsed};
+use crate::state::Broker;
+use crate::zero_copy;
 
 /// Frames read ahead of the one being handled (clients pipeline; librdkafka a lot).
 const READ_AHEAD: usize = 64;

@@ -10,10 +10,10 @@ use kafka_protocol::messages::FetchRequest;
 use tokio::time::Instant;
 
 use super::{code, decode, str_of, Response};
-use crate::broker::log::partition::ReadResult;
-use crate::broker::protocol::fetch_encode::{self, PartitionData, TopicData};
-use crate::broker::protocol::Request;
-use crate::broker::state::Broker;
+use crate::log::partition::ReadResult;
+use crate::protocol::fetch_encode::{self, PartitionData, TopicData};
+use crate::protocol::Request;
+use crate::state::Broker;
 
 /// Upper bound on a long poll, whatever the client asks (keeps shutdown and tests bounded).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);

@@ -12,9 +12,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{code, decode, respond, str_of, Response};
-use crate::broker::group::offsets::Committed;
-use crate::broker::protocol::Request;
-use crate::broker::state::Broker;
+use crate::group::offsets::Committed;
+use crate::protocol::Request;
+use crate::state::Broker;
 
 pub fn commit(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: OffsetCommitRequest = decode(req)?;

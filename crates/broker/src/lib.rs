@@ -1,7 +1,7 @@
 //! The bundled Kafka-compatible broker: single node, disk-backed, zero-copy fetch, classic
 //! consumer groups, Prometheus metrics.
 //!
-//! Owns everything under `src/broker/`; the rest of kbench uses only this surface:
+//! A crate of its own (`kbench-broker`, in `crates/broker/`); kbench uses only this surface:
 //! * `EmbeddedBroker::start(BrokerConfig)` starts the broker in-process on its own runtime and
 //!   returns once it accepts connections; `bootstrap_servers()` gives `host:port`; dropping the
 //!   handle (or `shutdown()`) stops it and, for `BrokerConfig::embedded()`, removes its temp dir.

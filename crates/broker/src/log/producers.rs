@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::broker::protocol::batch::BatchHeader;
+use crate::protocol::batch::BatchHeader;
 
 /// Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`.
 const BATCHES_TO_RETAIN: usize = 5;
@@ -114,7 +114,7 @@ impl ProducerStates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::protocol::batch::build_test_batch;
+    use crate::protocol::batch::build_test_batch;
 
     fn header(pid: i64, epoch: i16, seq: i32, n: usize, base: i64) -> BatchHeader {
         let vals: Vec<&[u8]> = (0..n).map(|_| &b"v"[..]).collect();
