@@ -404,6 +404,7 @@ fn differences_in_what_the_runs_asked_for_are_listed_above_the_table_in_every_fo
     let text = kbench(&["compare", path(&base), path(&new)])
         .assert()
         .code(0)
+        .stderr(predicate::str::contains("2 field(s) differ"))
         .get_output()
         .stdout
         .clone();
@@ -449,7 +450,8 @@ fn runs_that_asked_for_the_same_workload_state_no_difference() {
         kbench(&["compare", path(&base), path(&new), "--format", format])
             .assert()
             .code(0)
-            .stdout(predicate::str::contains("different workloads").not());
+            .stdout(predicate::str::contains("different workloads").not())
+            .stderr(predicate::str::contains("different workloads").not());
     }
     let out = kbench(&["compare", path(&base), path(&new), "--format", "json"])
         .assert()

@@ -392,6 +392,13 @@ pub fn run(args: CompareArgs) -> Result<ExitCode> {
     for u in &cmp.unmatched_phases {
         eprintln!("kbench compare: warning: phase {u} is not compared");
     }
+    // Also on stderr: with --format markdown >> $GITHUB_STEP_SUMMARY, stdout is not in the log.
+    if !cmp.config_differences.is_empty() {
+        eprintln!(
+            "kbench compare: warning: the runs asked for different workloads ({} field(s) differ, listed above the table)",
+            cmp.config_differences.len()
+        );
+    }
     if cmp.accept_untested && cmp.untested > 0 {
         eprintln!(
             "kbench compare: warning: {} change(s) for the worse beyond the {}% limit were not tested (too few intervals) and pass only because of --accept-untested",

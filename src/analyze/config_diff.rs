@@ -205,6 +205,24 @@ mod tests {
     }
 
     #[test]
+    fn profiles_compare_by_their_tree_not_their_path_or_overrides() {
+        let run = |file: &str, set: &[&str], rate: u64| {
+            json!({"file": file, "set": set, "omb_driver": null, "profile": {
+                "name": "q", "mode": "e2e", "reporting_interval": "1s",
+                "thresholds": ["e2e.p99 < 50ms"],
+                "phases": [{"name": "steady", "duration": "30s", "rate": rate}]
+            }})
+        };
+        let a = run("main/profiles/q.toml", &[], 5000);
+        let same = run("branch/profiles/q.toml", &["phases.0.rate=5000"], 5000);
+        assert_eq!(differences("run", &a, "run", &same), vec![]);
+        let faster = run("q.toml", &[], 9000);
+        let d = differences("run", &a, "run", &faster);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].field, "profile.phases[steady].rate");
+    }
+
+    #[test]
     fn runs_of_different_commands_differ_in_the_command_alone() {
         let d = differences("produce", &json!({"a": 1}), "run", &json!({"b": 2}));
         assert_eq!(d.len(), 1);
