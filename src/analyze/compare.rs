@@ -268,6 +268,10 @@ fn verdict(change_pct: Option<f64>, better: Better, test: Option<Welch>, limit: 
 /// with one to spare (a phase's first and last intervals are often partial).
 fn interval_advice(secs: f64, command: &str) -> String {
     const NICE_MS: [u64; 9] = [100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000];
+    if secs <= 0.0 {
+        // An older summary without the phase's length: no interval to suggest.
+        return "rerun both with a shorter --reporting-interval, or for longer".to_string();
+    }
     let most_ms = secs * 1000.0 / (MIN_SAMPLES as f64 + 1.0);
     let Some(&ms) = NICE_MS.iter().rev().find(|&&ms| ms as f64 <= most_ms) else {
         return format!("rerun both for longer: {secs:.1} s is too short for {MIN_SAMPLES} intervals even at the 100ms minimum --reporting-interval");
@@ -494,6 +498,7 @@ mod tests {
         assert!(interval_advice(5.0, "produce").contains("--reporting-interval 1s or shorter"));
         assert!(interval_advice(60.0, "e2e").contains("--reporting-interval 10s"));
         assert!(interval_advice(0.2, "produce").contains("too short"));
+        assert!(interval_advice(0.0, "produce").contains("a shorter --reporting-interval"));
         assert!(interval_advice(5.0, "run").contains("--set reporting_interval=1s"));
     }
 
