@@ -270,3 +270,35 @@ fn a_worker_folder_whose_summary_has_no_phases_is_named_as_holding_no_measuremen
         "its summary.json has no phases",
     );
 }
+
+/// Sets each phase's produce and consume windows in a written run's summary.json.
+fn set_windows(run: &std::path::Path, produce: f64, consume: f64) {
+    let file = run.join("summary.json");
+    let mut doc = read_json(&file);
+    for ph in doc["phases"].as_array_mut().unwrap() {
+        ph["produce_window_sec"] = produce.into();
+        ph["consume_window_sec"] = consume.into();
+    }
+    std::fs::write(&file, serde_json::to_string(&doc).unwrap()).unwrap();
+}
+
+#[test]
+fn merged_windows_are_the_longest_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = whole();
+    let a = write_run(dir.path(), "worker-0", "0000000b", &half(&all, 0));
+    let b = write_run(dir.path(), "worker-1", "0000000c", &half(&all, 1));
+    set_windows(&a, 4.1, 4.9);
+    set_windows(&b, 4.2, 4.6);
+    let out = dir.path().join("merged");
+    kbench(&["merge", path(&a), path(&b), "--output-dir", path(&out)])
+        .assert()
+        .code(0);
+    let merged = read_json(&out.join("summary.json"));
+    validate(&merged);
+    for name in ["measured", "step-2"] {
+        let m = phase(&merged, name);
+        assert_eq!(m["produce_window_sec"], 4.2, "{name}");
+        assert_eq!(m["consume_window_sec"], 4.9, "{name}");
+    }
+}

@@ -214,6 +214,16 @@ fn merge_phase(name: &str, phases: &[&Value]) -> Result<Value> {
         .map(|p| num(p, "duration_sec"))
         .fold(0.0, f64::max);
     out.insert("duration_sec".into(), json!(dur));
+    // Each side's window, like the duration, is the longest worker's (absent in older files).
+    for key in ["produce_window_sec", "consume_window_sec"] {
+        let windows: Vec<f64> = phases.iter().filter_map(|p| p.get(key)?.as_f64()).collect();
+        if !windows.is_empty() {
+            out.insert(
+                key.into(),
+                json!(windows.iter().copied().fold(0.0, f64::max)),
+            );
+        }
+    }
     let part = |key: &str| -> Vec<&Value> {
         phases
             .iter()

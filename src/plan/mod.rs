@@ -20,7 +20,6 @@ use crate::cli::{
 use crate::load::keys::KeySpec;
 use crate::load::payload::{read_payload_file, PayloadSpec};
 use crate::load::stamp::STAMP_LEN;
-use crate::target::MockFaults;
 use props::Props;
 pub use timeline::{PhaseSpec, Timeline};
 
@@ -36,6 +35,15 @@ pub struct TargetPlan {
     pub connect_timeout_ms: u64,
     #[serde(skip)]
     pub mock_faults: MockFaults,
+}
+
+/// What the embedded mock cluster is to inject (hidden test flags `--mock-rtt` and
+/// `--mock-outage`): part of what the run is to do, so the plan holds it and `target` applies it.
+#[derive(Debug, Clone, Default)]
+pub struct MockFaults {
+    pub rtt: Option<Duration>,
+    /// Broker down at `.0` after the load starts, for `.1`.
+    pub outage: Option<(Duration, Duration)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
