@@ -47,6 +47,8 @@ pub enum Command {
     Merge(crate::analyze::merge::MergeArgs),
     /// Write a self-contained report.html with SVG charts into a run folder.
     Report(crate::report::html::ReportArgs),
+    /// A TCP fault proxy (delay, blackhole, reset, refuse) steered through a control port.
+    Proxy(crate::proxy::cli::ProxyArgs),
 }
 
 /// Where the load goes and which topic it uses.
