@@ -118,17 +118,35 @@ impl Cluster {
         NodeSet::from_cluster_file(&self.cluster_file).expect("the cluster file reads")
     }
 
-    /// The node's entry in the cluster file.
-    fn entry(&self, id: i32) -> serde_json::Value {
+    /// The cluster file, validated against schema/cluster.schema.json.
+    fn file(&self) -> serde_json::Value {
         let text = std::fs::read_to_string(&self.cluster_file).unwrap();
         let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../schema/cluster.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&file)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{text}\ndoes not match the schema:\n{}",
+            errors.join("\n")
+        );
+        file
+    }
+
+    /// The node's entry in the cluster file.
+    fn entry(&self, id: i32) -> serde_json::Value {
+        let file = self.file();
         file["nodes"]
             .as_array()
             .unwrap()
             .iter()
             .find(|n| n["id"] == id)
             .cloned()
-            .unwrap_or_else(|| panic!("no node {id} in {text}"))
+            .unwrap_or_else(|| panic!("no node {id} in {file}"))
     }
 }
 
@@ -336,6 +354,22 @@ fn acks_all_records_survive_a_sigkill_of_the_leader_and_its_restart() {
     wait_for_full_isr(&cluster.bootstrap, TOPIC);
     let nodes = cluster.nodes();
     assert_eq!(nodes.node_ids(), vec![1, 2, 3]);
+    let file = cluster.file();
+    assert_eq!(file["bootstrap"], cluster.bootstrap.as_str());
+    for n in file["nodes"].as_array().unwrap() {
+        assert!(
+            n["client_proxy"].is_object() && n["peer_proxy"].is_object(),
+            "proxied: {n}"
+        );
+        assert_eq!(
+            n["bootstrap"], n["client_proxy"]["listen"],
+            "clients go through the proxy"
+        );
+        assert_eq!(
+            n["peer"], n["peer_proxy"]["listen"],
+            "peers go through the proxy"
+        );
+    }
 
     let deliveries = Arc::new(Deliveries::default());
     let producer: ThreadedProducer<Recorder> = ClientConfig::new()

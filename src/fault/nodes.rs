@@ -20,6 +20,8 @@ pub use crate::proxy::LinkFault;
 
 /// How long a SIGTERMed node may take to exit (a controlled shutdown moves its leaderships).
 const TERMINATE_WAIT: Duration = Duration::from_secs(60);
+/// How long a SIGSTOP or SIGCONT may take to show in the process state.
+const SIGNAL_WAIT: Duration = Duration::from_secs(5);
 /// How long a SIGKILLed node may take to disappear.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 /// How long the restart command may run (it starts a JVM and waits until it answers).
@@ -86,14 +88,19 @@ impl NodeSet {
         wait_gone(&node, KILL_WAIT, "SIGKILL")
     }
 
-    /// SIGSTOP: the node freezes with its connections open.
+    /// SIGSTOP, then waits (bounded) until the node is stopped: it freezes with its
+    /// connections open.
     pub fn stop(&self, id: i32) -> Result<()> {
-        signal(&self.node(id)?, Signal::STOP, "SIGSTOP")
+        let node = self.node(id)?;
+        signal(&node, Signal::STOP, "SIGSTOP")?;
+        wait_state(&node, |s| s == 'T' || s == 't', "stopped", "SIGSTOP")
     }
 
-    /// SIGCONT.
+    /// SIGCONT, then waits (bounded) until the node runs again.
     pub fn cont(&self, id: i32) -> Result<()> {
-        signal(&self.node(id)?, Signal::CONT, "SIGCONT")
+        let node = self.node(id)?;
+        signal(&node, Signal::CONT, "SIGCONT")?;
+        wait_state(&node, |s| s != 'T' && s != 't', "running", "SIGCONT")
     }
 
     /// SIGTERM (a controlled shutdown), then waits (bounded) until the process has exited. A
@@ -203,6 +210,14 @@ fn pid_of(node: &Node) -> Pid {
 }
 
 fn signal(node: &Node, sig: Signal, name: &str) -> Result<()> {
+    // A zombie still takes signals without complaint; it is no node.
+    if node_alive(node.pid).is_none() {
+        bail!(
+            "node {} (pid {}) is not running; {name} not sent",
+            node.id,
+            node.pid
+        );
+    }
     rustix::process::kill_process(pid_of(node), sig)
         .map_err(|e| anyhow!("node {} (pid {}): {name} failed: {e}", node.id, node.pid))
 }
@@ -213,6 +228,24 @@ fn node_alive(pid: i32) -> Option<char> {
     // The state follows the parenthesised command name, which may itself hold spaces.
     let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
     (state != 'Z' && state != 'X').then_some(state)
+}
+
+/// Waits until the node's process state satisfies `want` (signals are delivered
+/// asynchronously); an error if it does not within `SIGNAL_WAIT` or the process is gone.
+fn wait_state(node: &Node, want: impl Fn(char) -> bool, what: &str, after: &str) -> Result<()> {
+    let deadline = Instant::now() + SIGNAL_WAIT;
+    loop {
+        match node_alive(node.pid) {
+            Some(s) if want(s) => return Ok(()),
+            Some(s) if Instant::now() >= deadline => bail!(
+                "node {} (pid {}) is not {what} {SIGNAL_WAIT:?} after {after} (state {s})",
+                node.id,
+                node.pid
+            ),
+            Some(_) => std::thread::sleep(Duration::from_millis(5)),
+            None => bail!("node {} (pid {}) is gone after {after}", node.id, node.pid),
+        }
+    }
 }
 
 fn wait_gone(node: &Node, within: Duration, after: &str) -> Result<()> {
