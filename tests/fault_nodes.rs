@@ -75,10 +75,15 @@ impl Drop for KillRecorded<'_> {
     fn drop(&mut self) {
         if let Ok(text) = std::fs::read_to_string(self.0) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                let direct = v["nodes"][0]["direct"].as_str().unwrap_or("?").to_string();
                 if let Some(pid) = v["nodes"][0]["pid"].as_u64().filter(|&p| p > 1) {
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &pid.to_string()])
-                        .status();
+                    // Only if the pid is still our stand-in, not a process that reused it.
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    if String::from_utf8_lossy(&cmdline).contains(&direct) {
+                        let _ = Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                    }
                 }
             }
         }
