@@ -190,7 +190,7 @@ async fn rebind(addr: SocketAddr) -> TcpListener {
         match TcpListener::bind(addr).await {
             Ok(l) => return l,
             Err(e) => {
-                if tries % 100 == 0 {
+                if tries.is_multiple_of(100) {
                     tracing::warn!(
                         "proxy: cannot listen on {addr} again after refuse: {e}; retrying"
                     );
