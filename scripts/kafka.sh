@@ -2,7 +2,8 @@
 # Real Apache Kafka on loopback, for interop tests and side-by-side comparisons (issue 5).
 #
 # The broker and the official Java tools are fetched as Maven artifacts (no tarball download),
-# cached outside the repository, and run as one KRaft node (broker + controller) on 127.0.0.1.
+# cached outside the repository, and run as one KRaft node (broker + controller) on 127.0.0.1;
+# with `--nodes 3`, as a cluster of such nodes with faults by node id (scripts/lib/kafka-cluster.sh).
 # Run `scripts/kafka.sh help` for the commands. Environment (all optional):
 #   KBENCH_KAFKA_VERSION  Apache Kafka release to use (default: the pinned one below)
 #   KBENCH_CACHE          cache root; jars go to $KBENCH_CACHE/kafka-<version>/lib

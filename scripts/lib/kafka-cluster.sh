@@ -345,6 +345,13 @@ wait_node_ready() {
       tail -n 40 "$dir/server.log" >&2
       die "node $i exited during startup (last lines of $dir/server.log above)"
     fi
+    local side
+    for side in $([[ $PROXIED == 1 ]] && echo client peer); do
+      if ! proxy_pid "$i" "$side" >/dev/null; then
+        tail -n 20 "$dir/$side-proxy.log" >&2
+        die "the $side proxy of node $i exited (its log above); stop the cluster with scripts/kafka.sh --nodes $NODES --state $STATE_DIR stop"
+      fi
+    done
     if probe "$(node_port "$i" 0)" && { [[ $PROXIED != 1 ]] || probe "$(node_port "$i" 3)"; }; then
       return 0
     fi

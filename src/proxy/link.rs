@@ -97,13 +97,16 @@ where
     // Moved in: the reader's end drops `tx`, which ends the writer's loop.
     let reader = async move {
         let mut fault = shared.fault.subscribe();
+        let mut buf = vec![0u8; CHUNK_BYTES];
         loop {
             wait_while_blackholed(&mut fault).await;
-            let mut bytes = Vec::with_capacity(CHUNK_BYTES);
-            if from.read_buf(&mut bytes).await? == 0 {
+            let n = from.read(&mut buf).await?;
+            if n == 0 {
                 return Ok::<_, io::Error>(());
             }
             let due = Instant::now() + delay_of(*fault.borrow());
+            // A chunk owns exactly its bytes: a queue of small chunks stays small.
+            let bytes = buf[..n].to_vec();
             if tx.send(Chunk { due, bytes }).await.is_err() {
                 return Ok(());
             }
