@@ -55,6 +55,8 @@
 #     ]
 #   }
 
+# Absolute: the restart command in cluster.json may run from any directory.
+STATE_DIR=$(realpath -m "$STATE_DIR")
 CLUSTER_FILE=$STATE_DIR/cluster.json
 CLUSTER_ENV=$STATE_DIR/cluster.env
 CLUSTER_HEAP=${KBENCH_KAFKA_HEAP:--Xms128m -Xmx384m}
@@ -508,7 +510,7 @@ cluster_status() {
     if [[ $PROXIED == 1 ]]; then
       for side in client peer; do
         if pid=$(proxy_pid "$i" "$side"); then
-          echo "node $i: $side proxy pid $pid" >&2
+          echo "node $i: $side proxy pid $pid, $(proxy_status "$i" "$side")" >&2
         else
           echo "node $i: $side proxy not running" >&2
           ok=1
@@ -517,6 +519,15 @@ cluster_status() {
     fi
   done
   return $ok
+}
+
+# What node I's SIDE proxy answers to `status` on its control port (port 5 client, 6 peer).
+proxy_status() {
+  local port
+  port=$(node_port "$1" "$([[ $2 == client ]] && echo 5 || echo 6)")
+  # shellcheck disable=SC2016  # the inner script expands its own $0
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" && echo status >&3 && head -n 1 <&3' "$port" 2>/dev/null \
+    || echo "no answer on control port $port"
 }
 
 cluster_env() {
