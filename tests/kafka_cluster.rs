@@ -434,6 +434,9 @@ fn acks_all_records_survive_a_sigkill_of_the_leader_and_its_restart() {
         "the restarted node answers"
     );
 
+    // The restarted node catches up and is back in every ISR.
+    wait_for_full_isr(&cluster.bootstrap, TOPIC);
+
     let failed = deliveries.failed.lock().unwrap().clone();
     assert!(
         failed.is_empty(),
