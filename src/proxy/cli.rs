@@ -13,7 +13,7 @@ use super::Proxy;
 #[derive(Debug, Clone, Args)]
 pub struct ProxyArgs {
     /// Address clients connect to (port 0 picks a free one; the bound address is printed).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "IP:PORT")]
     pub listen: SocketAddr,
 
     /// Where every connection is forwarded.
