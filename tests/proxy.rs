@@ -267,6 +267,18 @@ fn the_control_port_answers_bad_commands_with_an_error_and_keeps_serving() {
 
 #[test]
 fn bad_flags_exit_2_and_name_the_flag() {
+    // A proxy forwarding to itself would open connections until no descriptor is left.
+    let port = kafka_common::free_port();
+    let own = format!("127.0.0.1:{port}");
+    assert_cmd::Command::cargo_bin("kbench")
+        .unwrap()
+        .args(["proxy", "--listen", &own, "--upstream", &own, "--control", "127.0.0.1:0"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(format!(
+            "--listen {own} --upstream {own}: cannot start the proxy: the upstream {own} is the proxy's own address"
+        )));
     for (args, flag) in [
         (
             [

@@ -53,9 +53,9 @@ fn resolve(upstream: &str) -> Result<SocketAddr> {
 }
 
 async fn serve(listen: SocketAddr, upstream: SocketAddr, control: SocketAddr) -> Result<()> {
-    let proxy = Proxy::start(listen, upstream)
-        .await
-        .with_context(|| format!("--listen {listen}: cannot listen"))?;
+    let proxy = Proxy::start(listen, upstream).await.with_context(|| {
+        format!("--listen {listen} --upstream {upstream}: cannot start the proxy")
+    })?;
     let control_listener = tokio::net::TcpListener::bind(control)
         .await
         .with_context(|| format!("--control {control}: cannot listen"))?;
