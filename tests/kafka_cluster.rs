@@ -590,3 +590,42 @@ fn client_and_peer_link_faults_reach_the_node_proxies_and_are_different_links() 
         started.elapsed()
     );
 }
+
+#[test]
+fn kafka_sh_cluster_commands_reject_bad_input_with_exit_2_and_say_why() {
+    let state = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            vec!["--nodes", "2", "status"],
+            "--nodes wants 1 (one node) or 3..9",
+        ),
+        (
+            vec!["--nodes", "3", "kill", "4"],
+            "kill wants a node id 1..3, got '4'",
+        ),
+        (
+            vec!["--nodes", "3", "pause"],
+            "pause wants a node id 1..3, got ''",
+        ),
+        (
+            vec!["--nodes", "3", "stop", "2"],
+            "stop takes no node id: it stops the whole cluster (SIGSTOP of one node is: pause N)",
+        ),
+        (
+            vec!["--nodes", "3", "start", "--base-port", "65530"],
+            "--base-port 65530: node 3's ports would pass 65535",
+        ),
+        (vec!["--nodes", "3", "restart", "1"], "no cluster in"),
+    ] {
+        let done = run_bounded(
+            Command::new(script("kafka.sh"))
+                .args(["--state"])
+                .arg(state.path())
+                .args(&args),
+            Duration::from_secs(30),
+            "scripts/kafka.sh",
+        );
+        assert_eq!(done.status.code(), Some(2), "{args:?}: {}", done.stderr);
+        assert!(done.stderr.contains(says), "{args:?}: {}", done.stderr);
+    }
+}
