@@ -60,6 +60,9 @@ STATE_DIR=$(realpath -m "$STATE_DIR")
 CLUSTER_FILE=$STATE_DIR/cluster.json
 CLUSTER_ENV=$STATE_DIR/cluster.env
 CLUSTER_HEAP=${KBENCH_KAFKA_HEAP:--Xms128m -Xmx384m}
+# Other JVM options of every node (tests may trade peak speed for a faster start, e.g.
+# -XX:TieredStopAtLevel=1).
+CLUSTER_JVM_OPTS=${KBENCH_KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20}
 
 cluster_usage() {
   cat <<EOF
@@ -97,7 +100,8 @@ Settings for fast failover tests (override with --config): broker.session.timeou
 broker.heartbeat.interval.ms=1000, replica.lag.time.max.ms=5000, internal topics with
 replication factor 3 and min.insync.replicas 2, default.replication.factor=3.
 
-state: $STATE_DIR (--state, KBENCH_KAFKA_STATE); heap per node: $CLUSTER_HEAP (KBENCH_KAFKA_HEAP)
+state: $STATE_DIR (--state, KBENCH_KAFKA_STATE); heap per node: $CLUSTER_HEAP (KBENCH_KAFKA_HEAP);
+other JVM options: $CLUSTER_JVM_OPTS (KBENCH_KAFKA_JVM_OPTS)
 EOF
 }
 
@@ -226,8 +230,8 @@ write_node_argv() {
   local i=$1 dir
   dir=$(node_dir "$i")
   local -a argv
-  # shellcheck disable=SC2206  # CLUSTER_HEAP is a word list on purpose
-  argv=(java $CLUSTER_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+  # shellcheck disable=SC2206  # CLUSTER_HEAP and CLUSTER_JVM_OPTS are word lists on purpose
+  argv=(java $CLUSTER_HEAP $CLUSTER_JVM_OPTS -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$KAFKA_DIR/config/broker-log4j2.properties"
     -cp "$(classpath)" kafka.Kafka "$dir/server.properties")
   printf '%s\n' "${argv[@]}" >"$dir/argv"
