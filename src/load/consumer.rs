@@ -236,11 +236,11 @@ impl ConsumerWorker {
             .receiver
             .record(records, errors, now, &self.shared.stats, seen);
         if errors > 0 {
-            if let Some(f) = batch.iter().filter(|f| f.error.is_some()).last() {
-                let code = f
-                    .error
-                    .unwrap_or(rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
-                self.set_error(consume_error(code, f.partition).to_string());
+            let last = batch
+                .iter()
+                .filter_map(|f| f.error.map(|e| (e, f.partition)));
+            if let Some((code, partition)) = last.last() {
+                self.set_error(consume_error(code, partition).to_string());
             }
         }
         if n > 0 {
