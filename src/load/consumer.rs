@@ -6,24 +6,24 @@
 //! are served by rdkafka on the group's queue, between batches.
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use rdkafka::bindings as rd;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::Offset;
-use rdkafka::ClientContext;
 
 use crate::load::client::{client_config, explain_create_error};
-use crate::load::fetch_queue::{Batch, FetchQueue, GroupQueue, QueueHandle};
+use crate::load::fetch_queue::{Batch, FetchQueue, GroupQueue};
+pub use crate::load::group_member::ConsumerShared;
+use crate::load::group_member::GroupContext;
 pub use crate::load::receive::ConsumerPhases;
 use crate::load::receive::{Received, Receiver};
 use crate::measure::clock;
-use crate::measure::recorder::{ConsumeStats, PhaseStats};
 use crate::measure::verify::Seen;
 use crate::plan::ConsumerPlan;
 
@@ -33,65 +33,6 @@ const BATCH_RECORDS: usize = 1024;
 const POLL_WAIT: Duration = Duration::from_millis(50);
 /// Group events served in a row at most before the next batch of records.
 const GROUP_EVENTS_PER_TURN: usize = 16;
-
-/// What a consumer shares with the reporter.
-pub struct ConsumerShared {
-    pub stats: PhaseStats<ConsumeStats>,
-    /// Records received (all phases), for end conditions and progress.
-    pub received: AtomicU64,
-    /// Clock time of the last record, 0 before the first.
-    pub last_record_ns: AtomicU64,
-    /// Sum of (log end offset − position) over this member's partitions; -1 while unknown.
-    pub lag: AtomicI64,
-    /// Partitions currently assigned to this member.
-    pub assigned: AtomicUsize,
-    /// Time spent joining the group and rebalancing, as Kafka's tool counts it.
-    pub rebalance_ns: AtomicU64,
-    join_started_ns: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
-    /// Set by the runner during phases that build a backlog: fetching stops, membership stays.
-    pub paused: AtomicBool,
-}
-
-pub struct GroupContext {
-    shared: Arc<ConsumerShared>,
-    /// Where assigned partitions' records go: set right after the client is created, before
-    /// the first poll (the only time a rebalance can run); cleared before the queue goes.
-    fetch_queue: Mutex<Option<QueueHandle>>,
-}
-
-impl ClientContext for GroupContext {}
-
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(_) => {
-                self.shared
-                    .join_started_ns
-                    .store(clock::now_ns(), Ordering::Relaxed);
-                self.shared.assigned.store(0, Ordering::Release);
-            }
-            // Before librdkafka starts fetching them, so all their records come batched.
-            Rebalance::Assign(tpl) => {
-                let q = *self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(q) = q {
-                    q.route(consumer.client(), tpl);
-                }
-            }
-            Rebalance::Error(_) => {}
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let started = self.shared.join_started_ns.load(Ordering::Relaxed);
-            self.shared
-                .rebalance_ns
-                .fetch_add(clock::now_ns().saturating_sub(started), Ordering::Relaxed);
-            self.shared.assigned.store(tpl.count(), Ordering::Release);
-        }
-    }
-}
 
 /// How a consumer reads the stamps of this run.
 #[derive(Debug, Clone, Copy)]
@@ -129,39 +70,19 @@ impl ConsumerWorker {
             run_filter,
             from_intended,
         } = *how;
-        let shared = Arc::new(ConsumerShared {
-            stats: PhaseStats::new(phase_count),
-            received: AtomicU64::new(0),
-            last_record_ns: AtomicU64::new(0),
-            lag: AtomicI64::new(-1),
-            assigned: AtomicUsize::new(0),
-            rebalance_ns: AtomicU64::new(0),
-            join_started_ns: AtomicU64::new(0),
-            last_error: Mutex::new(None),
-            paused: AtomicBool::new(false),
-        });
-        shared
-            .join_started_ns
-            .store(clock::now_ns(), Ordering::Relaxed);
+        let shared = Arc::new(ConsumerShared::new(phase_count));
         let mut cfg = client_config(bootstrap, &plan.props);
         if cfg.get("client.id").is_none() {
             cfg.set("client.id", format!("kbench-consumer-{index}"));
         }
         let mut consumer: BaseConsumer<GroupContext> = cfg
-            .create_with_context(GroupContext {
-                shared: shared.clone(),
-                fetch_queue: Mutex::new(None),
-            })
+            .create_with_context(GroupContext::new(shared.clone()))
             .map_err(|e| explain_create_error(e, &plan.props, "consumer"))?;
         let fetch = FetchQueue::new(consumer.client());
         let group = GroupQueue::new(consumer.client())
             .ok_or_else(|| anyhow::anyhow!("the consumer has no group queue (no group.id?)"))?;
         let handle = fetch.handle();
-        *consumer
-            .context()
-            .fetch_queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        consumer.context().route_to(Some(handle));
         // A group event (a rebalance, say) cuts a wait for records short, so it is served at
         // once. rdkafka switches this off before the consumer closes; `drop` does too before
         // the fetch queue goes.
@@ -328,12 +249,7 @@ impl Drop for ConsumerWorker {
     fn drop(&mut self) {
         // The wake-up and the rebalance handler reach the fetch queue: switch both off first.
         self.consumer.set_nonempty_callback(|| {});
-        *self
-            .consumer
-            .context()
-            .fetch_queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        self.consumer.context().route_to(None);
         // SAFETY: both are dropped once, here, and not used after (the consumer's own drop,
         // which closes it, serves only the group's queue through rdkafka).
         unsafe {

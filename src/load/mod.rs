@@ -5,6 +5,7 @@ pub mod client;
 pub mod consumer;
 pub mod delivery_reports;
 pub mod fetch_queue;
+pub mod group_member;
 pub mod keys;
 pub mod payload;
 pub mod phase_starts;
