@@ -26,7 +26,7 @@ pub struct ConsumerShared {
     pub assigned: AtomicUsize,
     /// Time spent joining the group and rebalancing, as Kafka's tool counts it.
     pub rebalance_ns: AtomicU64,
-    pub(crate) join_started_ns: AtomicU64,
+    join_started_ns: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     /// Set by the runner during phases that build a backlog: fetching stops, membership stays.
     pub paused: AtomicBool,
