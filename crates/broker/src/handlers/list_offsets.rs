@@ -1,4 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7) and by timestamp.
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7) and by timestamp. Latest
+//! with isolation level 1 (read_committed, v2+) is the last stable offset: "returns all data
+//! from offsets smaller than the current LSO" (ListOffsetsRequest.json).
 
 use std::sync::Arc;
 
@@ -30,6 +32,7 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
                     let log = p.log();
                     let found = match lp.timestamp {
                         -2 => Ok(Some((log.log_start_offset(), -1))),
+                        -1 if r.isolation_level == 1 => Ok(Some((log.last_stable_offset(), -1))),
                         -1 => Ok(Some((log.log_end_offset(), -1))),
                         -3 => log.max_timestamp_offset(),
                         ts => log.offset_for_timestamp(ts),
