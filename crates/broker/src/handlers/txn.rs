@@ -52,9 +52,11 @@ pub fn init_producer_id(
         return respond(req, &resp);
     }
     let expected = (r.producer_id.0 >= 0).then_some((r.producer_id.0, r.producer_epoch));
-    let outcome = broker.txns.init(tid, r.transaction_timeout_ms, expected, || {
-        broker.producer_ids.next()
-    });
+    let outcome = broker
+        .txns
+        .init(tid, r.transaction_timeout_ms, expected, || {
+            broker.producer_ids.next()
+        });
     resp.error_code = match outcome {
         Init::Ready(pid, epoch) => {
             resp.producer_id = ProducerId(pid);

@@ -192,9 +192,8 @@ impl PartitionLog {
     ) -> io::Result<i64> {
         let bytes =
             batch::build_control_batch(producer_id, epoch, marker, coordinator_epoch, timestamp_ms);
-        let header = BatchHeader::parse(&bytes).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "control batch header")
-        })?;
+        let header = BatchHeader::parse(&bytes)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "control batch header"))?;
         match self.write(&bytes, &header, Some(marker))? {
             Appended::At(o) => Ok(o),
             other => Err(io::Error::other(format!("marker not appended: {other:?}"))),
@@ -539,7 +538,10 @@ mod tests {
                 panic!()
             };
             assert!(s.len < all.len);
-            assert!(matches!(log.read_below(1, 1 << 20, 1).unwrap(), ReadResult::Empty));
+            assert!(matches!(
+                log.read_below(1, 1 << 20, 1).unwrap(),
+                ReadResult::Empty
+            ));
             assert_eq!(log.append_marker(5, 0, Marker::Abort, 0, 1).unwrap(), 4);
             assert_eq!(log.last_stable_offset(), 5);
             let aborted = log.aborted_transactions(0, 5);

@@ -359,7 +359,10 @@ mod tests {
             assert!(crc_ok(&b));
             let h = BatchHeader::parse(&b).unwrap();
             assert!(h.is_control() && h.is_transactional());
-            assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (42, 3, -1));
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (42, 3, -1)
+            );
             assert_eq!((h.records_count, h.total_len()), (1, b.len()));
             assert_eq!(control_marker(&b), Some(m));
             // The codec crate decodes it as Kafka's control record.
@@ -367,7 +370,10 @@ mod tests {
             let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).unwrap();
             assert!(set.records[0].control && set.records[0].transactional);
             let key = set.records[0].key.clone().unwrap();
-            assert_eq!(&key[..], &[0, 0, 0, if m == Marker::Commit { 1 } else { 0 }]);
+            assert_eq!(
+                &key[..],
+                &[0, 0, 0, if m == Marker::Commit { 1 } else { 0 }]
+            );
         }
     }
 

@@ -199,7 +199,10 @@ mod tests {
             assert_eq!(p0.high_watermark, 10);
             assert_eq!(p0.last_stable_offset, 8);
             let aborted = p0.aborted_transactions.as_ref().unwrap();
-            assert_eq!((aborted[1].producer_id.0, aborted[1].first_offset), (1001, 5));
+            assert_eq!(
+                (aborted[1].producer_id.0, aborted[1].first_offset),
+                (1001, 5)
+            );
             assert_eq!(resp.responses[0].partitions[1].error_code, 1);
         }
     }

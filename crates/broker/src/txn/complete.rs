@@ -60,7 +60,9 @@ pub fn complete(broker: &Broker, p: &EndPlan) -> i16 {
     if let Err(e) = broker.groups.offsets.commit(entries) {
         tracing::error!(transactional_id = %p.tid, "offset journal write failed: {e}");
     }
-    broker.metrics.transaction_ended(p.commit, p.reason == EndReason::TimedOut);
+    broker
+        .metrics
+        .transaction_ended(p.commit, p.reason == EndReason::TimedOut);
     NONE
 }
 

@@ -123,14 +123,19 @@ impl Cursor<'_> {
         self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
     }
     fn i32(&mut self) -> Option<i32> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(i32::from_be_bytes)
+        self.take(4)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_be_bytes)
     }
     fn i64(&mut self) -> Option<i64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes)
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_be_bytes)
     }
     fn str(&mut self) -> Option<String> {
         let n = self.i16()? as u16 as usize;
-        self.take(n).map(|b| String::from_utf8_lossy(b).into_owned())
+        self.take(n)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 }
 

@@ -189,7 +189,10 @@ impl TxnCoordinator {
 
     fn journal(&self, tid: &str, m: &TxnMeta) -> Result<(), i16> {
         self.journal.write_meta(tid, m).map_err(|e| {
-            tracing::error!(transactional_id = tid, "transaction journal write failed: {e}");
+            tracing::error!(
+                transactional_id = tid,
+                "transaction journal write failed: {e}"
+            );
             KAFKA_STORAGE_ERROR
         })
     }
@@ -353,7 +356,10 @@ impl TxnCoordinator {
             return INVALID_TXN_STATE;
         }
         if let Err(e) = self.journal.write_offsets(tid, &offsets) {
-            tracing::error!(transactional_id = tid, "transaction journal write failed: {e}");
+            tracing::error!(
+                transactional_id = tid,
+                "transaction journal write failed: {e}"
+            );
             return KAFKA_STORAGE_ERROR;
         }
         for o in offsets {

@@ -40,7 +40,10 @@ fn a_new_instance_bumps_the_epoch_and_fences_the_old_one_aborting_its_transactio
     assert_eq!(ready(&c, "t", 2000), (pid, 2));
     // The old instance is fenced everywhere.
     assert_eq!(c.add("t", pid, 0, &[tp("a", 0)], None).0, PRODUCER_FENCED);
-    assert!(matches!(c.end("t", pid, 0, true), End::Answer(PRODUCER_FENCED)));
+    assert!(matches!(
+        c.end("t", pid, 0, true),
+        End::Answer(PRODUCER_FENCED)
+    ));
     assert_eq!(c.verify(pid, 0, "a", 0), Err(INVALID_PRODUCER_EPOCH));
     assert!(matches!(
         c.init("t", 60_000, Some((pid, 0)), || Ok(3000)),
@@ -53,7 +56,10 @@ fn end_txn_follows_kafkas_state_rules_and_offsets_apply_on_commit_only() {
     let dir = tempfile::tempdir().unwrap();
     let c = coordinator(dir.path());
     let (pid, e) = ready(&c, "t", 1000);
-    assert!(matches!(c.end("t", pid, e, true), End::Answer(INVALID_TXN_STATE)));
+    assert!(matches!(
+        c.end("t", pid, e, true),
+        End::Answer(INVALID_TXN_STATE)
+    ));
     c.add("t", pid, e, &[], Some("g"));
     let off = |o| PendingOffset {
         group: "g".into(),
@@ -65,7 +71,10 @@ fn end_txn_follows_kafkas_state_rules_and_offsets_apply_on_commit_only() {
             metadata: None,
         },
     };
-    assert_eq!(c.add_offsets("t", pid, e, "other", vec![off(1)]), INVALID_TXN_STATE);
+    assert_eq!(
+        c.add_offsets("t", pid, e, "other", vec![off(1)]),
+        INVALID_TXN_STATE
+    );
     assert_eq!(c.add_offsets("t", pid, e, "g", vec![off(5)]), NONE);
     assert_eq!(c.add_offsets("t", pid, e, "g", vec![off(7)]), NONE);
     assert!(c.has_pending_offset("g", "in", 0));
@@ -73,15 +82,27 @@ fn end_txn_follows_kafkas_state_rules_and_offsets_apply_on_commit_only() {
         panic!("expected markers to write")
     };
     // While the markers are written, everything else waits.
-    assert!(matches!(c.end("t", pid, e, true), End::Answer(CONCURRENT_TRANSACTIONS)));
-    assert!(matches!(c.end("t", pid, e, false), End::Answer(INVALID_TXN_STATE)));
-    assert_eq!(c.add("t", pid, e, &[tp("a", 0)], None).0, CONCURRENT_TRANSACTIONS);
+    assert!(matches!(
+        c.end("t", pid, e, true),
+        End::Answer(CONCURRENT_TRANSACTIONS)
+    ));
+    assert!(matches!(
+        c.end("t", pid, e, false),
+        End::Answer(INVALID_TXN_STATE)
+    ));
+    assert_eq!(
+        c.add("t", pid, e, &[tp("a", 0)], None).0,
+        CONCURRENT_TRANSACTIONS
+    );
     let applied = c.finish(&p);
     assert_eq!(applied, vec![off(7)]);
     assert!(!c.has_pending_offset("g", "in", 0));
     // A retried EndTxn of the same outcome succeeds; the other one does not.
     assert!(matches!(c.end("t", pid, e, true), End::Answer(NONE)));
-    assert!(matches!(c.end("t", pid, e, false), End::Answer(INVALID_TXN_STATE)));
+    assert!(matches!(
+        c.end("t", pid, e, false),
+        End::Answer(INVALID_TXN_STATE)
+    ));
 }
 
 #[test]
@@ -99,7 +120,10 @@ fn timeouts_above_the_maximum_are_refused_and_expired_transactions_are_aborted()
     assert!(c.due(now_ms()).is_empty());
     let due = c.due(now_ms() + 1_000);
     assert_eq!(due.len(), 1);
-    assert_eq!((due[0].reason, due[0].epoch, due[0].commit), (EndReason::TimedOut, 1, false));
+    assert_eq!(
+        (due[0].reason, due[0].epoch, due[0].commit),
+        (EndReason::TimedOut, 1, false)
+    );
     c.finish(&due[0]);
     // KIP-360: the timed-out producer may come back with its old epoch.
     assert!(matches!(
