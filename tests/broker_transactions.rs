@@ -111,6 +111,17 @@ fn high(bootstrap: &str, topic: &str, partition: i32, isolation: &str) -> i64 {
         .1
 }
 
+/// ListOffsets by timestamp 0 for partition 0 of `topic` with `isolation`.
+fn by_time(bootstrap: &str, topic: &str, isolation: &str) -> Offset {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(0))
+        .unwrap();
+    let got = consumer(bootstrap, isolation, &[])
+        .offsets_for_times(tpl, T)
+        .expect("offsets for times");
+    got.find_partition(topic, 0).expect("partition").offset()
+}
+
 fn fatal_code(r: rdkafka::error::KafkaResult<()>) -> RDKafkaErrorCode {
     match r {
         Err(KafkaError::Transaction(e)) => {
@@ -154,6 +165,12 @@ fn read_committed_sees_committed_records_once_and_no_aborted_one_read_uncommitte
         (0, 100),
         "LSO and HW of txn-a-0 with a transaction open"
     );
+    // A time lookup finds nothing at or past the stable offset for read_committed.
+    assert_eq!(
+        by_time(&boot, "txn-a", "read_uncommitted"),
+        Offset::Offset(0)
+    );
+    assert_eq!(by_time(&boot, "txn-a", "read_committed"), Offset::End);
     p.commit_transaction(T).expect("commit");
     // After the commit both include the records and the COMMIT marker.
     assert_eq!(high(&boot, "txn-a", 0, "read_committed"), 101);
@@ -425,4 +442,22 @@ fn transaction_state_survives_a_sigkill_of_the_broker_process() {
     assert_exactly_once(&expected, &seen);
     drop(p);
     kill9(&mut broker);
+}
+
+#[test]
+fn transaction_flags_of_kbench_broker_refuse_zero_naming_the_flag() {
+    for flag in [
+        "--transaction-max-timeout-ms",
+        "--transaction-cleanup-interval-ms",
+    ] {
+        assert_cmd::Command::cargo_bin("kbench")
+            .unwrap()
+            .args(["broker", "--listen", "127.0.0.1:0", flag, "0"])
+            .timeout(T)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(format!(
+                "{flag} must be at least 1"
+            )));
+    }
 }

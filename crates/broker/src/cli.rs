@@ -92,9 +92,14 @@ impl BrokerArgs {
         if self.max_connections < 1 {
             anyhow::bail!("--max-connections must be at least 1");
         }
-        if self.transaction_max_timeout_ms < 1 || self.transaction_cleanup_interval_ms < 1 {
+        if self.transaction_max_timeout_ms < 1 {
             anyhow::bail!(
-                "--transaction-max-timeout-ms and --transaction-cleanup-interval-ms must be at least 1"
+                "--transaction-max-timeout-ms must be at least 1 (Kafka's default is 900000)"
+            );
+        }
+        if self.transaction_cleanup_interval_ms < 1 {
+            anyhow::bail!(
+                "--transaction-cleanup-interval-ms must be at least 1 (Kafka's default is 10000)"
             );
         }
         if self.connections_max_idle_ms < 1 || self.request_arrival_timeout_ms < 1 {
