@@ -153,10 +153,12 @@ impl EmbeddedBroker {
             (None, Some(t)) => t.path().to_path_buf(),
             (None, None) => unreachable!("a temp dir is made when no data dir is given"),
         };
-        let listener = server::bind_listener(config.listen)
+        // Bound now (a taken port fails before any work, and port 0 gets its number), but
+        // listening only once recovery is done: a client that connects earlier is refused
+        // rather than queued, so "accepts connections" means "ready".
+        let socket = server::bind_socket(config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", config.listen))?;
-        listener.set_nonblocking(true)?;
-        let local = listener.local_addr()?;
+        let local = server::local_addr(&socket)?;
         let (host, port) = match &config.advertised_listener {
             Some(a) => {
                 let (h, p) = a
@@ -192,6 +194,8 @@ impl EmbeddedBroker {
         )?);
         // Transactions left half-ended by a crash get their markers before anyone reads.
         txn::complete::sweep(&broker);
+        let listener = server::listen(socket)?;
+        listener.set_nonblocking(true)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("kbench-broker")

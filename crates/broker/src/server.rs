@@ -35,8 +35,8 @@ const READ_AHEAD: usize = 64;
 /// retransmission, which under a flood reads as "the broker is unreachable".
 const LISTEN_BACKLOG: i32 = 4096;
 
-/// Binds the client listener with a deep accept queue (SO_REUSEADDR, as std's bind sets it).
-pub fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// Binds the client socket (SO_REUSEADDR, as std's bind sets it) without listening yet.
+pub fn bind_socket(addr: std::net::SocketAddr) -> std::io::Result<rustix::fd::OwnedFd> {
     use rustix::net::{sockopt, AddressFamily, SocketType};
     let family = if addr.is_ipv4() {
         AddressFamily::INET
@@ -46,6 +46,18 @@ pub fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::Tc
     let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     rustix::net::bind(&fd, &addr)?;
+    Ok(fd)
+}
+
+/// The address a bound socket got (its port, when asked for port 0).
+pub fn local_addr(fd: &rustix::fd::OwnedFd) -> std::io::Result<std::net::SocketAddr> {
+    use std::os::fd::AsFd;
+    let std_sock = std::net::TcpListener::from(fd.as_fd().try_clone_to_owned()?);
+    std_sock.local_addr()
+}
+
+/// Starts listening on a bound socket, with a deep accept queue.
+pub fn listen(fd: rustix::fd::OwnedFd) -> std::io::Result<std::net::TcpListener> {
     rustix::net::listen(&fd, LISTEN_BACKLOG)?;
     Ok(std::net::TcpListener::from(fd))
 }
