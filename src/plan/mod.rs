@@ -4,6 +4,7 @@
 //! what is allowed, before anything touches the network. The plan is also what `summary.json`
 //! records as the effective `config`.
 
+pub mod faults;
 pub mod props;
 pub mod timeline;
 
@@ -34,6 +35,9 @@ pub struct TargetPlan {
     pub replication_factor: i32,
     pub create_topic: bool,
     pub connect_timeout_ms: u64,
+    /// Nodes kbench can fault (`--cluster-file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_file: Option<PathBuf>,
     #[serde(skip)]
     pub mock_faults: MockFaults,
 }
@@ -136,6 +140,11 @@ pub struct Plan {
     pub show_detailed_stats: bool,
     pub output: OutputPlan,
     pub worker: WorkerPlan,
+    /// Fault steps on the timeline (produce and e2e), validated against the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<faults::FaultSpec>,
+    /// Read every partition back after the run (on with faults, or `--verify-readback`).
+    pub verify_readback: bool,
 }
 
 impl Plan {
@@ -149,6 +158,8 @@ impl Plan {
             show_detailed_stats: false,
             output: output_plan(&a.output, "produce")?,
             worker: worker_plan(&a.worker)?,
+            faults: fault_flags(&a.faults.faults)?,
+            verify_readback: a.faults.verify_readback,
         })
     }
 
@@ -175,6 +186,8 @@ impl Plan {
             show_detailed_stats: a.show_detailed_stats,
             output: output_plan(&a.output, "consume")?,
             worker: worker_plan(&a.worker)?,
+            faults: Vec::new(),
+            verify_readback: false,
         })
     }
 
@@ -190,7 +203,47 @@ impl Plan {
             show_detailed_stats: false,
             output: output_plan(&a.output, "e2e")?,
             worker: worker_plan(&a.worker)?,
+            faults: fault_flags(&a.faults.faults)?,
+            verify_readback: a.faults.verify_readback,
         })
+    }
+
+    /// Checks the faults against the run (its length, consumers, topic and target) and turns
+    /// the read-back on when there are any.
+    fn with_faults_checked(mut self) -> Result<Plan> {
+        if self.faults.is_empty() {
+            return Ok(self);
+        }
+        if self.worker.workers > 1 {
+            bail!("{}: faults apply to a single kbench process, not to a worker of a distributed run (--workers)", self.faults[0].field);
+        }
+        self.verify_readback = true;
+        let t = &self.target;
+        let (executor, node_ids) = match (&t.bootstrap_server, &t.cluster_file) {
+            (_, Some(_)) => (faults::ExecutorKind::Nodes, None),
+            (None, None) if t.embedded == crate::cli::EmbeddedKind::Mock => (
+                faults::ExecutorKind::Mock,
+                Some((1..=t.mock_faults.brokers).collect()),
+            ),
+            _ => (faults::ExecutorKind::HooksOnly, None),
+        };
+        let length_ms = self.producer.as_ref().and_then(|p| {
+            let t = &p.timeline;
+            t.total_ms().or_else(|| {
+                let rate = t.phases.first()?.rate?;
+                Some((t.max_records? as f64 / rate * 1000.0) as u64)
+            })
+        });
+        let shape = faults::RunShape {
+            length_ms,
+            consumers: self.consumer.as_ref().map_or(0, |c| c.consumers),
+            topic: &t.topic,
+            partitions: t.partitions,
+            node_ids,
+            executor,
+        };
+        faults::validate(&self.faults, &shape)?;
+        Ok(self)
     }
 
     /// Without --bootstrap-server, a `bootstrap.servers` in the client properties (a
@@ -218,7 +271,7 @@ impl Plan {
                 self.target.bootstrap_server = Some(b);
             }
         }
-        Ok(self)
+        self.with_faults_checked()
     }
 }
 
@@ -249,9 +302,13 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
     if let Some(b) = &t.bootstrap_server {
         validate_bootstrap(b).context("--bootstrap-server")?;
     }
+    if !(1..=16).contains(&t.mock_brokers) {
+        bail!("--mock-brokers must be 1 to 16 (got {})", t.mock_brokers);
+    }
     let mut mock_faults = MockFaults {
         rtt: t.mock_rtt.map(Into::into),
         outage: None,
+        brokers: t.mock_brokers,
     };
     if let Some(o) = &t.mock_outage {
         let parsed = o.split_once('+').and_then(|(a, b)| {
@@ -265,12 +322,18 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
             None => bail!("--mock-outage '{o}' is not START+LENGTH (e.g. 2s+1s)"),
         }
     }
-    if t.bootstrap_server.is_some() && (t.mock_rtt.is_some() || t.mock_outage.is_some()) {
-        bail!("--mock-rtt/--mock-outage apply to the embedded mock cluster only; drop --bootstrap-server");
+    let mock_flags = t.mock_rtt.is_some() || t.mock_outage.is_some() || t.mock_brokers != 1;
+    if t.bootstrap_server.is_some() && mock_flags {
+        bail!("--mock-rtt/--mock-outage/--mock-brokers apply to the embedded mock cluster only; drop --bootstrap-server");
+    }
+    if let Some(f) = &t.cluster_file {
+        if !f.is_file() {
+            bail!("--cluster-file '{}' does not exist; scripts/kafka.sh --nodes 3 writes one", f.display());
+        }
     }
     Ok(TargetPlan {
         bootstrap_server: t.bootstrap_server.clone(),
-        embedded: if t.mock_rtt.is_some() || t.mock_outage.is_some() {
+        embedded: if mock_flags {
             crate::cli::EmbeddedKind::Mock
         } else {
             t.embedded
@@ -280,8 +343,28 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
         replication_factor: t.replication_factor,
         create_topic: t.create_topic,
         connect_timeout_ms: duration_ms(t.connect_timeout.into(), "--connect-timeout")?,
+        cluster_file: t.cluster_file.clone(),
         mock_faults,
     })
+}
+
+/// Every `--fault` flag, parsed (each names itself `--fault` in errors, with its number when
+/// there are several).
+fn fault_flags(flags: &[String]) -> Result<Vec<faults::FaultSpec>> {
+    flags
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let field = if flags.len() > 1 {
+                format!("--fault #{}", i + 1)
+            } else {
+                "--fault".to_string()
+            };
+            faults::FaultDef::from_flag(text)
+                .map_err(|e| anyhow::anyhow!("{field} '{text}': {e}"))?
+                .parse(&field)
+        })
+        .collect()
 }
 
 /// `HOST:PORT[,HOST:PORT...]`.
