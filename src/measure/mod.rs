@@ -2,6 +2,8 @@
 //! here formats or prints; `report` does.
 
 pub mod clock;
+pub mod failover;
+pub mod gaps;
 pub mod host;
 pub mod recorder;
 pub mod verify;
