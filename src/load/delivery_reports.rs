@@ -23,12 +23,16 @@ use std::time::Duration;
 use rdkafka::bindings as rd;
 use rdkafka::client::{Client, ClientContext};
 
-/// One delivery report: the record's value and key length, and whether the broker took it.
+/// One delivery report: the record's value and key length, its partition, and whether the
+/// broker took it.
 pub struct Report<'e> {
     pub value: &'e [u8],
     pub key_len: usize,
+    pub partition: i32,
     /// librdkafka's error for a record that was not delivered.
     pub error: Option<rd::rd_kafka_resp_err_t>,
+    /// For a failed record: may the broker have stored it anyway (read only on failure)?
+    pub status: rd::rd_kafka_msg_status_t,
 }
 
 /// The reports of one event, in the order librdkafka lists them.
@@ -51,10 +55,18 @@ impl<'e> Iterator for Reports<'e> {
             unsafe { slice::from_raw_parts(msg.payload as *const u8, msg.len) }
         };
         let ok = msg.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+        let status = if ok {
+            rd::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_PERSISTED
+        } else {
+            // SAFETY: `msg` is a live message of the event.
+            unsafe { rd::rd_kafka_message_status(msg) }
+        };
         Some(Report {
             value,
             key_len: msg.key_len,
+            partition: msg.partition,
             error: (!ok).then_some(msg.err),
+            status,
         })
     }
 }

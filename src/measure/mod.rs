@@ -5,5 +5,6 @@ pub mod clock;
 pub mod failover;
 pub mod gaps;
 pub mod host;
+pub mod readback;
 pub mod recorder;
 pub mod verify;
