@@ -20,6 +20,7 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod fault;
 pub mod load;
 pub mod measure;
 pub mod plan;
