@@ -10,4 +10,5 @@ pub mod phase_starts;
 pub mod producer;
 pub mod schedule;
 pub mod stamp;
+pub mod timing;
 pub mod topic_send;

@@ -94,6 +94,7 @@ pub fn summary(
     if let Some(obj) = config.as_object_mut() {
         obj.insert("target_kind".into(), ctx.target_kind.into());
         obj.insert("bootstrap_servers".into(), ctx.bootstrap.clone().into());
+        obj.insert("client_timing".into(), client_timing(ctx.plan));
     }
     Summary {
         schema_version: SCHEMA_VERSION,
@@ -123,7 +124,19 @@ pub fn summary(
         verification: None,
         max_rate_search: None,
         checks,
+        faults: Vec::new(),
+        durability: None,
     }
+}
+
+/// The settings that decide failover times, as each client type has them.
+fn client_timing(plan: &Plan) -> serde_json::Value {
+    use crate::load::timing;
+    serde_json::json!({
+        "librdkafka_version": timing::librdkafka_version(),
+        "producer": plan.producer.as_ref().map(|p| timing::effective(&p.props)),
+        "consumer": plan.consumer.as_ref().map(|c| timing::effective(&c.props)),
+    })
 }
 
 /// Verifies, prints the final blocks, writes the final summary; returns the exit code.
