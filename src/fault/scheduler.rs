@@ -61,6 +61,8 @@ pub struct Scheduler {
     hooks: Hooks,
     bootstrap: String,
     failover: Option<Arc<Mutex<Failover>>>,
+    /// Steps taken, for the time series' `fault` column (the reporter drains it).
+    pub marks: Arc<Mutex<Vec<(u64, String)>>>,
 }
 
 /// Every occurrence of every step, in order of time.
@@ -151,6 +153,7 @@ impl Scheduler {
             bootstrap: setup.bootstrap.to_string(),
             failover,
             instances,
+            marks: Arc::default(),
         })
     }
 
@@ -224,6 +227,14 @@ impl Scheduler {
             self.records[k].errors.push(e.clone());
             return format!("kbench: WARNING: fault {k} ({what}) could not be {}: {e}", if step == Step::Inject { "injected" } else { "healed" });
         }
+        let mark = match step {
+            Step::Inject => format!("inject {k} {what}{on} @{t}ms"),
+            Step::Heal => format!("heal {k} @{t}ms"),
+        };
+        self.marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((now, mark));
         let mut fo = self.failover.as_ref().map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
         match step {
             Step::Inject => {
