@@ -11,6 +11,7 @@ pub mod mock;
 // pub mod nodes; (the node processes and proxies: comes with the proxy branch)
 pub mod resolve;
 pub mod scheduler;
+pub mod session;
 
 pub use scheduler::{FaultRecord, Scheduler};
 

@@ -3,7 +3,7 @@
 //! and, once a second, the lag of its partitions from the client's cached watermarks.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -36,6 +36,8 @@ pub struct ConsumerShared {
     pub last_error: Mutex<Option<String>>,
     /// Set by the runner during phases that build a backlog: fetching stops, membership stays.
     pub paused: AtomicBool,
+    /// A run with faults: per-partition gaps between received records, shared by the group.
+    pub gaps: OnceLock<Arc<Mutex<crate::measure::gaps::GapTracker>>>,
 }
 
 pub struct GroupContext {
@@ -121,6 +123,7 @@ impl ConsumerWorker {
             join_started_ns: AtomicU64::new(0),
             last_error: Mutex::new(None),
             paused: AtomicBool::new(false),
+            gaps: OnceLock::new(),
         });
         shared
             .join_started_ns
@@ -190,6 +193,9 @@ impl ConsumerWorker {
                     });
                     if let Some(s) = stamp {
                         seen.observe(s.producer_id, m.partition(), s.seq);
+                    }
+                    if let Some(g) = self.shared.gaps.get() {
+                        g.lock().unwrap_or_else(|p| p.into_inner()).observe(m.partition(), now);
                     }
                     self.shared.received.fetch_add(1, Ordering::Relaxed);
                     self.shared.last_record_ns.store(now, Ordering::Relaxed);

@@ -114,6 +114,8 @@ impl Drop for StopServing<'_> {
 
 /// What a producer shares with the reporter.
 pub struct ProducerShared {
+    /// The producer's index (its stamp's producer id).
+    pub index: u32,
     pub stats: PhaseStats<ProduceStats>,
     /// Sequence numbers acknowledged by the broker (kept for `e2e` loss checks only).
     pub acked: Option<Mutex<SeqSet>>,
@@ -326,6 +328,7 @@ impl ProducerWorker {
         track_acks: bool,
     ) -> Result<Self> {
         let shared = Arc::new(ProducerShared {
+            index,
             stats: PhaseStats::new(plan.timeline.phases.len()),
             acked: track_acks.then(Default::default),
             sent: AtomicU64::new(0),
