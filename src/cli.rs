@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod run;
+pub use run::RunArgs;
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0  the run worked and every check passed
@@ -38,7 +41,7 @@ pub enum Command {
     E2e(E2eArgs),
     /// Run a profile (TOML): phases and ramps, a config matrix, thresholds, max-rate search.
     #[command(after_help = AFTER_HELP)]
-    Run(crate::profile::RunArgs),
+    Run(RunArgs),
     /// Run the bundled Kafka-compatible broker in the foreground.
     Broker(kbench_broker::cli::BrokerArgs),
     /// Compare two runs per phase and metric; exit 1 on a significant regression.

@@ -11,7 +11,9 @@
 //! * `measure`: the clock, per-worker recorders, verification sets, the host sampler.
 //! * `report`: Kafka-compatible console lines, kbench tables, summary.json, timeseries.csv,
 //!   latency.hlog.
-//! * `run`: drives a plan from start to exit code; the reporter is the only place that
+//! * `run`: drives a plan from start to exit code, in stages (`prepare`: topic and clients;
+//!   `workers`: start and stop the threads; `drive`: the reporter loop and its `Tick` seam for
+//!   what acts on the run's clock; `final_report`); the reporter is the only place that
 //!   formats during a run.
 //! * `profile`: `kbench run PROFILE.toml`: phases, ramps, matrices, thresholds, max-rate search.
 //! * the bundled Kafka-compatible broker is its own crate, `kbench-broker` (`crates/broker/`):

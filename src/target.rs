@@ -17,7 +17,7 @@ use rdkafka::producer::DefaultProducerContext;
 
 use crate::cli::EmbeddedKind;
 use crate::load::client::{client_config, explain_create_error};
-use crate::plan::props::Props;
+use crate::plan::{props::Props, MockFaults};
 use kbench_broker::{BrokerConfig, EmbeddedBroker};
 
 /// A running target; dropping it stops whatever kbench started.
@@ -26,26 +26,6 @@ pub struct Target {
     pub kind: &'static str,
     broker: Option<EmbeddedBroker>,
     mock: Option<MockHandle>,
-}
-
-/// Mock-cluster fault injection, from the hidden test flags.
-#[derive(Debug, Clone)]
-pub struct MockFaults {
-    pub rtt: Option<Duration>,
-    /// Broker down at `.0` after the load starts, for `.1`.
-    pub outage: Option<(Duration, Duration)>,
-    /// Brokers in the mock cluster (ids 1..=brokers).
-    pub brokers: i32,
-}
-
-impl Default for MockFaults {
-    fn default() -> Self {
-        MockFaults {
-            rtt: None,
-            outage: None,
-            brokers: 1,
-        }
-    }
 }
 
 /// One change to the mock cluster, made by the fault scheduler (`fault::mock`).

@@ -48,7 +48,7 @@ fn workload(dir: &Path, name: &str) -> String {
 }
 
 /// `kbench run` arguments as the command line would give them (robust to new flags).
-fn run_args(path: &str) -> kbench::profile::RunArgs {
+fn run_args(path: &str) -> kbench::cli::RunArgs {
     use clap::Parser;
     match kbench::cli::Cli::try_parse_from(["kbench", "run", path, "--no-results"])
         .unwrap()

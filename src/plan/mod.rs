@@ -21,7 +21,6 @@ use crate::cli::{
 use crate::load::keys::KeySpec;
 use crate::load::payload::{read_payload_file, PayloadSpec};
 use crate::load::stamp::STAMP_LEN;
-use crate::target::MockFaults;
 use props::Props;
 pub use timeline::{PhaseSpec, Timeline};
 
@@ -40,6 +39,28 @@ pub struct TargetPlan {
     pub cluster_file: Option<PathBuf>,
     #[serde(skip)]
     pub mock_faults: MockFaults,
+}
+
+/// What the embedded mock cluster is to inject (hidden test flags `--mock-rtt` and
+/// `--mock-outage`, `--mock-brokers`): part of what the run is to do, so the plan holds it and
+/// `target` applies it.
+#[derive(Debug, Clone)]
+pub struct MockFaults {
+    pub rtt: Option<Duration>,
+    /// Broker down at `.0` after the load starts, for `.1`.
+    pub outage: Option<(Duration, Duration)>,
+    /// Brokers in the mock cluster (ids 1..=brokers).
+    pub brokers: i32,
+}
+
+impl Default for MockFaults {
+    fn default() -> Self {
+        MockFaults {
+            rtt: None,
+            outage: None,
+            brokers: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, Context, Result};
 use toml::Value;
 
-use crate::cli::{AmountArgs, ConsumerArgs, EmbeddedKind, OutputArgs, ProducerArgs, TargetArgs};
+use crate::cli::{
+    AmountArgs, ConsumerArgs, EmbeddedKind, OutputArgs, ProducerArgs, RunArgs, TargetArgs,
+};
 use crate::plan::{self, PhaseSpec, Plan, Timeline};
 use crate::profile::file::{set_path, typed, value_text, MaxRateDef, PhaseDef, Profile};
-use crate::profile::RunArgs;
 
 /// The validated plans of a profile.
 pub struct Plans {
