@@ -197,6 +197,7 @@ fn a_threshold_on_the_ack_gap_fails_the_run_with_exit_1() {
         r#"
 name = "gap"
 mode = "produce"
+thresholds = ["fault.ack_gap_ms < 1s", "fault.acked_lost == 0"]
 [target]
 embedded = "mock"
 topic = "gap"
@@ -213,7 +214,6 @@ at = "1s"
 action = "kill"
 target = "node:1"
 for = "2s"
-thresholds = ["fault.ack_gap_ms < 1s", "fault.acked_lost == 0"]
 "#,
     )
     .unwrap();

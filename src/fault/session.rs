@@ -198,8 +198,9 @@ impl FaultSession {
                 record,
                 produce: has_producers.then_some(produce),
                 consume,
+                durability: None,
             })
-            .collect();
+            .collect::<Vec<_>>();
         let durability = if self.readback {
             let acked = acked_sets(producers);
             Some(
@@ -215,6 +216,13 @@ impl FaultSession {
         } else {
             None
         };
+        let faults = faults
+            .into_iter()
+            .map(|f| FaultResult {
+                durability: durability.clone(),
+                ..f
+            })
+            .collect();
         Ok(FaultOutcome {
             faults,
             durability,

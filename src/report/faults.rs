@@ -17,6 +17,8 @@ pub struct FaultResult {
     pub phase: Option<String>,
     pub produce: Option<ProduceFigures>,
     pub consume: Option<ConsumeFigures>,
+    /// The read-back of the execution the fault ran in (the same for each of its faults).
+    pub durability: Option<Durability>,
 }
 
 /// What a fault cost the consumers.

@@ -146,6 +146,7 @@ pub fn finish(
     end_ns: u64,
     seen: &[Seen],
     acked: Option<&HashMap<u32, SeqSet>>,
+    faults: Option<crate::fault::session::FaultOutcome>,
 ) -> Result<CellResult> {
     let plan = ctx.plan;
     if !rep.producers.is_empty() {
@@ -190,6 +191,9 @@ pub fn finish(
             }
         }
         s.verification = Some(v);
+    }
+    if let Some(f) = faults {
+        attach_faults(&mut s, f);
     }
     print_kbench_block(rep, &s);
     rep.write_summary(&s)?;
@@ -273,6 +277,39 @@ fn verification(merged: &Seen, acked: Option<&HashMap<u32, SeqSet>>) -> Verifica
     }
 }
 
+/// The faults' results and the read-back go into the summary; an acknowledged record missing
+/// from the log fails the run unless a fault said loss was expected.
+fn attach_faults(s: &mut Summary, f: crate::fault::session::FaultOutcome) {
+    for line in &f.lines {
+        eprintln!("{line}");
+    }
+    if let Some(d) = &f.durability {
+        s.checks.push(Check {
+            name: "no acknowledged record lost (read-back)".into(),
+            passed: d.acked_lost == 0 || d.loss_expected,
+            detail: format!(
+                "{} of {} acknowledged records are not in the log{}",
+                d.acked_lost,
+                d.acked,
+                if d.loss_expected && d.acked_lost > 0 {
+                    " (loss expected by the fault: reported, not failed)"
+                } else {
+                    ""
+                }
+            ),
+        });
+        if !d.complete {
+            s.checks.push(Check {
+                name: "read-back reached the end of every partition".into(),
+                passed: false,
+                detail: "the read-back stopped before the end offsets: records not read count as lost".into(),
+            });
+        }
+    }
+    s.faults = f.faults;
+    s.durability = f.durability;
+}
+
 /// The verification check of an e2e run.
 pub fn loss_check(lost: u64, acked: u64) -> Check {
     Check {
@@ -317,6 +354,7 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
             v.lost, v.duplicated, v.reordered
         ));
     }
+    lines.extend(crate::report::faults::lines(&s.faults, s.durability.as_ref()));
     lines.push(format!("  note: {}", s.latency_note));
     for l in lines {
         rep.progress.println(&l);
