@@ -138,6 +138,8 @@ fn injected_not_leader_errors_are_retried_without_loss() {
     // The burst was retried by the client: nothing failed, nothing lost, and the retries
     // show in librdkafka's counters recorded with the fault.
     assert_eq!(f64_at(f, &["produce", "failed"]), 0.0, "{f}");
+    let retries = f64_at(f, &["produce", "retries"]);
+    assert!(retries >= 1.0, "the NOT_LEADER answers were not retried: {f}");
     assert_eq!(s["durability"]["acked_lost"], 0);
     assert_eq!(s["durability"]["failed"], 0);
     let produced = s["phases"][0]["produce"]["records"].as_u64().unwrap();

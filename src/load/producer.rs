@@ -64,9 +64,11 @@ impl ReportServing<'_> {
     #[inline]
     fn serve_ready(&self) -> bool {
         self.by_sender
-            && self
-                .queue
-                .serve(Duration::ZERO, |r| self.ctx.deliver_batch(r))
+            && self.queue.serve_with(
+                Duration::ZERO,
+                |r| self.ctx.deliver_batch(r),
+                |s| self.ctx.stats(s),
+            )
     }
 
     /// The client's queue is full: serve what is ready and wait until deliveries make room.
@@ -97,7 +99,11 @@ impl ReportServing<'_> {
 /// (and the queue woken).
 fn serve_until_stopped(queue: &ReportQueue<'_>, ctx: &DeliveryContext, serving: &AtomicBool) {
     while serving.load(Ordering::Acquire) {
-        queue.serve(Duration::from_millis(100), |r| ctx.deliver_batch(r));
+        queue.serve_with(
+            Duration::from_millis(100),
+            |r| ctx.deliver_batch(r),
+            |s| ctx.stats(s),
+        );
     }
 }
 
@@ -170,6 +176,20 @@ impl DeliveryContext {
         }
     }
 
+    /// librdkafka's statistics (once per `statistics.interval.ms`): the records transmitted
+    /// so far go to the failover state, which works out the retries from them.
+    fn stats(&self, json: &[u8]) {
+        let Some(fo) = self.shared.failover.get() else {
+            return;
+        };
+        if let Some(tx) = crate::measure::failover::tx_msgs(json) {
+            let now = clock::now_ns();
+            fo.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .transmitted(self.shared.index, now, tx);
+        }
+    }
+
     /// The failover state, locked for a batch served at `now` (runs with faults only); taken
     /// after the other locks.
     fn failover(&self, now: u64) -> Option<MutexGuard<'_, Failover>> {
@@ -217,7 +237,13 @@ impl DeliveryContext {
         let latency_us = now.saturating_sub(stamp.intended_ns) / 1000;
         if let Some(fo) = failover {
             match outcome.error {
-                None => fo.acked(now, outcome.partition, stamp.intended_ns, latency_us),
+                None => fo.acked(
+                    now,
+                    stamp.producer_id,
+                    outcome.partition,
+                    stamp.intended_ns,
+                    latency_us,
+                ),
                 Some(e) => fo.failed(now, stamp.producer_id, stamp.seq, e, persisted(outcome.status)),
             }
         }

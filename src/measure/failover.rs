@@ -90,6 +90,11 @@ pub struct ProduceFigures {
     pub acked: u64,
     pub failed: u64,
     pub failed_by_code: Vec<FailedCode>,
+    /// Records sent more than once in the fault's window: librdkafka's count of records
+    /// transmitted (`txmsgs`, retries included) minus the records reported, between its
+    /// statistics samples (once a second) in the window; to within the records in flight at
+    /// the window's first and last sample.
+    pub retries: u64,
     pub baseline_p99_us: Option<u64>,
     /// From the heal (or the injection, for a fault that does not heal) until the 1 s p99
     /// stays under 2x the baseline p99; null when it never did or there was no baseline.
@@ -120,6 +125,8 @@ struct FaultTrack {
     max_delivery_ns: u64,
     acked: u64,
     failed: BTreeMap<i32, FailedCode>,
+    /// Signed, so that records in flight at one sample and reported by the next cancel out.
+    retries: i64,
     before: Histogram<u64>,
     during: Histogram<u64>,
     recovery: Histogram<u64>,
@@ -149,6 +156,10 @@ pub struct Failover {
     failed: HashMap<u32, SeqSet>,
     /// Names of the error codes seen, looked up once each.
     names: BTreeMap<i32, String>,
+    /// Per producer: the last statistics sample's (`txmsgs`, records reported by then).
+    tx_seen: HashMap<u32, (u64, u64)>,
+    /// Records reported (acked or failed) per producer id.
+    reported: Vec<u64>,
     second_index: u64,
     second: Histogram<u64>,
     bucket: Bucket,
@@ -182,6 +193,7 @@ impl Failover {
                 max_delivery_ns: 0,
                 acked: 0,
                 failed: BTreeMap::new(),
+                retries: 0,
                 before: new_histogram(),
                 during: new_histogram(),
                 recovery: new_histogram(),
@@ -198,6 +210,8 @@ impl Failover {
             gaps: GapTracker::new(windows, partitions),
             failed: HashMap::new(),
             names: BTreeMap::new(),
+            tx_seen: HashMap::new(),
+            reported: Vec::new(),
             second_index: 0,
             second: new_histogram(),
             bucket: Bucket {
@@ -263,7 +277,8 @@ impl Failover {
 
     /// A record acknowledged at `now` (the batch's time) on `partition`.
     #[inline]
-    pub fn acked(&mut self, now: u64, partition: i32, intended_ns: u64, latency_us: u64) {
+    pub fn acked(&mut self, now: u64, producer: u32, partition: i32, intended_ns: u64, latency_us: u64) {
+        self.count_report(producer);
         self.gaps.observe(partition, now);
         let delivery = now.saturating_sub(intended_ns);
         let bucket_live = self.bucket_wanted();
@@ -292,6 +307,7 @@ impl Failover {
 
     /// A record that failed for good at `now`.
     pub fn failed(&mut self, now: u64, producer: u32, seq: u64, err: RespErr, status: Persisted) {
+        self.count_report(producer);
         self.failed.entry(producer).or_default().insert(seq);
         let code = err as i32;
         let name = self
@@ -321,6 +337,32 @@ impl Failover {
                 None => self.bucket.errors.push((code, 1)),
             }
         }
+    }
+
+    /// A producer's records transmitted so far (`txmsgs` of its statistics) at `now`: what
+    /// it transmitted since its last sample beyond what was reported counts as retried in the
+    /// faults whose window holds `now`.
+    pub fn transmitted(&mut self, producer: u32, now: u64, txmsgs: u64) {
+        let reported = self.reported.get(producer as usize).copied().unwrap_or(0);
+        let (tx0, rep0) = self
+            .tx_seen
+            .insert(producer, (txmsgs, reported))
+            .unwrap_or((0, 0));
+        let delta = txmsgs as i64 - tx0 as i64 - (reported as i64 - rep0 as i64);
+        for f in &mut self.faults {
+            if now >= f.window.0 && now < f.window.1 {
+                f.retries += delta;
+            }
+        }
+    }
+
+    #[inline]
+    fn count_report(&mut self, producer: u32) {
+        let p = producer as usize;
+        if p >= self.reported.len() {
+            self.reported.resize(p + 1, 0);
+        }
+        self.reported[p] += 1;
     }
 
     /// The records that failed, per producer (for the read-back).
@@ -429,6 +471,7 @@ impl Failover {
             acked: f.acked,
             failed: f.failed.values().map(|c| c.records).sum(),
             failed_by_code: f.failed.values().cloned().collect(),
+            retries: f.retries.max(0) as u64,
             baseline_p99_us: baseline,
             recovery_ms,
             latency_us: Stages {
@@ -440,6 +483,15 @@ impl Failover {
             series_100ms: f.series.clone(),
         }
     }
+}
+
+/// Records transmitted (retries included), `txmsgs` of librdkafka's statistics JSON.
+pub fn tx_msgs(json: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Top {
+        txmsgs: u64,
+    }
+    serde_json::from_slice::<Top>(json).ok().map(|t| t.txmsgs)
 }
 
 /// The span a fault's 100 ms series covers, absolute ns.
@@ -498,7 +550,7 @@ mod tests {
             let slow = t >= heal && t < heal + 2 * SECOND_NS;
             let latency = if slow { 50_000 } else { 1_000 };
             if !down {
-                fo.acked(t, 0, t - latency * 1000, latency);
+                fo.acked(t, 0, 0, t - latency * 1000, latency);
             } else {
                 fo.failed(
                     t,
@@ -508,7 +560,7 @@ mod tests {
                     Persisted::Possibly,
                 );
             }
-            fo.acked(t, 1, t - latency * 1000, latency);
+            fo.acked(t, 0, 1, t - latency * 1000, latency);
             t += 10 * MS;
         }
         fo.finish(end)

@@ -239,6 +239,10 @@ impl Plan {
             bail!("{}: faults apply to a single kbench process, not to a worker of a distributed run (--workers)", self.faults[0].field);
         }
         self.verify_readback = true;
+        // librdkafka's statistics once a second: the retries each fault caused.
+        if let Some(p) = self.producer.as_mut() {
+            p.props.set_default("statistics.interval.ms", "1000");
+        }
         let t = &self.target;
         let (executor, node_ids) = match (&t.bootstrap_server, &t.cluster_file) {
             (_, Some(_)) => (faults::ExecutorKind::Nodes, None),

@@ -63,12 +63,13 @@ pub fn lines(faults: &[FaultResult], durability: Option<&Durability>) -> Vec<Str
         );
         if let Some(p) = &f.produce {
             line.push_str(&format!(
-                "; ack gap {:.1} ms, first ack after {}, max delivery {:.1} ms, recovery {}, {} failed",
+                "; ack gap {:.1} ms, first ack after {}, max delivery {:.1} ms, recovery {}, {} failed, {} retries",
                 p.ack_gap_ms,
                 p.time_to_first_ack_ms.map_or("-".into(), |t| format!("{t:.1} ms")),
                 p.max_delivery_ms,
                 p.recovery_ms.map_or("-".into(), |t| format!("{t:.0} ms")),
-                p.failed
+                p.failed,
+                p.retries
             ));
         }
         if let Some(c) = &f.consume {
