@@ -38,7 +38,9 @@ fn produce_on_mock(dir: &std::path::Path, extra: &[&str]) -> assert_cmd::assert:
         "retry.backoff.max.ms=100",
     ];
     args.extend_from_slice(extra);
-    kbench(dir, &args).timeout(Duration::from_secs(120)).assert()
+    kbench(dir, &args)
+        .timeout(Duration::from_secs(120))
+        .assert()
 }
 
 fn fault(s: &Value) -> &Value {
@@ -75,7 +77,10 @@ fn a_broker_down_for_3_s_gives_an_ack_gap_of_about_3_s() {
     );
     let t_f = f64_at(f, &["t_f_ms"]);
     let t_h = f64_at(f, &["t_h_ms"]);
-    assert!((2000.0..2300.0).contains(&t_f) && (5000.0..5300.0).contains(&t_h), "{f}");
+    assert!(
+        (2000.0..2300.0).contains(&t_f) && (5000.0..5300.0).contains(&t_h),
+        "{f}"
+    );
     // Records sent during the outage waited: the longest delivery is about the outage.
     assert!(f64_at(f, &["produce", "max_delivery_ms"]) >= 2500.0);
     assert!(f64_at(f, &["produce", "time_to_first_ack_ms"]) >= 2500.0);
@@ -139,7 +144,10 @@ fn injected_not_leader_errors_are_retried_without_loss() {
     // show in librdkafka's counters recorded with the fault.
     assert_eq!(f64_at(f, &["produce", "failed"]), 0.0, "{f}");
     let retries = f64_at(f, &["produce", "retries"]);
-    assert!(retries >= 1.0, "the NOT_LEADER answers were not retried: {f}");
+    assert!(
+        retries >= 1.0,
+        "the NOT_LEADER answers were not retried: {f}"
+    );
     assert_eq!(s["durability"]["acked_lost"], 0);
     assert_eq!(s["durability"]["failed"], 0);
     let produced = s["phases"][0]["produce"]["records"].as_u64().unwrap();
@@ -160,17 +168,29 @@ fn an_exec_hook_runs_on_time_with_the_target_in_its_environment() {
     let text = std::fs::read_to_string(&out).expect("the hook wrote its file");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with("inject exec leader-of:kbench/0 1 kbench 0 "), "{text}");
-    assert!(lines[1].starts_with("heal exec leader-of:kbench/0 1 kbench 0 "), "{text}");
+    assert!(
+        lines[0].starts_with("inject exec leader-of:kbench/0 1 kbench 0 "),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("heal exec leader-of:kbench/0 1 kbench 0 "),
+        "{text}"
+    );
     let s = summary(dir.path());
     let f = fault(&s);
     let hooks = f["hooks"].as_array().unwrap();
     assert_eq!(hooks.len(), 2);
     assert_eq!(hooks[0]["exit_code"], 0);
     let started = hooks[0]["started_ms"].as_u64().unwrap();
-    assert!((1500..1700).contains(&started), "hook started at {started} ms");
+    assert!(
+        (1500..1700).contains(&started),
+        "hook started at {started} ms"
+    );
     let healed = hooks[1]["started_ms"].as_u64().unwrap();
-    assert!((2500..2700).contains(&healed), "heal hook started at {healed} ms");
+    assert!(
+        (2500..2700).contains(&healed),
+        "heal hook started at {healed} ms"
+    );
 }
 
 #[test]
@@ -183,7 +203,10 @@ fn a_failing_hook_is_recorded_and_warned_about() {
     )
     .success();
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
-    assert!(err.contains("WARNING: fault 0") && err.contains("exit 3"), "{err}");
+    assert!(
+        err.contains("WARNING: fault 0") && err.contains("exit 3"),
+        "{err}"
+    );
     let s = summary(dir.path());
     assert_eq!(fault(&s)["hooks"][0]["exit_code"], 3);
     assert!(!fault(&s)["errors"].as_array().unwrap().is_empty());
@@ -277,14 +300,35 @@ fn bad_fault(spec: &str, needles: &[&str]) {
 
 #[test]
 fn bad_fault_specs_exit_2_naming_the_field() {
-    bad_fault("at=2s explode node:1", &["--fault", "unknown action 'explode'", "kill, stop"]);
-    bad_fault("at=2s kill rack:1", &["--fault", "rack:1", "node:N, leader-of:TOPIC/P"]);
+    bad_fault(
+        "at=2s explode node:1",
+        &["--fault", "unknown action 'explode'", "kill, stop"],
+    );
+    bad_fault(
+        "at=2s kill rack:1",
+        &["--fault", "rack:1", "node:N, leader-of:TOPIC/P"],
+    );
     bad_fault("at=20s kill node:1", &["--fault.at", "run lasts 10000 ms"]);
-    bad_fault("at=2s kill node:4", &["--fault.target", "no node 4", "[1, 2, 3]"]);
-    bad_fault("at=2s consumer-leave consumer:2 exec=true", &["--fault.target", "there are 2 consumers"]);
-    bad_fault("at=2s restart node:1 for=3s", &["--fault.for", "cannot heal"]);
-    bad_fault("at=2s kill leader-of:other/0", &["--fault.target", "topic 'other'"]);
-    bad_fault("at=2s stop node:1", &["--fault.action", "mock cluster can do"]);
+    bad_fault(
+        "at=2s kill node:4",
+        &["--fault.target", "no node 4", "[1, 2, 3]"],
+    );
+    bad_fault(
+        "at=2s consumer-leave consumer:2 exec=true",
+        &["--fault.target", "there are 2 consumers"],
+    );
+    bad_fault(
+        "at=2s restart node:1 for=3s",
+        &["--fault.for", "cannot heal"],
+    );
+    bad_fault(
+        "at=2s kill leader-of:other/0",
+        &["--fault.target", "topic 'other'"],
+    );
+    bad_fault(
+        "at=2s stop node:1",
+        &["--fault.action", "mock cluster can do"],
+    );
 }
 
 #[test]
@@ -323,5 +367,8 @@ fn bad_profile_faults_name_their_index() {
         .get_output()
         .clone();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("faults[1].target") && err.contains("nodes:1"), "{err}");
+    assert!(
+        err.contains("faults[1].target") && err.contains("nodes:1"),
+        "{err}"
+    );
 }

@@ -150,7 +150,11 @@ fn spawn(f: &Instance, command: &str, env: &HookEnv) -> Result<Child> {
         .env("KBENCH_BOOTSTRAP", env.bootstrap)
         .env(
             "KBENCH_FAULT_TARGET",
-            f.spec.target.as_ref().map(Target::to_string).unwrap_or_default(),
+            f.spec
+                .target
+                .as_ref()
+                .map(Target::to_string)
+                .unwrap_or_default(),
         )
         .env(
             "KBENCH_FAULT_NODE",

@@ -29,7 +29,9 @@ pub struct MockExecutor {
 impl MockExecutor {
     /// Another broker than `node`, to move leadership to.
     fn other(&self, node: i32) -> Option<i32> {
-        (1..=self.control.brokers).map(|k| (node + k - 1) % self.control.brokers + 1).find(|b| *b != node)
+        (1..=self.control.brokers)
+            .map(|k| (node + k - 1) % self.control.brokers + 1)
+            .find(|b| *b != node)
     }
 
     fn move_leader(&self, t: &Target, from: i32) -> Result<()> {
@@ -49,7 +51,8 @@ impl MockExecutor {
 
 impl Executor for MockExecutor {
     fn inject(&mut self, f: &Instance, node: Option<i32>) -> Result<()> {
-        let node = node.ok_or_else(|| anyhow!("the mock cluster faults nodes; this target names none"))?;
+        let node =
+            node.ok_or_else(|| anyhow!("the mock cluster faults nodes; this target names none"))?;
         let target = f.spec.target.as_ref().ok_or_else(|| anyhow!("no target"))?;
         let c = &self.control;
         match f.spec.action {
@@ -63,7 +66,8 @@ impl Executor for MockExecutor {
                 }
                 self.move_leader(target, node)?;
                 c.apply(MockOp::ProduceErrors {
-                    error: rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                    error:
+                        rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                     count: NOT_LEADER_BURST,
                 })?;
                 if f.spec.for_ms.is_some() {

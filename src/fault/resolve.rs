@@ -23,7 +23,9 @@ impl Resolver {
         let mut cfg = client_config(bootstrap, props);
         cfg.set("client.id", "kbench-faults");
         Ok(Resolver {
-            client: cfg.create().context("fault targets: cannot create a metadata client")?,
+            client: cfg
+                .create()
+                .context("fault targets: cannot create a metadata client")?,
         })
     }
 
@@ -54,7 +56,9 @@ impl Resolver {
                     .into_iter()
                     .find(|r| *r != leader)
                     .map(Some)
-                    .ok_or_else(|| anyhow!("'{target}': the partition has no follower (replication factor 1?)"))
+                    .ok_or_else(|| {
+                        anyhow!("'{target}': the partition has no follower (replication factor 1?)")
+                    })
             }
         }
     }

@@ -17,6 +17,9 @@ use crate::plan::faults::{Action, FaultSpec};
 use crate::plan::props::Props;
 use crate::target::MockControl;
 
+/// Fault steps taken, as (clock ns, text), for the time series' `fault` column.
+pub type FaultMarks = Arc<Mutex<Vec<(u64, String)>>>;
+
 /// What happened to one fault instance.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaultRecord {
@@ -62,7 +65,7 @@ pub struct Scheduler {
     bootstrap: String,
     failover: Option<Arc<Mutex<Failover>>>,
     /// Steps taken, for the time series' `fault` column (the reporter drains it).
-    pub marks: Arc<Mutex<Vec<(u64, String)>>>,
+    pub marks: FaultMarks,
 }
 
 /// Every occurrence of every step, in order of time.
@@ -101,7 +104,11 @@ fn one_shot(f: &FaultSpec, on_mock: bool) -> bool {
     f.for_ms.is_none()
         && (matches!(
             f.action,
-            Action::Restart | Action::Reset | Action::ConsumerLeave | Action::ConsumerJoin | Action::ConsumerKill
+            Action::Restart
+                | Action::Reset
+                | Action::ConsumerLeave
+                | Action::ConsumerJoin
+                | Action::ConsumerKill
         ) || (on_mock && f.action == Action::Terminate))
 }
 
@@ -137,9 +144,11 @@ impl Scheduler {
                 errors: Vec::new(),
             })
             .collect();
-        let needs_resolver = instances
-            .iter()
-            .any(|i| i.spec.target.as_ref().is_some_and(|t| t.topic_partition().is_some() || *t == crate::plan::faults::Target::Controller));
+        let needs_resolver = instances.iter().any(|i| {
+            i.spec.target.as_ref().is_some_and(|t| {
+                t.topic_partition().is_some() || *t == crate::plan::faults::Target::Controller
+            })
+        });
         Ok(Scheduler {
             start_ns,
             steps,
@@ -201,7 +210,11 @@ impl Scheduler {
         let result = match command {
             Some(cmd) => {
                 let env = HookEnv {
-                    phase: if step == Step::Inject { "inject" } else { "heal" },
+                    phase: if step == Step::Inject {
+                        "inject"
+                    } else {
+                        "heal"
+                    },
                     node,
                     bootstrap: &self.bootstrap,
                     started_ms: self.ms(now),
@@ -212,7 +225,10 @@ impl Scheduler {
             None => match (&mut self.mock, step) {
                 (Some(m), Step::Inject) => m.inject(&f, node),
                 (Some(m), Step::Heal) => m.heal(&f, node),
-                (None, _) => Err(anyhow::anyhow!("no executor for '{}' on this target", f.spec.action)),
+                (None, _) => Err(anyhow::anyhow!(
+                    "no executor for '{}' on this target",
+                    f.spec.action
+                )),
             },
         };
         let t = self.ms(now);
@@ -220,12 +236,22 @@ impl Scheduler {
         let what = format!(
             "{}{}",
             f.spec.action,
-            f.spec.target.as_ref().map_or(String::new(), |t| format!(" {t}"))
+            f.spec
+                .target
+                .as_ref()
+                .map_or(String::new(), |t| format!(" {t}"))
         );
         if let Err(e) = result {
             let e = format!("{e:#}");
             self.records[k].errors.push(e.clone());
-            return format!("kbench: WARNING: fault {k} ({what}) could not be {}: {e}", if step == Step::Inject { "injected" } else { "healed" });
+            return format!(
+                "kbench: WARNING: fault {k} ({what}) could not be {}: {e}",
+                if step == Step::Inject {
+                    "injected"
+                } else {
+                    "healed"
+                }
+            );
         }
         let mark = match step {
             Step::Inject => format!("inject {k} {what}{on} @{t}ms"),
@@ -235,7 +261,10 @@ impl Scheduler {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((now, mark));
-        let mut fo = self.failover.as_ref().map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut fo = self
+            .failover
+            .as_ref()
+            .map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
         match step {
             Step::Inject => {
                 self.records[k].t_f_ms = Some(t);
@@ -248,22 +277,29 @@ impl Scheduler {
                         fo.healed(k, now);
                     }
                 }
-                format!("kbench: fault {k} at {:.1} s: {what}{on}", t as f64 / 1000.0)
+                format!(
+                    "kbench: fault {k} at {:.1} s: {what}{on}",
+                    t as f64 / 1000.0
+                )
             }
             Step::Heal => {
                 self.records[k].t_h_ms = Some(t);
                 if let Some(fo) = fo.as_mut() {
                     fo.healed(k, now);
                 }
-                format!("kbench: fault {k} healed at {:.1} s: {what}{on}", t as f64 / 1000.0)
+                format!(
+                    "kbench: fault {k} healed at {:.1} s: {what}{on}",
+                    t as f64 / 1000.0
+                )
             }
         }
     }
 
     fn hook_ended(&mut self, k: usize, o: HookOutcome) -> Option<String> {
-        let line = o.error.as_ref().map(|e| {
-            format!("kbench: WARNING: fault {k}: {} `{}` {e}", o.hook, o.command)
-        });
+        let line = o
+            .error
+            .as_ref()
+            .map(|e| format!("kbench: WARNING: fault {k}: {} `{}` {e}", o.hook, o.command));
         if let Some(e) = &o.error {
             self.records[k].errors.push(format!("{}: {e}", o.hook));
         }

@@ -123,7 +123,10 @@ impl FaultSession {
                     (p.at_ns.saturating_sub(LOOKBACK_NS), to)
                 })
                 .collect();
-            Arc::new(Mutex::new(GapTracker::new(windows, partitions.max(1) as usize)))
+            Arc::new(Mutex::new(GapTracker::new(
+                windows,
+                partitions.max(1) as usize,
+            )))
         });
         if let Some(g) = &consume_gaps {
             for c in consumers {
@@ -156,7 +159,7 @@ impl FaultSession {
     }
 
     /// The fault steps taken, for the time series.
-    pub fn marks(&self) -> Arc<Mutex<Vec<(u64, String)>>> {
+    pub fn marks(&self) -> scheduler::FaultMarks {
         self.scheduler.marks.clone()
     }
 

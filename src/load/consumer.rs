@@ -195,7 +195,9 @@ impl ConsumerWorker {
                         seen.observe(s.producer_id, m.partition(), s.seq);
                     }
                     if let Some(g) = self.shared.gaps.get() {
-                        g.lock().unwrap_or_else(|p| p.into_inner()).observe(m.partition(), now);
+                        g.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .observe(m.partition(), now);
                     }
                     self.shared.received.fetch_add(1, Ordering::Relaxed);
                     self.shared.last_record_ns.store(now, Ordering::Relaxed);

@@ -244,7 +244,13 @@ impl DeliveryContext {
                     stamp.intended_ns,
                     latency_us,
                 ),
-                Some(e) => fo.failed(now, stamp.producer_id, stamp.seq, e, persisted(outcome.status)),
+                Some(e) => fo.failed(
+                    now,
+                    stamp.producer_id,
+                    stamp.seq,
+                    e,
+                    persisted(outcome.status),
+                ),
             }
         }
         if outcome.ok {

@@ -35,10 +35,7 @@ pub fn effective(props: &Props) -> Value {
     let defaults = Defaults::new();
     let mut m = Map::new();
     for k in TIMING_KEYS {
-        let v = props
-            .get(k)
-            .map(str::to_string)
-            .or_else(|| defaults.get(k));
+        let v = props.get(k).map(str::to_string).or_else(|| defaults.get(k));
         m.insert(k.to_string(), v.map_or(Value::Null, Value::String));
     }
     Value::Object(m)
@@ -69,17 +66,25 @@ impl Defaults {
         let mut buf = [0 as std::ffi::c_char; 128];
         let mut size = buf.len();
         // SAFETY: both configurations are alive; librdkafka writes at most `size` bytes.
-        let mut r = unsafe { rd::rd_kafka_conf_get(self.global, name.as_ptr(), buf.as_mut_ptr(), &mut size) };
+        let mut r = unsafe {
+            rd::rd_kafka_conf_get(self.global, name.as_ptr(), buf.as_mut_ptr(), &mut size)
+        };
         if r != rd::rd_kafka_conf_res_t::RD_KAFKA_CONF_OK {
             size = buf.len();
             // SAFETY: as above.
-            r = unsafe { rd::rd_kafka_topic_conf_get(self.topic, name.as_ptr(), buf.as_mut_ptr(), &mut size) };
+            r = unsafe {
+                rd::rd_kafka_topic_conf_get(self.topic, name.as_ptr(), buf.as_mut_ptr(), &mut size)
+            };
         }
         if r != rd::rd_kafka_conf_res_t::RD_KAFKA_CONF_OK {
             return None;
         }
         // SAFETY: on success the buffer holds a NUL-terminated string.
-        Some(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+        Some(
+            unsafe { CStr::from_ptr(buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 

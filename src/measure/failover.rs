@@ -277,7 +277,14 @@ impl Failover {
 
     /// A record acknowledged at `now` (the batch's time) on `partition`.
     #[inline]
-    pub fn acked(&mut self, now: u64, producer: u32, partition: i32, intended_ns: u64, latency_us: u64) {
+    pub fn acked(
+        &mut self,
+        now: u64,
+        producer: u32,
+        partition: i32,
+        intended_ns: u64,
+        latency_us: u64,
+    ) {
         self.count_report(producer);
         self.gaps.observe(partition, now);
         let delivery = now.saturating_sub(intended_ns);
@@ -373,7 +380,9 @@ impl Failover {
     /// Is the current 100 ms bucket inside some fault's series range?
     fn bucket_wanted(&self) -> bool {
         let t = self.start_ns + self.bucket.index * BUCKET_NS;
-        self.faults.iter().any(|f| series_range(f).is_some_and(|(a, b)| t >= a && t < b))
+        self.faults
+            .iter()
+            .any(|f| series_range(f).is_some_and(|(a, b)| t >= a && t < b))
     }
 
     /// Hands the finished second to every healed fault: a bad second (p99 over 2x the
@@ -424,7 +433,11 @@ impl Failover {
                     .iter()
                     .map(|(c, n)| (names.get(c).cloned().unwrap_or_else(|| c.to_string()), *n))
                     .collect(),
-                p99_us: if b.hist.is_empty() { 0 } else { b.hist.value_at_quantile(0.99) },
+                p99_us: if b.hist.is_empty() {
+                    0
+                } else {
+                    b.hist.value_at_quantile(0.99)
+                },
             });
         }
         if any {
@@ -443,7 +456,9 @@ impl Failover {
             self.close_bucket();
             self.bucket.index += 1;
         }
-        (0..self.faults.len()).map(|k| self.figures(k, end_ns)).collect()
+        (0..self.faults.len())
+            .map(|k| self.figures(k, end_ns))
+            .collect()
     }
 
     fn figures(&self, k: usize, end_ns: u64) -> ProduceFigures {
@@ -498,7 +513,10 @@ pub fn tx_msgs(json: &[u8]) -> Option<u64> {
 fn series_range(f: &FaultTrack) -> Option<(u64, u64)> {
     let from = f.planned.at_ns.saturating_sub(SERIES_BEFORE_NS);
     let end = f.t_h.or(f.planned.heal_ns).unwrap_or(f.planned.at_ns);
-    Some((from, (end + SERIES_AFTER_NS).min(f.window.1.saturating_add(LOOKBACK_NS))))
+    Some((
+        from,
+        (end + SERIES_AFTER_NS).min(f.window.1.saturating_add(LOOKBACK_NS)),
+    ))
 }
 
 /// ns → ms, to 0.1 ms.
@@ -600,7 +618,9 @@ mod tests {
             .iter()
             .filter(|p| (6000..8000).contains(&p.t_ms))
             .collect();
-        assert!(during.iter().all(|p| p.errors_per_sec > 0.0 && p.errors_by_code.len() == 1));
+        assert!(during
+            .iter()
+            .all(|p| p.errors_per_sec > 0.0 && p.errors_by_code.len() == 1));
         assert!(during.iter().all(|p| (p.acks_per_sec - 100.0).abs() < 1.0));
     }
 }

@@ -34,6 +34,10 @@ pub struct Durability {
     pub loss_expected: bool,
     /// The read reached every partition's end offset.
     pub complete: bool,
+    /// Offsets before the log start of the partitions (summed): records the log no longer
+    /// holds (retention, or another run's records). Acknowledged records among them count as
+    /// lost, so a non-zero value says to read `acked_lost` with care.
+    pub log_start_offsets: u64,
 }
 
 /// Where to read and what counts.
@@ -55,18 +59,23 @@ impl ReadBack<'_> {
         failed: &HashMap<u32, SeqSet>,
         loss_expected: bool,
     ) -> Result<Durability> {
-        let (seen, complete) = self.read()?;
-        Ok(compare(&seen, acked, failed, loss_expected, complete))
+        let (seen, complete, log_start) = self.read()?;
+        let mut d = compare(&seen, acked, failed, loss_expected, complete);
+        d.log_start_offsets = log_start;
+        Ok(d)
     }
 
-    /// Every record of this run in the topic, and whether the read reached the end offsets.
-    fn read(&self) -> Result<(Seen, bool)> {
+    /// Every record of this run in the topic, whether the read reached the end offsets, and
+    /// the partitions' log start offsets summed.
+    fn read(&self) -> Result<(Seen, bool, u64)> {
         let mut cfg = client_config(self.bootstrap, self.props);
         cfg.set("group.id", format!("kbench-readback-{:08x}", self.run_id))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("client.id", "kbench-readback");
-        let consumer: BaseConsumer = cfg.create().context("read-back: cannot create the consumer")?;
+        let consumer: BaseConsumer = cfg
+            .create()
+            .context("read-back: cannot create the consumer")?;
         let timeout = Duration::from_secs(10);
         let md = consumer
             .fetch_metadata(Some(self.topic), timeout)
@@ -78,19 +87,26 @@ impl ReadBack<'_> {
             .map(|t| t.partitions().iter().map(|p| p.id()).collect())
             .unwrap_or_default();
         let mut ends = HashMap::new();
+        let mut log_start = 0u64;
         let mut tpl = TopicPartitionList::new();
         for &p in &partitions {
-            let (_, high) = consumer
+            let (low, high) = consumer
                 .fetch_watermarks(self.topic, p, timeout)
                 .with_context(|| format!("read-back: no end offset for partition {p}"))?;
             ends.insert(p, high);
+            log_start += low.max(0) as u64;
             tpl.add_partition_offset(self.topic, p, Offset::Beginning)?;
         }
-        consumer.assign(&tpl).context("read-back: cannot assign the partitions")?;
+        consumer
+            .assign(&tpl)
+            .context("read-back: cannot assign the partitions")?;
         let mut seen = Seen::default();
         let mut next: HashMap<i32, i64> = partitions.iter().map(|&p| (p, 0)).collect();
         let mut last_progress = Instant::now();
-        let done = |next: &HashMap<i32, i64>| ends.iter().all(|(p, end)| next.get(p).is_some_and(|n| n >= end));
+        let done = |next: &HashMap<i32, i64>| {
+            ends.iter()
+                .all(|(p, end)| next.get(p).is_some_and(|n| n >= end))
+        };
         while !done(&next) && last_progress.elapsed() < self.idle {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
@@ -109,7 +125,7 @@ impl ReadBack<'_> {
             }
         }
         let complete = done(&next);
-        Ok((seen, complete))
+        Ok((seen, complete, log_start))
     }
 }
 
@@ -131,6 +147,7 @@ pub fn compare(
         reordered: seen.reordered,
         loss_expected,
         complete,
+        log_start_offsets: 0,
     }
 }
 
@@ -151,10 +168,19 @@ mod tests {
         let failed = HashMap::from([(0, set(90..100))]);
         let mut seen = Seen::default();
         // 0..85 and two of the failed ones are in the log; 10 is there twice.
-        (0..85).chain([92, 93, 10]).for_each(|i| seen.observe(0, 0, i));
+        (0..85)
+            .chain([92, 93, 10])
+            .for_each(|i| seen.observe(0, 0, i));
         let d = compare(&seen, &acked, &failed, false, true);
         assert_eq!(
-            (d.acked, d.failed, d.read, d.acked_lost, d.failed_but_present, d.duplicated),
+            (
+                d.acked,
+                d.failed,
+                d.read,
+                d.acked_lost,
+                d.failed_but_present,
+                d.duplicated
+            ),
             (90, 10, 87, 5, 2, 1)
         );
     }

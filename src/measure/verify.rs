@@ -128,7 +128,9 @@ impl Seen {
     pub fn present_of(&self, sets: &HashMap<u32, SeqSet>) -> u64 {
         let empty = SeqSet::default();
         sets.iter()
-            .map(|(p, s)| s.len() - s.count_missing_from(self.per_producer.get(p).unwrap_or(&empty)))
+            .map(|(p, s)| {
+                s.len() - s.count_missing_from(self.per_producer.get(p).unwrap_or(&empty))
+            })
             .sum()
     }
 

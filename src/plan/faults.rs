@@ -26,7 +26,10 @@ pub enum Action {
     /// Stop and start again at once.
     Restart,
     /// Add latency (± jitter) on the node's link.
-    Delay { ms: u64, jitter_ms: u64 },
+    Delay {
+        ms: u64,
+        jitter_ms: u64,
+    },
     /// Connections stay open, nothing passes.
     Blackhole,
     /// Close the node's connections.
@@ -76,7 +79,10 @@ impl Action {
             other => bail!("unknown action '{other}'; one of {ACTIONS}"),
         };
         if !rest.is_empty() {
-            bail!("action '{word}' takes no argument (got '{}')", rest.join(" "));
+            bail!(
+                "action '{word}' takes no argument (got '{}')",
+                rest.join(" ")
+            );
         }
         Ok(a)
     }
@@ -147,7 +153,12 @@ fn parse_delay(text: &str) -> Result<(u64, u64)> {
         Some((a, b)) => (a, Some(b)),
         None => (t.as_str(), None),
     };
-    let num = |s: &str| s.trim().trim_end_matches("ms").parse::<u64>().map_err(|_| bad());
+    let num = |s: &str| {
+        s.trim()
+            .trim_end_matches("ms")
+            .parse::<u64>()
+            .map_err(|_| bad())
+    };
     let ms = num(a)?;
     let jitter = b.map(num).transpose()?.unwrap_or(0);
     if jitter > ms {
@@ -172,9 +183,9 @@ impl Target {
         let t = text.trim();
         let (kind, arg) = t.split_once(':').unwrap_or((t, ""));
         let topic_partition = |arg: &str| -> Result<(String, i32)> {
-            let (topic, p) = arg.rsplit_once('/').ok_or_else(|| {
-                anyhow!("'{t}': give TOPIC/PARTITION, e.g. {kind}:kbench/0")
-            })?;
+            let (topic, p) = arg
+                .rsplit_once('/')
+                .ok_or_else(|| anyhow!("'{t}': give TOPIC/PARTITION, e.g. {kind}:kbench/0"))?;
             let p = p
                 .parse::<i32>()
                 .ok()
@@ -333,7 +344,9 @@ impl FaultDef {
                 }
             } else {
                 if d.action.is_some() {
-                    bail!("'{w}' is neither a key=value, a target ({TARGETS}), nor the only action");
+                    bail!(
+                        "'{w}' is neither a key=value, a target ({TARGETS}), nor the only action"
+                    );
                 }
                 // `delay` takes the next word as its argument.
                 let mut a = w.clone();
@@ -354,9 +367,10 @@ impl FaultDef {
             .as_deref()
             .ok_or_else(|| anyhow!("{field}: no `at`; say when the fault starts, e.g. at=20s"))?;
         let at_ms = duration_ms(at, &format!("{field}.at"))?;
-        let action_text = self.action.as_deref().ok_or_else(|| {
-            anyhow!("{field}: no action; one of {ACTIONS}")
-        })?;
+        let action_text = self
+            .action
+            .as_deref()
+            .ok_or_else(|| anyhow!("{field}: no action; one of {ACTIONS}"))?;
         let action = Action::parse(action_text).map_err(|e| anyhow!("{field}.action: {e}"))?;
         let target = self
             .target
@@ -590,16 +604,25 @@ fn check_target(f: &FaultSpec, t: &Target, run: &RunShape, joins: &mut u32) -> R
         }
         Target::LeaderOf { topic, partition } | Target::FollowerOf { topic, partition } => {
             if topic != run.topic {
-                bail!("{field}.target: '{t}' names topic '{topic}', but the run uses '{}'", run.topic);
+                bail!(
+                    "{field}.target: '{t}' names topic '{topic}', but the run uses '{}'",
+                    run.topic
+                );
             }
             if *partition >= run.partitions {
-                bail!("{field}.target: '{t}': the topic has {} partitions (0 to {})", run.partitions, run.partitions - 1);
+                bail!(
+                    "{field}.target: '{t}': the topic has {} partitions (0 to {})",
+                    run.partitions,
+                    run.partitions - 1
+                );
             }
         }
         Target::Node { id } => {
             if let Some(ids) = &run.node_ids {
                 if !ids.contains(id) {
-                    bail!("{field}.target: '{t}': the target has no node {id}; its nodes are {ids:?}");
+                    bail!(
+                        "{field}.target: '{t}': the target has no node {id}; its nodes are {ids:?}"
+                    );
                 }
             }
         }
@@ -704,15 +727,25 @@ mod tests {
     fn validation_checks_the_fault_against_the_run() {
         let v = |t: &str| validate(&[flag(t).unwrap()], &shape()).map_err(|e| e.to_string());
         assert!(v("at=5s kill leader-of:kbench/2 for=3s").is_ok());
-        assert!(v("at=31s kill node:1").unwrap_err().contains("run lasts 30000 ms"));
+        assert!(v("at=31s kill node:1")
+            .unwrap_err()
+            .contains("run lasts 30000 ms"));
         assert!(v("at=5s kill node:1 for=1s repeat=5x8s")
             .unwrap_err()
             .contains("--fault.repeat"));
         assert!(v("at=5s kill node:7").unwrap_err().contains("no node 7"));
-        assert!(v("at=5s kill leader-of:other/0").unwrap_err().contains("topic 'other'"));
-        assert!(v("at=5s kill leader-of:kbench/3").unwrap_err().contains("3 partitions"));
-        assert!(v("at=5s stop node:1").unwrap_err().contains("mock cluster can do"));
-        assert!(v("at=5s kill controller").unwrap_err().contains("no controller"));
+        assert!(v("at=5s kill leader-of:other/0")
+            .unwrap_err()
+            .contains("topic 'other'"));
+        assert!(v("at=5s kill leader-of:kbench/3")
+            .unwrap_err()
+            .contains("3 partitions"));
+        assert!(v("at=5s stop node:1")
+            .unwrap_err()
+            .contains("mock cluster can do"));
+        assert!(v("at=5s kill controller")
+            .unwrap_err()
+            .contains("no controller"));
         let hooks = RunShape {
             executor: ExecutorKind::HooksOnly,
             node_ids: None,

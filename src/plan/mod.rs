@@ -353,7 +353,10 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
     }
     if let Some(f) = &t.cluster_file {
         if !f.is_file() {
-            bail!("--cluster-file '{}' does not exist; scripts/kafka.sh --nodes 3 writes one", f.display());
+            bail!(
+                "--cluster-file '{}' does not exist; scripts/kafka.sh --nodes 3 writes one",
+                f.display()
+            );
         }
     }
     Ok(TargetPlan {

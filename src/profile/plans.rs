@@ -251,7 +251,9 @@ fn plan_for(
         embedded: match t.embedded.as_deref() {
             None | Some("broker") => EmbeddedKind::Broker,
             Some("mock") => EmbeddedKind::Mock,
-            Some(other) => bail!("target.embedded must be \"broker\" or \"mock\" (got \"{other}\")"),
+            Some(other) => {
+                bail!("target.embedded must be \"broker\" or \"mock\" (got \"{other}\")")
+            }
         },
         mock_rtt: None,
         mock_outage: None,

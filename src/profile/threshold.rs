@@ -224,9 +224,8 @@ impl Threshold {
         if !self.is_fault() || faults.is_empty() {
             return None;
         }
-        let worst = |f: &dyn Fn(&FaultResult) -> Option<f64>| {
-            faults.iter().filter_map(f).reduce(f64::max)
-        };
+        let worst =
+            |f: &dyn Fn(&FaultResult) -> Option<f64>| faults.iter().filter_map(f).reduce(f64::max);
         let m = match self.metric.as_str() {
             "fault.ack_gap_ms" => worst(&|f| f.produce.as_ref().map(|p| p.ack_gap_ms)),
             "fault.time_to_first_ack_ms" => {
@@ -253,7 +252,11 @@ impl Threshold {
             _ => None,
         }?;
         // Figures in ms are compared with the threshold's µs.
-        let m = if is_fault_time(&self.metric) { m * 1000.0 } else { m };
+        let m = if is_fault_time(&self.metric) {
+            m * 1000.0
+        } else {
+            m
+        };
         Some((self.op.holds(m, self.value), m))
     }
 

@@ -87,7 +87,11 @@ fn judge_faults(thresholds: &[Threshold], cell: &CellFaults) -> Vec<Check> {
                 .map(|(passed, measured)| Check {
                     name: format!("{}{label}", t.text),
                     passed,
-                    detail: format!("measured {} (worst of {} faults)", t.show(measured), cell.faults.len()),
+                    detail: format!(
+                        "measured {} (worst of {} faults)",
+                        t.show(measured),
+                        cell.faults.len()
+                    ),
                 })
         })
         .collect()

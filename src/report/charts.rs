@@ -169,7 +169,10 @@ pub fn line_chart(c: &LineChart) -> anyhow::Result<String> {
             chart.draw_series(std::iter::once(rect)).map_err(err)?;
         }
         if !c.faults.is_empty() {
-            entries.push(("fault (injected → healed)".to_string(), Swatch::Area(FAULT_TINT)));
+            entries.push((
+                "fault (injected → healed)".to_string(),
+                Swatch::Area(FAULT_TINT),
+            ));
         }
         for f in &c.faults {
             let end = f.heal.unwrap_or(x1).min(x1);

@@ -91,6 +91,12 @@ pub fn lines(faults: &[FaultResult], durability: Option<&Durability>) -> Vec<Str
             d.reordered,
             if d.complete { "" } else { " (INCOMPLETE: the end offsets were not reached)" }
         ));
+        if d.log_start_offsets > 0 {
+            out.push(format!(
+                "  note: the partitions' logs start at offsets summing to {}: records below them are gone (retention; librdkafka's mock cluster keeps 5 MB per partition), and acknowledged ones among them count as lost",
+                d.log_start_offsets
+            ));
+        }
     }
     out
 }

@@ -98,9 +98,14 @@ fn series(name: &str, rows: &[SeriesRow], f: impl Fn(&SeriesRow) -> Option<f64>)
 #[derive(Default)]
 struct FaultView {
     marks: Vec<FaultMark>,
-    /// (s, acks/s, errors/s, p99 ms), merged over the faults and sorted by time.
-    points: Vec<(f64, f64, f64, f64)>,
+    /// Merged over the faults and sorted by time.
+    points: Vec<Point>,
 }
+
+/// One 100 ms point: s, acks/s, errors/s, p99 ms.
+type Point = (f64, f64, f64, f64);
+/// A line of a fault chart: its name and what it plots of a point.
+type Line<'a> = (&'a str, fn(&Point) -> f64);
 
 impl FaultView {
     /// From summary.json's `faults` (absent in older results: no marks).
@@ -119,7 +124,11 @@ impl FaultView {
                 at: at / 1000.0,
                 heal: f["t_h_ms"].as_f64().map(|h| h / 1000.0),
             });
-            for p in f["produce"]["series_100ms"].as_array().into_iter().flatten() {
+            for p in f["produce"]["series_100ms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let t = p["t_ms"].as_u64().unwrap_or(0);
                 seen.entry(t).or_insert((
                     t as f64 / 1000.0,
@@ -138,7 +147,7 @@ impl FaultView {
         &self,
         title: &'static str,
         y_desc: &'static str,
-        pick: &[(&str, fn(&(f64, f64, f64, f64)) -> f64)],
+        pick: &[Line],
     ) -> std::result::Result<String, &'static str> {
         if self.points.is_empty() {
             return Err("no faults in this run");
@@ -261,7 +270,11 @@ fn figures(s: &SummaryView, rows: &[SeriesRow], faults: &FaultView) -> Result<Ve
         Figure {
             file: "failover-latency.svg",
             heading: "Produce p99 around faults (100 ms)",
-            svg: faults.chart("Produce p99, 100 ms buckets", "latency (ms)", &[("p99", |p| p.3)]),
+            svg: faults.chart(
+                "Produce p99, 100 ms buckets",
+                "latency (ms)",
+                &[("p99", |p| p.3)],
+            ),
         },
         Figure {
             file: "spectrum.svg",

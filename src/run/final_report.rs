@@ -302,7 +302,9 @@ fn attach_faults(s: &mut Summary, f: crate::fault::session::FaultOutcome) {
             s.checks.push(Check {
                 name: "read-back reached the end of every partition".into(),
                 passed: false,
-                detail: "the read-back stopped before the end offsets: records not read count as lost".into(),
+                detail:
+                    "the read-back stopped before the end offsets: records not read count as lost"
+                        .into(),
             });
         }
     }
@@ -354,7 +356,10 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
             v.lost, v.duplicated, v.reordered
         ));
     }
-    lines.extend(crate::report::faults::lines(&s.faults, s.durability.as_ref()));
+    lines.extend(crate::report::faults::lines(
+        &s.faults,
+        s.durability.as_ref(),
+    ));
     lines.push(format!("  note: {}", s.latency_note));
     for l in lines {
         rep.progress.println(&l);

@@ -71,7 +71,7 @@ pub struct Reporter {
     /// The `--metrics-listen` gauges, set once per interval.
     pub live: Option<Arc<crate::report::live::LiveMetrics>>,
     /// Fault steps taken (clock ns, text) not yet written to the time series.
-    pub fault_marks: Option<Arc<std::sync::Mutex<Vec<(u64, String)>>>>,
+    pub fault_marks: Option<crate::fault::scheduler::FaultMarks>,
 }
 
 /// Adds every worker's interval stats into one set per phase.
