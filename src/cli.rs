@@ -50,6 +50,8 @@ pub enum Command {
     Merge(crate::analyze::merge::MergeArgs),
     /// Write a self-contained report.html with SVG charts into a run folder.
     Report(crate::report::html::ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
+    Completions(crate::completions::CompletionsArgs),
 }
 
 /// Where the load goes and which topic it uses.

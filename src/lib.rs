@@ -19,9 +19,11 @@
 //! * the bundled Kafka-compatible broker is its own crate, `kbench-broker` (`crates/broker/`):
 //!   it must not depend on the load generator, and the compiler now holds it to that.
 //! * `analyze`: reading finished result folders back: compare and merge.
+//! * `completions`: `kbench completions SHELL`, generated from `cli` by clap_complete.
 
 pub mod analyze;
 pub mod cli;
+pub mod completions;
 pub mod fault;
 pub mod load;
 pub mod measure;
@@ -50,6 +52,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         cli::Command::Compare(a) => return analyze::compare::run(a),
         cli::Command::Merge(a) => return analyze::merge::run(a),
         cli::Command::Report(a) => return report::html::run(a),
+        cli::Command::Completions(a) => return completions::run(a),
     };
     run::install_ctrlc();
     run::run(plan)

@@ -103,3 +103,83 @@ fn a_broker_outage_shows_in_corrected_latency_and_send_delay() {
         "service p90 {service_p90} µs vs corrected p90 {p90} µs"
     );
 }
+
+/// Issue 8, finding 5: an e2e run goes on until the consumers have drained, but the produce
+/// rate is over the producing window (first intended send to the last acknowledgement, as
+/// Kafka's tool counts it). The mock broker serves one batch per partition per fetch, so with
+/// a linger below the injected RTT the consumers fall behind and e2e latency reaches hundreds
+/// of ms while the producer keeps its schedule.
+#[test]
+fn e2e_produce_rate_is_over_the_producing_window_not_the_consumers_drain() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out = kbench(
+        dir.path(),
+        &[
+            "e2e",
+            "--embedded",
+            "mock",
+            "--mock-rtt",
+            "50ms",
+            "--linger-ms",
+            "40",
+            "--throughput",
+            "1000",
+            "--duration",
+            "4s",
+            "--record-size",
+            "100",
+        ],
+    )
+    .timeout(Duration::from_secs(90))
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    let s = summary(dir.path());
+    let ph = &s["phases"][0];
+    let duration = ph["duration_sec"].as_f64().unwrap();
+    let e2e_p99_us = ph["consume"]["e2e_latency_us"]["p99"].as_u64().unwrap();
+    // The setting this test is about: slow delivery, a run that lasts beyond the schedule.
+    assert!(e2e_p99_us >= 300_000, "e2e p99 {e2e_p99_us} µs");
+    assert!(
+        duration >= 4.3,
+        "duration_sec {duration}: the consumers drained quickly"
+    );
+
+    let within = |rate: f64, what: &str| {
+        assert!(
+            (950.0..=1050.0).contains(&rate),
+            "{what}: {rate} records/s for 1000 asked (duration_sec {duration})"
+        )
+    };
+    let p = &ph["produce"];
+    assert_eq!(p["records"], 4000);
+    within(p["records_per_sec"].as_f64().unwrap(), "summary.json");
+    let kafka_total = lines_matching(&out, r"^4000 records sent, [0-9.]+ records/sec .* 50th");
+    assert_eq!(kafka_total.len(), 1, "{kafka_total:?}");
+    // "4000 records sent, 998.123456 records/sec (...)"
+    let kafka_rate: f64 = kafka_total[0].split(' ').nth(3).unwrap().parse().unwrap();
+    within(kafka_rate, "Kafka's total line");
+
+    // Each window is stated, and each side's rate is over its own.
+    let produce_window = ph["produce_window_sec"].as_f64().unwrap();
+    let consume_window = ph["consume_window_sec"].as_f64().unwrap();
+    assert!(
+        (4.0..4.3).contains(&produce_window),
+        "produce_window_sec {produce_window}"
+    );
+    assert_eq!(consume_window, duration);
+    let consume_rate = ph["consume"]["records_per_sec"].as_f64().unwrap();
+    assert!(
+        (consume_rate - 4000.0 / consume_window).abs() < 1.0,
+        "{consume_rate}"
+    );
+    let stdout = String::from_utf8_lossy(&out);
+    assert!(
+        stdout.contains(&format!(" records/s over {produce_window:.2} s"))
+            && stdout.contains(&format!(" records/s over {consume_window:.2} s")),
+        "{stdout}"
+    );
+}

@@ -221,32 +221,82 @@ fn pipelined_requests_are_answered_in_order() {
     }
 }
 
-#[test]
-fn connections_beyond_the_limit_are_closed_and_the_rest_keep_working() {
-    let b = start_with(|c| c.max_connections = 2);
-    let boot = b.bootstrap_servers();
-    let mut held: Vec<TcpStream> = (0..2).map(|_| connect(&boot)).collect();
-    for (i, s) in held.iter_mut().enumerate() {
-        s.write_all(&frame(
-            ApiKey::ApiVersions,
-            3,
-            i as i32,
-            &ApiVersionsRequest::default(),
-        ))
-        .expect("write");
-        assert!(read_frame(s).is_some());
-    }
-    let mut third = connect(&boot);
-    let _ = third.write_all(&frame(
+fn api_versions_round_trip(s: &mut TcpStream, corr: i32) -> bool {
+    s.write_all(&frame(
         ApiKey::ApiVersions,
         3,
-        9,
+        corr,
         &ApiVersionsRequest::default(),
-    ));
-    assert!(read_frame(&mut third).is_none(), "third connection refused");
-    drop(held);
-    std::thread::sleep(Duration::from_millis(200));
+    ))
+    .is_ok()
+        && read_frame(s).is_some()
+}
+
+#[test]
+fn a_full_connection_table_makes_room_by_closing_a_half_open_connection_first() {
+    let b = start_with(|c| c.max_connections = 2);
+    let boot = b.bootstrap_servers();
+    let mut served = connect(&boot);
+    assert!(api_versions_round_trip(&mut served, 1));
+    // Half-open: two bytes of a size prefix, then nothing.
+    let mut half_open = connect(&boot);
+    half_open.write_all(&[0, 0]).expect("write");
+    std::thread::sleep(Duration::from_millis(100));
+    // The newcomer is served instead of refused ...
+    let mut newcomer = connect(&boot);
+    assert!(api_versions_round_trip(&mut newcomer, 2), "newcomer served");
+    // ... in the place of the connection that never completed a request.
+    assert!(closed(&mut half_open), "half-open connection evicted");
+    assert!(
+        api_versions_round_trip(&mut served, 3),
+        "active client kept"
+    );
+}
+
+#[test]
+fn among_served_connections_the_longest_idle_gives_way() {
+    let b = start_with(|c| c.max_connections = 2);
+    let boot = b.bootstrap_servers();
+    let mut older = connect(&boot);
+    assert!(api_versions_round_trip(&mut older, 1));
+    std::thread::sleep(Duration::from_millis(50));
+    let mut recent = connect(&boot);
+    assert!(api_versions_round_trip(&mut recent, 2));
+    let mut newcomer = connect(&boot);
+    assert!(api_versions_round_trip(&mut newcomer, 3));
+    assert!(closed(&mut older), "longest-idle connection closed");
+    assert!(api_versions_round_trip(&mut recent, 4));
+}
+
+#[test]
+fn a_request_that_does_not_arrive_whole_in_time_closes_its_connection() {
+    let b = start_with(|c| c.request_arrival_timeout_ms = 300);
+    let boot = b.bootstrap_servers();
+    let mut slow = connect(&boot);
+    // A size prefix for 100 bytes, then 10 of them.
+    slow.write_all(&100i32.to_be_bytes()).expect("write");
+    slow.write_all(&[0u8; 10]).expect("write");
+    let t = std::time::Instant::now();
+    assert!(closed(&mut slow), "slow sender closed");
+    assert!(t.elapsed() < Duration::from_secs(5));
     api_versions_ok(&boot);
+}
+
+#[test]
+fn connections_without_a_request_close_after_connections_max_idle_ms() {
+    let b = start_with(|c| c.connections_max_idle_ms = 300);
+    let boot = b.bootstrap_servers();
+    let mut idle = connect(&boot);
+    assert!(api_versions_round_trip(&mut idle, 1));
+    let t = std::time::Instant::now();
+    assert!(closed(&mut idle), "idle connection closed");
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    // A client that keeps talking stays connected past the idle limit.
+    let mut busy = connect(&boot);
+    for corr in 0..8 {
+        assert!(api_versions_round_trip(&mut busy, corr));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -188,3 +188,286 @@ fn phases_are_matched_by_name_not_position() {
         .code(0)
         .stdout(predicate::str::contains("step-2"));
 }
+
+/// Sets `config.<pointer>` (a JSON pointer below `config`) in a run's summary.json.
+fn set_config(run: &std::path::Path, pointer: &str, value: serde_json::Value) {
+    let file = run.join("summary.json");
+    let mut doc = result_fixtures::read_json(&file);
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+    let slot = doc["config"]
+        .pointer_mut(parent)
+        .and_then(|p| p.as_object_mut())
+        .unwrap_or_else(|| panic!("no config{parent} in {}", file.display()));
+    slot.insert(key.to_string(), value);
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+}
+
+fn json_of(out: &[u8]) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_slice(out).expect("JSON on stdout");
+    result_fixtures::validate_compare(&doc);
+    doc
+}
+
+fn row<'a>(doc: &'a serde_json::Value, metric: &str) -> &'a serde_json::Value {
+    doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == metric)
+        .unwrap_or_else(|| panic!("no {metric} row in {doc}"))
+}
+
+/// Two intervals a side: too few for the t-test.
+fn short(centre_us: f64, seed: u64) -> Vec<Phase> {
+    vec![measured(intervals(2, 200, centre_us, 0.2, 0.03, seed))]
+}
+
+#[test]
+fn a_73_percent_drop_between_two_short_real_runs_fails_the_gate() {
+    // The report of issue 8: one 5 s reporting interval per run, 30,000 vs 8,000 records/s.
+    let dir = tempfile::tempdir().unwrap();
+    let produce = |rate: &str, name: &str| {
+        let out = dir.path().join(name);
+        kbench(&[
+            "produce",
+            "--throughput",
+            rate,
+            "--record-size",
+            "100",
+            "--duration",
+            "5s",
+            "--output-dir",
+            path(&out),
+        ])
+        .env("KBENCH_NO_PROGRESS", "1")
+        .assert()
+        .code(0);
+        let runs: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+        assert_eq!(runs.len(), 1, "one run folder in {}", out.display());
+        runs.into_iter().next().unwrap().unwrap().path()
+    };
+    let base = produce("30000", "base");
+    let new = produce("8000", "new");
+    let args = ["compare", path(&base), path(&new), "--max-regression", "5%"];
+
+    let text = kbench(&args).assert().code(1).get_output().stdout.clone();
+    let text = String::from_utf8(text).unwrap();
+    let table = text.find("produce records/s").expect("a throughput row");
+    let difference = text
+        .find("producer.timeline.phases[measured].rate: 30000 → 8000")
+        .unwrap_or_else(|| panic!("the rate difference is not stated:\n{text}"));
+    assert!(
+        difference < table,
+        "differences go above the table:\n{text}"
+    );
+    let throughput_row = text[table..].lines().next().unwrap();
+    assert!(throughput_row.contains("UNTESTED"), "{text}");
+    assert!(
+        text.contains("--reporting-interval 1s or shorter"),
+        "{text}"
+    );
+    assert!(text.contains("FAILED"), "{text}");
+
+    let md = kbench(&[&args[..], &["--format", "markdown"]].concat())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let md = String::from_utf8(md).unwrap();
+    assert!(md.starts_with("### ❌ kbench compare"), "{md}");
+    assert!(md.contains("> - `producer.timeline.phases[measured].rate: 30000 → 8000`"));
+    assert!(
+        md.contains("| ❌ untested | measured | produce records/s"),
+        "{md}"
+    );
+
+    let out = kbench(&[&args[..], &["--format", "json"]].concat())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let doc = json_of(&out);
+    assert_eq!(doc["passed"], false);
+    assert_eq!(
+        doc["config_differences"],
+        serde_json::json!([{"field": "producer.timeline.phases[measured].rate", "base": 30000.0, "new": 8000.0}])
+    );
+    let rate = row(&doc, "produce records/s");
+    assert_eq!(rate["verdict"], "untested", "{rate}");
+    assert!(rate["change_pct"].as_f64().unwrap() < -50.0, "{rate}");
+    assert!(rate["note"]
+        .as_str()
+        .unwrap()
+        .contains("1+1 full intervals"));
+
+    // Accepted on request, visibly.
+    kbench(&[&args[..], &["--accept-untested"]].concat())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("UNTESTED"))
+        .stdout(predicate::str::contains("accepted with --accept-untested"))
+        .stderr(predicate::str::contains("warning"))
+        .stderr(predicate::str::contains("--accept-untested"));
+}
+
+#[test]
+fn an_untested_latency_rise_beyond_the_limit_fails_unless_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_run(dir.path(), "base", "00000001", &short(10_000.0, 1));
+    let new = write_run(dir.path(), "new", "00000002", &short(13_000.0, 2));
+    let out = kbench(&["compare", path(&base), path(&new), "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let doc = json_of(&out);
+    let p99 = row(&doc, "produce p99");
+    assert_eq!(p99["verdict"], "untested", "{p99}");
+    assert!(p99["p_value"].is_null());
+    let note = p99["note"].as_str().unwrap();
+    assert!(
+        note.contains("2+2 full intervals") && note.contains("3 per run"),
+        "{note}"
+    );
+    // Two 1 s intervals make 2 s phases: 500ms intervals give 4, one to spare.
+    assert!(
+        note.contains("--reporting-interval 500ms or shorter"),
+        "{note}"
+    );
+    assert!(doc["untested"].as_u64().unwrap() > 0);
+    assert_eq!(doc["regressions"], 0);
+    // Throughput did not change: not untested, just ok.
+    assert_eq!(row(&doc, "produce records/s")["verdict"], "unchanged");
+
+    let out = kbench(&[
+        "compare",
+        path(&base),
+        path(&new),
+        "--format",
+        "json",
+        "--accept-untested",
+    ])
+    .assert()
+    .code(0)
+    .stderr(predicate::str::contains(
+        "pass only because of --accept-untested",
+    ))
+    .get_output()
+    .stdout
+    .clone();
+    let doc = json_of(&out);
+    assert_eq!(doc["passed"], true);
+    assert_eq!(doc["accept_untested"], true);
+    assert_eq!(row(&doc, "produce p99")["verdict"], "untested");
+}
+
+#[test]
+fn a_change_within_the_limit_with_too_few_intervals_stays_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_run(dir.path(), "base", "00000001", &short(10_000.0, 1));
+    let new = write_run(dir.path(), "new", "00000002", &short(10_000.0, 1));
+    kbench(&["compare", path(&base), path(&new)])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("n/a (2+2 intervals)"))
+        .stdout(predicate::str::contains("UNTESTED").not())
+        .stdout(predicate::str::contains("no regression ("));
+}
+
+#[test]
+fn differences_in_what_the_runs_asked_for_are_listed_above_the_table_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_run(dir.path(), "base", "00000001", &steady(10_000.0, 1));
+    let new = write_run(dir.path(), "new", "00000002", &steady(10_000.0, 2));
+    set_config(
+        &base,
+        "/producer",
+        serde_json::json!({"props": {"acks": "1"}}),
+    );
+    set_config(
+        &new,
+        "/producer",
+        serde_json::json!({"props": {"acks": "all"}}),
+    );
+    set_config(&new, "/target/partitions", serde_json::json!(4));
+    // Where the runs went and where their results went is not the workload.
+    set_config(
+        &new,
+        "/bootstrap_servers",
+        serde_json::json!("127.0.0.1:9999"),
+    );
+    set_config(&new, "/output/name", serde_json::json!("other"));
+
+    let text = kbench(&["compare", path(&base), path(&new)])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("2 field(s) differ"))
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    let header = text.find("┆ metric").expect("a table");
+    for d in ["producer.props.acks: 1 → all", "target.partitions: 1 → 4"] {
+        let at = text
+            .find(d)
+            .unwrap_or_else(|| panic!("'{d}' missing:\n{text}"));
+        assert!(at < header, "'{d}' is not above the table:\n{text}");
+    }
+    assert!(text.contains("different workloads"), "{text}");
+    assert!(!text.contains("bootstrap_servers") && !text.contains("output.name"));
+
+    kbench(&["compare", path(&base), path(&new), "--format", "markdown"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "different workloads, so a change below may come from that, not from the system:\n>\n> - `producer.props.acks: 1 → all`\n> - `target.partitions: 1 → 4`\n\n| | phase",
+        ));
+
+    let out = kbench(&["compare", path(&base), path(&new), "--format", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        json_of(&out)["config_differences"],
+        serde_json::json!([
+            {"field": "producer.props.acks", "base": "1", "new": "all"},
+            {"field": "target.partitions", "base": 1, "new": 4}
+        ])
+    );
+}
+
+#[test]
+fn runs_that_asked_for_the_same_workload_state_no_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_run(dir.path(), "base", "00000001", &steady(10_000.0, 1));
+    let new = write_run(dir.path(), "new", "00000002", &steady(10_000.0, 2));
+    for format in ["text", "markdown"] {
+        kbench(&["compare", path(&base), path(&new), "--format", format])
+            .assert()
+            .code(0)
+            .stdout(predicate::str::contains("different workloads").not())
+            .stderr(predicate::str::contains("different workloads").not());
+    }
+    let out = kbench(&["compare", path(&base), path(&new), "--format", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(json_of(&out)["config_differences"], serde_json::json!([]));
+}
+
+#[test]
+fn help_documents_accept_untested_and_its_exit_code() {
+    kbench(&["compare", "--help"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("--accept-untested"))
+        .stdout(predicate::str::contains("UNTESTED"))
+        .stdout(predicate::str::contains("untested change for the worse"));
+}

@@ -143,3 +143,117 @@ fn worker_flags_are_checked() {
         .contains("--start-at 'yesterday'"));
     assert!(String::from_utf8_lossy(&run(&["--start-at", "1000"])).contains("in the past"));
 }
+
+/// `kbench ARGS --workers N --start-at (in 5 s)`: exit code and stderr, bounded in time (a plan
+/// that is not refused would run, and must not hang the test).
+fn refused(args: &[&str], workers: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let start_at = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 5)
+    .to_string();
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--workers", workers, "--worker-index", "0"]);
+    all.extend_from_slice(&["--start-at", &start_at]);
+    let out = kbench(dir.path(), &all)
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "a refused plan leaves no result folder"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_names(err: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks '{n}':\n{err}");
+    }
+}
+
+#[test]
+fn a_plan_that_leaves_a_worker_without_a_producer_is_refused_up_front() {
+    // The report of issue 8: --workers 2 with the default --producers 1 left worker 1 idle.
+    let produce = [
+        "produce",
+        "--record-size",
+        "100",
+        "--throughput",
+        "1000",
+        "--duration",
+        "1s",
+    ];
+    let err = refused(&produce, "2");
+    assert_names(
+        &err,
+        &[
+            "--workers 2 with --producers 1",
+            "worker 1 would own no producer",
+            "set --producers to at least 2",
+        ],
+    );
+    let e2e = [
+        "e2e",
+        "--record-size",
+        "100",
+        "--throughput",
+        "1000",
+        "--duration",
+        "1s",
+        "--producers",
+        "2",
+        "--consumers",
+        "4",
+    ];
+    assert_names(
+        &refused(&e2e, "4"),
+        &[
+            "--workers 4 with --producers 2",
+            "workers 2..3 would own no producer",
+        ],
+    );
+}
+
+#[test]
+fn a_plan_that_leaves_a_worker_without_a_consumer_is_refused_up_front() {
+    let consume = [
+        "consume",
+        "--bootstrap-server",
+        "127.0.0.1:9",
+        "--num-records",
+        "10",
+        "--consumers",
+        "2",
+    ];
+    assert_names(
+        &refused(&consume, "3"),
+        &[
+            "--workers 3 with --consumers 2",
+            "worker 2 would own no consumer",
+            "set --consumers to at least 3",
+        ],
+    );
+    let e2e = [
+        "e2e",
+        "--record-size",
+        "100",
+        "--throughput",
+        "1000",
+        "--duration",
+        "1s",
+        "--producers",
+        "2",
+    ];
+    assert_names(
+        &refused(&e2e, "2"),
+        &[
+            "--workers 2 with --consumers 1",
+            "worker 1 would own no consumer",
+        ],
+    );
+}

@@ -215,3 +215,90 @@ fn fails_with_exit_2_on_runs_of_different_commands() {
         .stderr(predicate::str::contains("worker-1"))
         .stderr(predicate::str::contains("'produce' run"));
 }
+
+/// Merges a good worker folder with `empty`; exit 2 naming `empty`, nothing written.
+fn refuses_a_folder_without_measurements(spoil: impl Fn(&std::path::Path), why: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write_run(dir.path(), "worker-0", "0000000b", &half(&whole(), 0));
+    let b = write_run(dir.path(), "worker-1", "0000000c", &half(&whole(), 1));
+    spoil(&b);
+    let out = dir.path().join("merged");
+    kbench(&["merge", path(&a), path(&b), "--output-dir", path(&out)])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "'{}' holds no measurements: {why}",
+            b.display()
+        )))
+        .stderr(predicate::str::contains(
+            "leave that folder out of the merge",
+        ))
+        .stderr(predicate::str::contains("'phase' column").not());
+    assert!(!out.join("summary.json").exists(), "nothing is written");
+}
+
+#[test]
+fn a_worker_folder_with_an_empty_timeseries_is_named_as_holding_no_measurements() {
+    // What an idle worker left (issue 8): merge failed with "has no 'phase' column".
+    refuses_a_folder_without_measurements(
+        |b| std::fs::write(b.join("timeseries.csv"), "").unwrap(),
+        "its timeseries.csv has no rows",
+    );
+}
+
+#[test]
+fn a_worker_folder_with_a_header_only_timeseries_is_named_as_holding_no_measurements() {
+    refuses_a_folder_without_measurements(
+        |b| {
+            let csv = std::fs::read_to_string(b.join("timeseries.csv")).unwrap();
+            let header = csv.lines().next().unwrap();
+            std::fs::write(b.join("timeseries.csv"), format!("{header}\n")).unwrap();
+        },
+        "its timeseries.csv has no rows",
+    );
+}
+
+#[test]
+fn a_worker_folder_whose_summary_has_no_phases_is_named_as_holding_no_measurements() {
+    refuses_a_folder_without_measurements(
+        |b| {
+            let mut doc = read_json(&b.join("summary.json"));
+            doc["phases"] = serde_json::json!([]);
+            std::fs::write(b.join("summary.json"), doc.to_string()).unwrap();
+            std::fs::write(b.join("timeseries.csv"), "").unwrap();
+        },
+        "its summary.json has no phases",
+    );
+}
+
+/// Sets each phase's produce and consume windows in a written run's summary.json.
+fn set_windows(run: &std::path::Path, produce: f64, consume: f64) {
+    let file = run.join("summary.json");
+    let mut doc = read_json(&file);
+    for ph in doc["phases"].as_array_mut().unwrap() {
+        ph["produce_window_sec"] = produce.into();
+        ph["consume_window_sec"] = consume.into();
+    }
+    std::fs::write(&file, serde_json::to_string(&doc).unwrap()).unwrap();
+}
+
+#[test]
+fn merged_windows_are_the_longest_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = whole();
+    let a = write_run(dir.path(), "worker-0", "0000000b", &half(&all, 0));
+    let b = write_run(dir.path(), "worker-1", "0000000c", &half(&all, 1));
+    set_windows(&a, 4.1, 4.9);
+    set_windows(&b, 4.2, 4.6);
+    let out = dir.path().join("merged");
+    kbench(&["merge", path(&a), path(&b), "--output-dir", path(&out)])
+        .assert()
+        .code(0);
+    let merged = read_json(&out.join("summary.json"));
+    validate(&merged);
+    for name in ["measured", "step-2"] {
+        let m = phase(&merged, name);
+        assert_eq!(m["produce_window_sec"], 4.2, "{name}");
+        assert_eq!(m["consume_window_sec"], 4.9, "{name}");
+    }
+}

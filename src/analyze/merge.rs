@@ -7,7 +7,9 @@
 //! maximum. Host figures come from different machines: CPU percentages are averaged, byte
 //! rates summed, peaks maxed. Fields merge does not recompute are kept from the first input,
 //! so the output stays valid against `schema/summary.schema.json`. `merge_series` does the
-//! same for `timeseries.csv`. This module must not touch anything but result files.
+//! same for `timeseries.csv`. An input without measurements (no phases, or a time series
+//! without rows: a worker that had nothing to do) is refused up front, naming its folder,
+//! before anything is written. This module must not touch anything but result files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,8 @@ use crate::report::summary::{decode_histogram, encode_histogram, LatencySummary}
 const AFTER_HELP: &str = "\
 Exit codes:
   0  merged
-  2  bad input: a missing or unreadable result folder, runs of different commands";
+  2  bad input: a missing or unreadable result folder, a folder without measurements (a worker
+     that had nothing to do), runs of different commands";
 
 /// Merges the result folders of distributed workers into one run folder.
 #[derive(Debug, Clone, Args)]
@@ -211,6 +214,16 @@ fn merge_phase(name: &str, phases: &[&Value]) -> Result<Value> {
         .map(|p| num(p, "duration_sec"))
         .fold(0.0, f64::max);
     out.insert("duration_sec".into(), json!(dur));
+    // Each side's window, like the duration, is the longest worker's (absent in older files).
+    for key in ["produce_window_sec", "consume_window_sec"] {
+        let windows: Vec<f64> = phases.iter().filter_map(|p| p.get(key)?.as_f64()).collect();
+        if !windows.is_empty() {
+            out.insert(
+                key.into(),
+                json!(windows.iter().copied().fold(0.0, f64::max)),
+            );
+        }
+    }
     let part = |key: &str| -> Vec<&Value> {
         phases
             .iter()
@@ -421,6 +434,36 @@ fn merged_run_id(ids: &[&str]) -> String {
     format!("{h:08x}")
 }
 
+/// Why a result folder holds no measurements, or `None` when it holds some.
+fn without_measurements(summary: &Value, paths: &RunPaths) -> Result<Option<&'static str>> {
+    let no_phases = summary
+        .get("phases")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty);
+    if no_phases {
+        return Ok(Some("its summary.json has no phases"));
+    }
+    if paths.timeseries.is_file() && !super::merge_series::has_rows(&paths.timeseries)? {
+        return Ok(Some("its timeseries.csv has no rows"));
+    }
+    Ok(None)
+}
+
+/// Refuses inputs without measurements, naming the folder, rather than failing later on a
+/// file's shape (an empty timeseries.csv has no 'phase' column).
+fn check_measured(inputs: &[Value], paths: &[RunPaths], labels: &[String]) -> Result<()> {
+    for ((summary, p), label) in inputs.iter().zip(paths).zip(labels) {
+        if let Some(why) = without_measurements(summary, p)? {
+            bail!(
+                "'{label}' holds no measurements: {why} (a worker that owned no producer or \
+                 consumer, or a run that stopped before its first reporting interval); leave \
+                 that folder out of the merge"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs `kbench merge`: writes summary.json (and timeseries.csv when every input has one)
 /// into `--output-dir`. `Err` (exit 2) for bad input.
 pub fn run(args: MergeArgs) -> Result<ExitCode> {
@@ -434,6 +477,7 @@ pub fn run(args: MergeArgs) -> Result<ExitCode> {
         .iter()
         .map(|p| read_summary_json(&p.summary))
         .collect::<Result<Vec<_>>>()?;
+    check_measured(&inputs, &paths, &labels)?;
     let merged = merge_summaries(&inputs, &labels, args.name.as_deref())?;
     let out = &args.output_dir;
     std::fs::create_dir_all(out)

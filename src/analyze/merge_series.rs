@@ -90,6 +90,15 @@ fn combine(rule: Rule, cells: &[&str]) -> String {
     v.to_string()
 }
 
+/// Whether the file has a data row: an empty file, or one with a header alone, has none.
+pub fn has_rows(path: &Path) -> Result<bool> {
+    let mut r = csv::Reader::from_path(path)
+        .with_context(|| format!("cannot read '{}'", path.display()))?;
+    let mut row = csv::StringRecord::new();
+    r.read_record(&mut row)
+        .with_context(|| format!("'{}': bad row", path.display()))
+}
+
 /// Merges the files into `out`, with the first file's columns.
 pub fn merge_files(inputs: &[&Path], out: &Path) -> Result<()> {
     let tables = inputs.iter().map(|p| read(p)).collect::<Result<Vec<_>>>()?;

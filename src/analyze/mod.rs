@@ -8,6 +8,7 @@
 
 pub mod compare;
 mod compare_output;
+mod config_diff;
 pub mod merge;
 mod merge_series;
 mod stats;
@@ -61,6 +62,9 @@ pub struct SummaryView {
     pub started_at: String,
     #[serde(default)]
     pub latency_model: String,
+    /// The effective configuration (the resolved plan, or the profile of a `run`).
+    #[serde(default)]
+    pub config: serde_json::Value,
     pub phases: Vec<PhaseView>,
 }
 

@@ -137,6 +137,27 @@ fn worker_plan(w: &crate::cli::WorkerArgs) -> Result<WorkerPlan> {
     })
 }
 
+/// Refuses a distributed plan in which some worker would own none of the clients of a kind:
+/// workers take every Nth client (`WorkerPlan::owns`), so with fewer clients than workers the
+/// last ones would run nothing, report nothing and break `kbench merge`.
+fn check_every_worker_has_work(w: &WorkerPlan, clients: u32, flag: &str, kind: &str) -> Result<()> {
+    // Zero clients is refused on its own, naming the flag alone.
+    if clients == 0 || clients >= w.workers {
+        return Ok(());
+    }
+    let workers = w.workers;
+    let idle = if clients + 1 == workers {
+        format!("worker {clients}")
+    } else {
+        format!("workers {clients}..{}", workers - 1)
+    };
+    bail!(
+        "--workers {workers} with {flag} {clients}: {idle} would own no {kind} and do nothing \
+         (worker i runs {kind}s i, i+{workers}, ...): set {flag} to at least {workers} \
+         (a multiple of {workers} shares the load evenly), or --workers to at most {clients}"
+    )
+}
+
 /// RFC 3339 or Unix seconds (fractions allowed), as clock nanoseconds.
 fn parse_start_at(text: &str) -> Result<u64> {
     if let Ok(secs) = text.trim().parse::<f64>() {
@@ -170,6 +191,8 @@ pub struct Plan {
 
 impl Plan {
     pub fn produce(a: &ProduceArgs) -> Result<Plan> {
+        let worker = worker_plan(&a.worker)?;
+        check_every_worker_has_work(&worker, a.producer.producers, "--producers", "producer")?;
         Ok(Plan {
             command: "produce".into(),
             target: target_plan(&a.target)?,
@@ -178,7 +201,7 @@ impl Plan {
             consume_records: None,
             show_detailed_stats: false,
             output: output_plan(&a.output, "produce")?,
-            worker: worker_plan(&a.worker)?,
+            worker,
             faults: fault_flags(&a.faults.faults)?,
             verify_readback: a.faults.verify_readback,
         })
@@ -188,6 +211,8 @@ impl Plan {
         if a.num_records == 0 {
             bail!("--num-records must be at least 1");
         }
+        let worker = worker_plan(&a.worker)?;
+        check_every_worker_has_work(&worker, a.consumer.consumers, "--consumers", "consumer")?;
         let mut consumer = consumer_plan(&a.consumer, "perf-consumer")?;
         consumer.props.set_default(
             "auto.offset.reset",
@@ -206,13 +231,16 @@ impl Plan {
             consume_records: Some(a.num_records),
             show_detailed_stats: a.show_detailed_stats,
             output: output_plan(&a.output, "consume")?,
-            worker: worker_plan(&a.worker)?,
+            worker,
             faults: Vec::new(),
             verify_readback: false,
         })
     }
 
     pub fn e2e(a: &E2eArgs) -> Result<Plan> {
+        let worker = worker_plan(&a.worker)?;
+        check_every_worker_has_work(&worker, a.producer.producers, "--producers", "producer")?;
+        check_every_worker_has_work(&worker, a.consumer.consumers, "--consumers", "consumer")?;
         let mut consumer = consumer_plan(&a.consumer, "kbench-e2e")?;
         consumer.props.set_default("auto.offset.reset", "earliest");
         Ok(Plan {
@@ -223,7 +251,7 @@ impl Plan {
             consume_records: None,
             show_detailed_stats: false,
             output: output_plan(&a.output, "e2e")?,
-            worker: worker_plan(&a.worker)?,
+            worker,
             faults: fault_flags(&a.faults.faults)?,
             verify_readback: a.faults.verify_readback,
         })

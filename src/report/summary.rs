@@ -77,7 +77,18 @@ pub struct PhaseSummary {
     pub target_rate_per_sec: Option<f64>,
     /// Matrix parameters or ramp figures of the phase.
     pub params: std::collections::BTreeMap<String, String>,
+    /// The phase's span: from its first intended send to the next phase's start, or for the
+    /// last phase to the end of the run (produce: the last acknowledgement; consume and e2e:
+    /// the last record consumed).
     pub duration_sec: f64,
+    /// The window `produce` rates are over (null without producers): as `duration_sec`, but the
+    /// last phase's ends at the last acknowledgement (the producers' flush), as Kafka's
+    /// producer tool counts, not when an e2e run's consumers have drained.
+    pub produce_window_sec: Option<f64>,
+    /// The window `consume` rates are over (null without consumers): from the phase's first
+    /// intended send (consume: the start) to the next phase's start or the last record
+    /// consumed.
+    pub consume_window_sec: Option<f64>,
     pub produce: Option<ProduceSummary>,
     pub consume: Option<ConsumeSummary>,
     pub host: HostSummary,

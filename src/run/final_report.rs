@@ -208,9 +208,12 @@ pub fn finish(
     Ok(CellResult { summary: s, exit })
 }
 
-/// Kafka's total line over every record, then its "steady state" line without the warm-up.
+/// Kafka's total line over every record, then its "steady state" line without the warm-up;
+/// both over the producing window (to the last acknowledgement, as Kafka's tool counts), not
+/// the wait for an e2e run's consumers.
 fn print_producer_totals(rep: &Reporter, end_ns: u64) {
     let all = all_produced(rep);
+    let end_ns = rep.produce_end_ns(end_ns);
     let total_secs = end_ns.saturating_sub(rep.starts.get(0).unwrap_or(rep.start_ns)) as f64 / 1e9;
     rep.progress
         .println(&console::kafka_producer_total(&all, total_secs, false));
@@ -367,13 +370,20 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
 }
 
 fn phase_block(s: &Summary, ph: &PhaseSummary) -> Vec<String> {
+    // Rates are over each side's window; with both sides (e2e) the two differ, so name them.
+    let both = ph.produce.is_some() && ph.consume.is_some();
+    let over = |window: Option<f64>| match window {
+        Some(w) if both => format!(" over {w:.2} s"),
+        _ => String::new(),
+    };
+    let consume_window = ph.consume_window_sec;
     let mut lines = vec![format!(
         "kbench {} summary: {} phase, {:.2} s (warm-up excluded)",
         s.command, ph.name, ph.duration_sec
     )];
     let mut rows = Vec::new();
     if let Some(p) = &ph.produce {
-        lines.push(format!("  produced: {} records, {:.1} records/s, {:.2} MB/s, {} errors, {} sends more than 1 ms late", p.records, p.records_per_sec, p.mb_per_sec, p.errors, p.late_sends));
+        lines.push(format!("  produced: {} records, {:.1} records/s{}, {:.2} MB/s, {} errors, {} sends more than 1 ms late", p.records, p.records_per_sec, over(ph.produce_window_sec), p.mb_per_sec, p.errors, p.late_sends));
         rows.push(("produce", &p.latency_us));
         rows.push(("service", &p.service_latency_us));
         if s.latency_model == "open" {
@@ -382,9 +392,10 @@ fn phase_block(s: &Summary, ph: &PhaseSummary) -> Vec<String> {
     }
     if let Some(c) = &ph.consume {
         lines.push(format!(
-            "  consumed: {} records, {:.1} records/s, {:.2} MB/s, {} without a kbench stamp{}",
+            "  consumed: {} records, {:.1} records/s{}, {:.2} MB/s, {} without a kbench stamp{}",
             c.records,
             c.records_per_sec,
+            over(consume_window),
             c.mb_per_sec,
             c.unstamped,
             c.max_lag

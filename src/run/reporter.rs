@@ -332,11 +332,37 @@ impl Reporter {
             .collect()
     }
 
+    /// Where the producing window ends, given the run's end: the producers' last
+    /// acknowledgement (the end of their flush) once every producer is done, as Kafka's tool
+    /// stops its clock after `close()`; the run's end while they are still sending. In e2e the
+    /// run goes on until the consumers have drained, which is not the producers' time.
+    pub fn produce_end_ns(&self, end_ns: u64) -> u64 {
+        let done = !self.producers.is_empty()
+            && self
+                .producers
+                .iter()
+                .all(|p| p.done.load(Ordering::Acquire));
+        if !done {
+            return end_ns;
+        }
+        let last = self
+            .producers
+            .iter()
+            .map(|p| p.done_ns.load(Ordering::Relaxed));
+        last.max().unwrap_or(end_ns)
+    }
+
+    /// Phase `k`'s summary as of the run's end `end_ns`. Each side's rates are over its own
+    /// window: produce up to the producing end (`produce_end_ns`), consume up to the run's end
+    /// (for consume and e2e, the last record consumed); a phase followed by another ends where
+    /// the next begins, for both.
     fn phase_summary(&self, k: usize, end_ns: u64) -> PhaseSummary {
         let secs = self.phase_secs(k, end_ns);
         let t = &self.totals[k];
         let (has_p, has_c) = (!self.producers.is_empty(), !self.consumers.is_empty());
-        let mut consume = has_c.then(|| summary::consume_summary(&t.consume, secs));
+        let produce_secs = self.phase_secs(k, self.produce_end_ns(end_ns));
+        let consume_secs = secs;
+        let mut consume = has_c.then(|| summary::consume_summary(&t.consume, consume_secs));
         if let Some(cs) = &mut consume {
             cs.max_lag = t.max_lag;
             cs.rebalance_time_ms = self.rebalance_ms();
@@ -346,8 +372,10 @@ impl Reporter {
             name: spec.name.clone(),
             target_rate_per_sec: spec.rate,
             params: spec.params.clone(),
-            duration_sec: (secs * 1000.0).round() / 1000.0,
-            produce: has_p.then(|| summary::produce_summary(&t.produce, secs)),
+            duration_sec: millis(secs),
+            produce_window_sec: has_p.then(|| millis(produce_secs)),
+            consume_window_sec: has_c.then(|| millis(consume_secs)),
+            produce: has_p.then(|| summary::produce_summary(&t.produce, produce_secs)),
             consume,
             host: HostSummary::of(&t.host),
             histograms: Histograms {
@@ -376,6 +404,11 @@ impl Reporter {
         }
         Ok(())
     }
+}
+
+/// Seconds rounded to the millisecond, as the summary states durations.
+fn millis(secs: f64) -> f64 {
+    (secs * 1000.0).round() / 1000.0
 }
 
 /// All phases added up.

@@ -245,4 +245,4 @@ pub fn read_json(path: &Path) -> Value {
 #[path = "../schema_check/mod.rs"]
 mod schema_check;
 #[allow(unused_imports)] // not every test crate validates
-pub use schema_check::validate;
+pub use schema_check::{validate, validate_compare};

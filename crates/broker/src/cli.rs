@@ -50,9 +50,18 @@ pub struct BrokerArgs {
     /// Largest request accepted; a larger one closes the connection.
     #[arg(long, default_value_t = 100 * 1024 * 1024)]
     pub max_request_bytes: usize,
-    /// Most simultaneous client connections; more are closed on accept.
+    /// Most simultaneous client connections. When the table is full, a newcomer takes the place
+    /// of the connection idle longest (one that never completed a request goes first), so a
+    /// flood of idle or half-open connections cannot shut real clients out.
     #[arg(long, default_value_t = 1000)]
     pub max_connections: usize,
+    /// Close a connection that sent no request for this long (Kafka's connections.max.idle.ms).
+    #[arg(long, default_value_t = 600_000)]
+    pub connections_max_idle_ms: u64,
+    /// Close a connection whose request does not arrive whole within this long of its first
+    /// byte (a slow-loris sender). Clients give up on a request after 30 s anyway.
+    #[arg(long, default_value_t = 30_000)]
+    pub request_arrival_timeout_ms: u64,
     /// How long an empty group waits for more members before its first rebalance completes
     /// (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, default_value_t = 3000)]
@@ -71,6 +80,14 @@ impl BrokerArgs {
         if self.segment_bytes < 1024 {
             anyhow::bail!("--segment-bytes must be at least 1024");
         }
+        if self.max_connections < 1 {
+            anyhow::bail!("--max-connections must be at least 1");
+        }
+        if self.connections_max_idle_ms < 1 || self.request_arrival_timeout_ms < 1 {
+            anyhow::bail!(
+                "--connections-max-idle-ms and --request-arrival-timeout-ms must be at least 1"
+            );
+        }
         Ok(BrokerConfig {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
@@ -86,6 +103,8 @@ impl BrokerArgs {
             max_request_bytes: self.max_request_bytes,
             max_message_bytes: 1_048_588,
             max_connections: self.max_connections,
+            connections_max_idle_ms: self.connections_max_idle_ms,
+            request_arrival_timeout_ms: self.request_arrival_timeout_ms,
             group_initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
             threads: self.threads,
         })

@@ -10,7 +10,8 @@
 //! Must not: depend on the load generator.
 //!
 //! # Layout
-//! * `server` — accept loop, connection limit, per-connection framing and in-order responses.
+//! * `server` — accept loop, per-connection framing and in-order responses, idle and arrival bounds.
+//! * `connections` — the connection table: who is idle longest, room for newcomers.
 //! * `zero_copy` — writing Fetch responses with sendfile (or read+write).
 //! * `protocol` — the advertised version table, headers, batch header checks, Fetch framing.
 //! * `handlers` — one module per API family.
@@ -22,6 +23,7 @@
 
 mod alloc;
 pub mod cli;
+pub mod connections;
 pub mod fuzzing;
 pub mod group;
 pub mod handlers;
@@ -66,7 +68,13 @@ pub struct BrokerConfig {
     pub max_request_bytes: usize,
     /// Largest record batch accepted (Kafka's `message.max.bytes`).
     pub max_message_bytes: usize,
+    /// Most open connections; a newcomer to a full table takes the place of the longest idle.
     pub max_connections: usize,
+    /// Kafka's `connections.max.idle.ms`: a connection without a request for this long closes.
+    pub connections_max_idle_ms: u64,
+    /// A request must arrive whole within this long of its first byte, or its connection
+    /// closes (slow-loris senders). Kafka has no such bound; its clients give up at 30 s.
+    pub request_arrival_timeout_ms: u64,
     /// Kafka's `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
     /// Worker threads of the broker's runtime.
@@ -92,6 +100,8 @@ impl BrokerConfig {
             max_request_bytes: 100 * 1024 * 1024,
             max_message_bytes: 1_048_588,
             max_connections: 1000,
+            connections_max_idle_ms: 600_000,
+            request_arrival_timeout_ms: 30_000,
             group_initial_rebalance_delay_ms: 0,
             threads: 2,
         }
@@ -133,7 +143,7 @@ impl EmbeddedBroker {
             (None, Some(t)) => t.path().to_path_buf(),
             (None, None) => unreachable!("a temp dir is made when no data dir is given"),
         };
-        let listener = std::net::TcpListener::bind(config.listen)
+        let listener = server::bind_listener(config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", config.listen))?;
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;

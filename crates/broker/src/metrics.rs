@@ -51,7 +51,8 @@ pub struct Metrics {
     requests: Family<RequestLabel, Counter>,
     request_seconds: HistogramFamily,
     pub connections: Gauge,
-    pub connections_rejected: Counter,
+    pub connections_evicted: Counter,
+    pub connections_idle_closed: Counter,
     log_end_offset: Family<PartitionLabel, Gauge>,
     log_start_offset: Family<PartitionLabel, Gauge>,
     partition_bytes: Family<PartitionLabel, Gauge>,
@@ -87,7 +88,8 @@ impl Metrics {
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
             connections: Gauge::default(),
-            connections_rejected: Counter::default(),
+            connections_evicted: Counter::default(),
+            connections_idle_closed: Counter::default(),
             log_end_offset: Family::default(),
             log_start_offset: Family::default(),
             partition_bytes: Family::default(),
@@ -127,9 +129,14 @@ impl Metrics {
             m.connections.clone(),
         );
         r.register(
-            "kbroker_connections_rejected",
-            "Connections refused by the connection limit",
-            m.connections_rejected.clone(),
+            "kbroker_connections_evicted",
+            "Connections closed to make room for a newcomer when the table was full (longest idle first)",
+            m.connections_evicted.clone(),
+        );
+        r.register(
+            "kbroker_connections_idle_closed",
+            "Connections closed after connections.max.idle.ms without a request",
+            m.connections_idle_closed.clone(),
         );
         r.register(
             "kbroker_partition_log_end_offset",

@@ -3,6 +3,11 @@
 //! at a time in arrival order — Kafka's own per-connection guarantee, which also keeps produce
 //! appends of one connection in order — and writes each response before the next.
 //!
+//! Under a flood of idle or half-open connections the broker keeps serving real clients: a
+//! request must arrive whole within `request_arrival_timeout_ms` of its first byte, a
+//! connection with no request for `connections_max_idle_ms` closes (Kafka's rule), and a full
+//! connection table makes room by closing its longest-idle connection (`connections`).
+//!
 //! Owns: sockets, framing limits, the connection limit and graceful shutdown. Must not: know
 //! what requests mean (handlers) or how Fetch bytes are laid out (protocol).
 
@@ -14,8 +19,9 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
+use crate::connections::{Conn, ConnTable, Slot};
 use crate::handlers::{self, ConnInfo, Response};
 use crate::protocol::{self, Parsed};
 use crate::state::Broker;
@@ -24,9 +30,29 @@ use crate::zero_copy;
 /// Frames read ahead of the one being handled (clients pipeline; librdkafka a lot).
 const READ_AHEAD: usize = 64;
 
+/// Completed connections the kernel queues for `accept`. Rust's std listener asks for 128; a
+/// burst of connects beyond the queue is dropped and each costs its client a 1 s SYN
+/// retransmission, which under a flood reads as "the broker is unreachable".
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds the client listener with a deep accept queue (SO_REUSEADDR, as std's bind sets it).
+pub fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, LISTEN_BACKLOG)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
 /// Accepts connections until `shutdown` fires, then waits briefly for connections to finish.
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(broker.cfg.max_connections.max(1)));
+    let table = ConnTable::new(broker.cfg.max_connections);
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -43,24 +69,24 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch
                 continue;
             }
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            broker.metrics.connections_rejected.inc();
-            tracing::warn!(%peer, limit = broker.cfg.max_connections, "connection limit reached; closing new connection");
-            drop(stream);
-            continue;
-        };
+        // A full table makes room by closing its longest-idle connection (see `connections`).
+        let (slot, evicted) = table.admit();
+        if evicted {
+            broker.metrics.connections_evicted.inc();
+        }
         let broker = broker.clone();
         let shutdown = shutdown.clone();
+        let table = table.clone();
         conns.spawn(async move {
             broker.metrics.connections.inc();
             let info = ConnInfo {
                 client_host: format!("/{}", peer.ip()),
             };
-            if let Err(e) = connection(stream, &broker, info, shutdown).await {
+            if let Err(e) = connection(stream, &broker, info, &table, &slot, shutdown).await {
                 tracing::debug!(%peer, "connection closed: {e}");
             }
             broker.metrics.connections.dec();
-            drop(permit);
+            drop(slot);
         });
     }
     // Graceful: connections see the shutdown signal; give them a moment, then cut.
@@ -71,28 +97,85 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: watch
     conns.abort_all();
 }
 
-/// Reads frames into `tx` until EOF, an error, or an oversized/invalid size prefix.
+/// Reads frames into `tx` until EOF, an error, an oversized/invalid size prefix, or a request
+/// that does not arrive whole within `arrival` of its first byte.
 async fn read_frames(
     mut rd: OwnedReadHalf,
     tx: mpsc::Sender<Bytes>,
     max_bytes: usize,
+    arrival: Duration,
 ) -> anyhow::Result<()> {
     loop {
+        // Waiting for a request to begin is idleness (the connection task's idle rule); once
+        // its first byte is here, the rest must follow within the bound.
         let mut size = [0u8; 4];
-        match rd.read_exact(&mut size).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+        let got = match rd.read(&mut size).await {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
             Err(e) => return Err(e.into()),
-        }
-        let size = i32::from_be_bytes(size);
-        if size < 0 || size as usize > max_bytes {
-            anyhow::bail!("request size {size} outside 0..={max_bytes} (--max-request-bytes)");
-        }
-        let mut buf = BytesMut::zeroed(size as usize);
-        // A client that disconnects mid-request ends here with an error; nothing was handled.
-        rd.read_exact(&mut buf).await?;
-        if tx.send(buf.freeze()).await.is_err() {
+        };
+        let frame =
+            tokio::time::timeout(arrival, read_rest_of_frame(&mut rd, size, got, max_bytes))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                    "a request did not arrive whole within {} ms (--request-arrival-timeout-ms)",
+                    arrival.as_millis()
+                )
+                })??;
+        if tx.send(frame).await.is_err() {
             return Ok(());
+        }
+    }
+}
+
+/// The first read of a request body: enough for any ordinary request in one allocation, while
+/// a size prefix that claims a huge body gets memory only as its bytes actually arrive.
+const FIRST_BODY_READ: usize = 1 << 20;
+
+async fn read_rest_of_frame(
+    rd: &mut OwnedReadHalf,
+    mut size: [u8; 4],
+    got: usize,
+    max_bytes: usize,
+) -> anyhow::Result<Bytes> {
+    if got < size.len() {
+        rd.read_exact(&mut size[got..]).await?;
+    }
+    let size = i32::from_be_bytes(size);
+    if size < 0 || size as usize > max_bytes {
+        anyhow::bail!("request size {size} outside 0..={max_bytes} (--max-request-bytes)");
+    }
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size.min(FIRST_BODY_READ));
+    while buf.len() < size {
+        let want = size - buf.len();
+        buf.reserve(want.min(FIRST_BODY_READ));
+        // A client that disconnects mid-request ends here with an error; nothing was handled.
+        if (&mut *rd).take(want as u64).read_buf(&mut buf).await? == 0 {
+            anyhow::bail!("connection closed in the middle of a request");
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Why a connection waiting for its next request should close, if it should.
+async fn reason_to_close(
+    table: &ConnTable,
+    conn: &Conn,
+    max_idle: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> &'static str {
+    loop {
+        let idle = Duration::from_millis(table.idle_ms(conn));
+        let left = max_idle.saturating_sub(idle);
+        if left.is_zero() {
+            return "idle for longer than --connections-max-idle-ms";
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(left) => {}
+            _ = conn.evicted.notified() => return "evicted: the connection table was full and this connection was the longest idle",
+            _ = shutdown.changed() => return "shutting down",
         }
     }
 }
@@ -101,20 +184,37 @@ async fn connection(
     stream: TcpStream,
     broker: &Arc<Broker>,
     info: ConnInfo,
+    table: &ConnTable,
+    slot: &Slot,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel(READ_AHEAD);
-    let reader = tokio::spawn(read_frames(rd, tx, broker.cfg.max_request_bytes));
+    let cfg = &broker.cfg;
+    let reader = tokio::spawn(read_frames(
+        rd,
+        tx,
+        cfg.max_request_bytes,
+        Duration::from_millis(cfg.request_arrival_timeout_ms),
+    ));
+    let max_idle = Duration::from_millis(cfg.connections_max_idle_ms);
+    let conn = &slot.conn;
     let mut scratch = Vec::new();
     let result: anyhow::Result<()> = async {
         loop {
             let frame = tokio::select! {
                 f = rx.recv() => f,
-                _ = shutdown.changed() => return Ok(()),
+                why = reason_to_close(table, conn, max_idle, &mut shutdown) => {
+                    if why.starts_with("idle") {
+                        broker.metrics.connections_idle_closed.inc();
+                    }
+                    tracing::debug!("closing connection: {why}");
+                    return Ok(());
+                }
             };
             let Some(frame) = frame else { return Ok(()) };
+            conn.touch(table);
             let started = Instant::now();
             let (api, response) = match protocol::parse_frame(frame)? {
                 Parsed::ApiVersionsUnsupported(correlation_id) => (
@@ -139,6 +239,7 @@ async fn connection(
                         .await?
                 }
             }
+            conn.touch(table);
             broker.metrics.request(api, started.elapsed());
         }
     }

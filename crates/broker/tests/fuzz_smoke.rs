@@ -2,53 +2,7 @@
 //! valid frames of every served API, bit-flipped, truncated and length-corrupted, must never
 //! panic or abort the broker's decoders and handlers.
 
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, StrBytes};
-use kbench_broker::fuzzing::Harness;
-use kbench_broker::protocol::ADVERTISED;
-
-fn seed<M: Encodable + Default>(key: ApiKey, version: i16) -> Vec<u8> {
-    let mut h = RequestHeader::default();
-    h.request_api_key = key as i16;
-    h.request_api_version = version;
-    h.correlation_id = 7;
-    h.client_id = Some(StrBytes::from_static_str("fuzz"));
-    let mut buf = bytes::BytesMut::new();
-    let _ = h.encode(&mut buf, key.request_header_version(version));
-    let _ = M::default().encode(&mut buf, version);
-    buf.to_vec()
-}
-
-fn seeds() -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for row in ADVERTISED {
-        for v in row.min.max(if row.key == ApiKey::Produce { 3 } else { 0 })..=row.max {
-            let s = match row.key {
-                ApiKey::Produce => seed::<ProduceRequest>(row.key, v),
-                ApiKey::Fetch => seed::<FetchRequest>(row.key, v),
-                ApiKey::ListOffsets => seed::<ListOffsetsRequest>(row.key, v),
-                ApiKey::Metadata => seed::<MetadataRequest>(row.key, v),
-                ApiKey::OffsetCommit => seed::<OffsetCommitRequest>(row.key, v),
-                ApiKey::OffsetFetch => seed::<OffsetFetchRequest>(row.key, v),
-                ApiKey::FindCoordinator => seed::<FindCoordinatorRequest>(row.key, v),
-                ApiKey::JoinGroup => seed::<JoinGroupRequest>(row.key, v),
-                ApiKey::Heartbeat => seed::<HeartbeatRequest>(row.key, v),
-                ApiKey::LeaveGroup => seed::<LeaveGroupRequest>(row.key, v),
-                ApiKey::SyncGroup => seed::<SyncGroupRequest>(row.key, v),
-                ApiKey::DescribeGroups => seed::<DescribeGroupsRequest>(row.key, v),
-                ApiKey::ListGroups => seed::<ListGroupsRequest>(row.key, v),
-                ApiKey::ApiVersions => seed::<ApiVersionsRequest>(row.key, v),
-                ApiKey::CreateTopics => seed::<CreateTopicsRequest>(row.key, v),
-                ApiKey::DeleteTopics => seed::<DeleteTopicsRequest>(row.key, v),
-                ApiKey::InitProducerId => seed::<InitProducerIdRequest>(row.key, v),
-                ApiKey::DescribeConfigs => seed::<DescribeConfigsRequest>(row.key, v),
-                _ => continue,
-            };
-            out.push(s);
-        }
-    }
-    out
-}
+use kbench_broker::fuzzing::{seed_frames as seeds, Harness};
 
 /// xorshift: deterministic, no dependency.
 struct Rng(u64);

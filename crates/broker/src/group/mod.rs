@@ -347,6 +347,175 @@ enum Reply<T> {
     Later(oneshot::Receiver<T>),
 }
 
+/// The session and rebalance timeouts a JoinGroup asked for.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    session: Duration,
+    rebalance: Duration,
+}
+
+impl Timeouts {
+    /// Err(INVALID_SESSION_TIMEOUT) outside the broker's bounds.
+    fn of(p: &JoinParams) -> Result<Timeouts, i16> {
+        let session = Duration::from_millis(p.session_timeout_ms.max(0) as u64);
+        if !(MIN_SESSION..=MAX_SESSION).contains(&session) {
+            return Err(INVALID_SESSION_TIMEOUT);
+        }
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        let rebalance = if p.rebalance_timeout_ms > 0 {
+            Duration::from_millis(p.rebalance_timeout_ms as u64)
+        } else {
+            session
+        };
+        Ok(Timeouts { session, rebalance })
+    }
+}
+
+/// What admitting a joiner decided: answer it now, or let it wait for the rebalance as this
+/// member id.
+enum Admission {
+    Answer(Reply<JoinOutcome>),
+    Rebalance(String),
+}
+
+fn join_error(error: i16, member_id: &str) -> Reply<JoinOutcome> {
+    Reply::Now(JoinOutcome {
+        error,
+        generation: -1,
+        member_id: member_id.to_string(),
+        ..Default::default()
+    })
+}
+
+fn joining_member(
+    p: &JoinParams,
+    instance_id: Option<String>,
+    t: Timeouts,
+    now: Instant,
+) -> Member {
+    Member {
+        instance_id,
+        client_id: p.client_id.clone(),
+        client_host: p.client_host.clone(),
+        session_timeout: t.session,
+        rebalance_timeout: t.rebalance,
+        protocols: p.protocols.clone(),
+        assignment: Bytes::new(),
+        last_seen: now,
+        join_tx: None,
+        sync_tx: None,
+    }
+}
+
+/// Answers a replaced static member's parked requests with FENCED_INSTANCE_ID.
+fn fence(old: &mut Member, old_id: &str) {
+    if let Some(tx) = old.join_tx.take() {
+        let _ = tx.send(JoinOutcome {
+            error: FENCED_INSTANCE_ID,
+            member_id: old_id.to_string(),
+            ..Default::default()
+        });
+    }
+    if let Some(tx) = old.sync_tx.take() {
+        let _ = tx.send(SyncOutcome {
+            error: FENCED_INSTANCE_ID,
+            ..Default::default()
+        });
+    }
+}
+
+/// A static member joining as `member_id`: if its instance was known, it takes over the old
+/// member's place and assignment. Returns an answer when that needs no rebalance (same
+/// subscription, stable group, not the leader).
+fn admit_static(
+    g: &mut Group,
+    p: &JoinParams,
+    inst: &str,
+    member_id: &str,
+    t: Timeouts,
+    now: Instant,
+) -> Option<Reply<JoinOutcome>> {
+    let returning = g
+        .statics
+        .get(inst)
+        .cloned()
+        .and_then(|old_id| g.members.remove(&old_id).map(|m| (old_id, m)));
+    let mut m = joining_member(p, Some(inst.to_string()), t, now);
+    g.statics.insert(inst.to_string(), member_id.to_string());
+    let Some((old_id, mut old)) = returning else {
+        g.members.insert(member_id.to_string(), m);
+        return None;
+    };
+    fence(&mut old, &old_id);
+    let same = old.protocols == p.protocols;
+    let was_leader = g.leader.as_deref() == Some(old_id.as_str());
+    m.assignment = old.assignment.clone();
+    g.members.insert(member_id.to_string(), m);
+    if was_leader {
+        g.leader = Some(member_id.to_string());
+    }
+    (g.state == State::Stable && same && !was_leader).then(|| Reply::Now(g.current_join(member_id)))
+}
+
+/// A joiner with a member id: one handed out by MEMBER_ID_REQUIRED, or a known member
+/// rejoining (which needs no rebalance when nothing changed).
+fn admit_known(g: &mut Group, p: &JoinParams, t: Timeouts, now: Instant) -> Admission {
+    let member_id = p.member_id.clone();
+    if let Some(inst) = &p.instance_id {
+        if g.statics.get(inst).is_some_and(|known| *known != member_id) {
+            return Admission::Answer(join_error(FENCED_INSTANCE_ID, &member_id));
+        }
+    }
+    if g.pending.remove(&member_id).is_some() {
+        g.members.insert(
+            member_id.clone(),
+            joining_member(p, p.instance_id.clone(), t, now),
+        );
+        if let Some(inst) = &p.instance_id {
+            g.statics.insert(inst.clone(), member_id.clone());
+        }
+    } else if g.members.contains_key(&member_id) {
+        if let Some(reply) = rejoin(g, p, &member_id, t, now) {
+            return Admission::Answer(reply);
+        }
+    } else {
+        return Admission::Answer(join_error(UNKNOWN_MEMBER_ID, &member_id));
+    }
+    if g.protocol_type.is_none() {
+        g.protocol_type = Some(p.protocol_type.clone());
+    }
+    Admission::Rebalance(member_id)
+}
+
+/// A known member's JoinGroup: refreshes it, and answers at once when the group need not
+/// rebalance for it.
+fn rejoin(
+    g: &mut Group,
+    p: &JoinParams,
+    member_id: &str,
+    t: Timeouts,
+    now: Instant,
+) -> Option<Reply<JoinOutcome>> {
+    let m = g.members.get_mut(member_id)?;
+    let same = m.protocols == p.protocols;
+    m.protocols = p.protocols.clone();
+    m.session_timeout = t.session;
+    m.rebalance_timeout = t.rebalance;
+    m.last_seen = now;
+    let is_leader = g.leader.as_deref() == Some(member_id);
+    match g.state {
+        State::Stable if same && !is_leader => Some(Reply::Now(g.current_join(member_id))),
+        State::CompletingRebalance if same => {
+            let mut o = g.current_join(member_id);
+            if is_leader {
+                o.members = g.roster(g.protocol.as_deref().unwrap_or_default());
+            }
+            Some(Reply::Now(o))
+        }
+        _ => None,
+    }
+}
+
 impl Coordinator {
     pub fn new(offsets: offsets::OffsetStore, initial_delay: Duration) -> Self {
         Coordinator {
@@ -380,146 +549,72 @@ impl Coordinator {
         }
     }
 
+    /// A JoinGroup in three steps: check its timeouts and protocol, admit the member (new,
+    /// static, pending or known), then either answer at once or wait for the rebalance.
     fn join_now(&self, p: JoinParams) -> Reply<JoinOutcome> {
-        let err = |error: i16, member_id: &str| {
-            Reply::Now(JoinOutcome {
-                error,
-                generation: -1,
-                member_id: member_id.to_string(),
-                ..Default::default()
-            })
-        };
-        let session = Duration::from_millis(p.session_timeout_ms.max(0) as u64);
-        if !(MIN_SESSION..=MAX_SESSION).contains(&session) {
-            return err(INVALID_SESSION_TIMEOUT, &p.member_id);
-        }
-        // v0 has no rebalance timeout: Kafka uses the session timeout.
-        let rebalance = if p.rebalance_timeout_ms > 0 {
-            Duration::from_millis(p.rebalance_timeout_ms as u64)
-        } else {
-            session
+        let timeouts = match Timeouts::of(&p) {
+            Ok(t) => t,
+            Err(code) => return join_error(code, &p.member_id),
         };
         let now = Instant::now();
         let mut groups = self.lock();
         let g = groups.entry(p.group_id.clone()).or_insert_with(Group::new);
         if !g.supports(&p.protocol_type, &p.protocols) {
-            return err(INCONSISTENT_GROUP_PROTOCOL, &p.member_id);
+            return join_error(INCONSISTENT_GROUP_PROTOCOL, &p.member_id);
         }
-        let new_member = |instance_id: Option<String>| Member {
-            instance_id,
-            client_id: p.client_id.clone(),
-            client_host: p.client_host.clone(),
-            session_timeout: session,
-            rebalance_timeout: rebalance,
-            protocols: p.protocols.clone(),
-            assignment: Bytes::new(),
-            last_seen: now,
-            join_tx: None,
-            sync_tx: None,
+        let admission = if p.member_id.is_empty() {
+            self.admit_new(g, &p, timeouts, now)
+        } else {
+            admit_known(g, &p, timeouts, now)
         };
-        let member_id: String;
-        if p.member_id.is_empty() {
-            if let Some(inst) = &p.instance_id {
-                member_id = self.new_member_id(inst);
-                if let Some(old_id) = g.statics.get(inst).cloned() {
-                    // A static member came back: it takes over the old member's place.
-                    if let Some(mut old) = g.members.remove(&old_id) {
-                        if let Some(tx) = old.join_tx.take() {
-                            let _ = tx.send(JoinOutcome {
-                                error: FENCED_INSTANCE_ID,
-                                member_id: old_id.clone(),
-                                ..Default::default()
-                            });
-                        }
-                        if let Some(tx) = old.sync_tx.take() {
-                            let _ = tx.send(SyncOutcome {
-                                error: FENCED_INSTANCE_ID,
-                                ..Default::default()
-                            });
-                        }
-                        let same = old.protocols == p.protocols;
-                        let was_leader = g.leader.as_deref() == Some(old_id.as_str());
-                        let mut m = new_member(Some(inst.clone()));
-                        m.assignment = old.assignment.clone();
-                        g.members.insert(member_id.clone(), m);
-                        g.statics.insert(inst.clone(), member_id.clone());
-                        if was_leader {
-                            g.leader = Some(member_id.clone());
-                        }
-                        if g.state == State::Stable && same && !was_leader {
-                            // No rebalance: same subscription, same assignment.
-                            return Reply::Now(g.current_join(&member_id));
-                        }
-                    } else {
-                        g.members
-                            .insert(member_id.clone(), new_member(Some(inst.clone())));
-                        g.statics.insert(inst.clone(), member_id.clone());
-                    }
-                } else {
-                    g.members
-                        .insert(member_id.clone(), new_member(Some(inst.clone())));
-                    g.statics.insert(inst.clone(), member_id.clone());
+        match admission {
+            Admission::Answer(reply) => reply,
+            Admission::Rebalance(member_id) => self.wait_for_rebalance(g, &member_id, now),
+        }
+    }
+
+    /// A joiner without a member id: a static member gets one (and may take over its old
+    /// place); a dynamic one gets one too, and from v4 must come back with it (KIP-394).
+    fn admit_new(&self, g: &mut Group, p: &JoinParams, t: Timeouts, now: Instant) -> Admission {
+        let member_id = match &p.instance_id {
+            Some(inst) => {
+                let id = self.new_member_id(inst);
+                if let Some(reply) = admit_static(g, p, inst, &id, t, now) {
+                    return Admission::Answer(reply);
                 }
-            } else {
-                member_id = self.new_member_id(if p.client_id.is_empty() {
+                id
+            }
+            None => {
+                let prefix = if p.client_id.is_empty() {
                     "member"
                 } else {
                     &p.client_id
-                });
+                };
+                let id = self.new_member_id(prefix);
                 if p.version >= 4 {
-                    // KIP-394: hand out an id and make the client come back with it.
-                    g.pending.insert(member_id.clone(), now + session);
-                    return err(MEMBER_ID_REQUIRED, &member_id);
+                    g.pending.insert(id.clone(), now + t.session);
+                    return Admission::Answer(join_error(MEMBER_ID_REQUIRED, &id));
                 }
-                g.members.insert(member_id.clone(), new_member(None));
-            }
-            if g.members.len() == 1 && g.protocol_type.is_none() {
-                g.protocol_type = Some(p.protocol_type.clone());
-            }
-        } else {
-            member_id = p.member_id.clone();
-            if let Some(inst) = &p.instance_id {
-                if let Some(known) = g.statics.get(inst) {
-                    if *known != member_id {
-                        return err(FENCED_INSTANCE_ID, &member_id);
-                    }
-                }
-            }
-            if g.pending.remove(&member_id).is_some() {
                 g.members
-                    .insert(member_id.clone(), new_member(p.instance_id.clone()));
-                if let Some(inst) = &p.instance_id {
-                    g.statics.insert(inst.clone(), member_id.clone());
-                }
-            } else if let Some(m) = g.members.get_mut(&member_id) {
-                let same = m.protocols == p.protocols;
-                m.protocols = p.protocols.clone();
-                m.session_timeout = session;
-                m.rebalance_timeout = rebalance;
-                m.last_seen = now;
-                let is_leader = g.leader.as_deref() == Some(member_id.as_str());
-                match g.state {
-                    State::Stable if same && !is_leader => {
-                        return Reply::Now(g.current_join(&member_id))
-                    }
-                    State::CompletingRebalance if same => {
-                        let mut o = g.current_join(&member_id);
-                        if is_leader {
-                            o.members = g.roster(g.protocol.as_deref().unwrap_or_default());
-                        }
-                        return Reply::Now(o);
-                    }
-                    _ => {}
-                }
-            } else {
-                return err(UNKNOWN_MEMBER_ID, &member_id);
+                    .insert(id.clone(), joining_member(p, None, t, now));
+                id
             }
-            if g.protocol_type.is_none() {
-                g.protocol_type = Some(p.protocol_type.clone());
-            }
+        };
+        if g.members.len() == 1 && g.protocol_type.is_none() {
+            g.protocol_type = Some(p.protocol_type.clone());
         }
+        Admission::Rebalance(member_id)
+    }
+
+    /// Parks the member's JoinGroup until the rebalance completes, starting one if needed.
+    fn wait_for_rebalance(
+        &self,
+        g: &mut Group,
+        member_id: &str,
+        now: Instant,
+    ) -> Reply<JoinOutcome> {
         let (tx, rx) = oneshot::channel();
-        if let Some(m) = g.members.get_mut(&member_id) {
+        if let Some(m) = g.members.get_mut(member_id) {
             if let Some(old) = m.join_tx.replace(tx) {
                 let _ = old.send(JoinOutcome {
                     error: UNKNOWN_MEMBER_ID,

@@ -140,6 +140,11 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
         ),
         ("num.partitions", c.num_partitions.to_string()),
         ("socket.request.max.bytes", c.max_request_bytes.to_string()),
+        (
+            "connections.max.idle.ms",
+            c.connections_max_idle_ms.to_string(),
+        ),
+        ("max.connections", c.max_connections.to_string()),
         ("message.max.bytes", c.max_message_bytes.to_string()),
         ("log.segment.bytes", c.segment_bytes.to_string()),
         (
