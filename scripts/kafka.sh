@@ -2,7 +2,8 @@
 # Real Apache Kafka on loopback, for interop tests and side-by-side comparisons (issue 5).
 #
 # The broker and the official Java tools are fetched as Maven artifacts (no tarball download),
-# cached outside the repository, and run as one KRaft node (broker + controller) on 127.0.0.1.
+# cached outside the repository, and run as one KRaft node (broker + controller) on 127.0.0.1;
+# with `--nodes 3`, as a cluster of such nodes with faults by node id (scripts/lib/kafka-cluster.sh).
 # Run `scripts/kafka.sh help` for the commands. Environment (all optional):
 #   KBENCH_KAFKA_VERSION  Apache Kafka release to use (default: the pinned one below)
 #   KBENCH_CACHE          cache root; jars go to $KBENCH_CACHE/kafka-<version>/lib
@@ -30,11 +31,32 @@ readonly SCRAM_USER=kbench
 readonly SCRAM_PASSWORD=kbench-secret
 readonly TLS_PASSWORD=kbench-tls
 
+# Options before the command: --nodes N (1: the single node below; 3..9: a cluster, see
+# scripts/lib/kafka-cluster.sh) and --state DIR (instead of KBENCH_KAFKA_STATE).
+NODES=1
+while (($#)); do
+  case $1 in
+    --nodes) NODES=${2:?--nodes needs a value}; shift 2 ;;
+    --nodes=*) NODES=${1#*=}; shift ;;
+    --state) KBENCH_KAFKA_STATE=${2:?--state needs a directory}; shift 2 ;;
+    --state=*) KBENCH_KAFKA_STATE=${1#*=}; shift ;;
+    *) break ;;
+  esac
+done
+if ! [[ $NODES =~ ^[1-9]$ ]] || ((NODES == 2)); then
+  echo "kafka.sh: error: --nodes wants 1 (one node) or 3..9 (a KRaft cluster of combined nodes), got '$NODES'" >&2
+  exit 2
+fi
+
 KAFKA_VERSION=${KBENCH_KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}
 CACHE_ROOT=${KBENCH_CACHE:-${HOME:?HOME is unset; set KBENCH_CACHE to a cache directory}/.cache/kbench}
 KAFKA_DIR=$CACHE_ROOT/kafka-$KAFKA_VERSION
 LIB_DIR=$KAFKA_DIR/lib
-STATE_DIR=${KBENCH_KAFKA_STATE:-/tmp/kbench-kafka}
+if ((NODES == 1)); then
+  STATE_DIR=${KBENCH_KAFKA_STATE:-/tmp/kbench-kafka}
+else
+  STATE_DIR=${KBENCH_KAFKA_STATE:-/tmp/kbench-kafka-cluster}
+fi
 START_TIMEOUT=${KBENCH_START_TIMEOUT:-90}
 STOP_TIMEOUT=${KBENCH_STOP_TIMEOUT:-30}
 KAFKA_HEAP=${KBENCH_KAFKA_HEAP:--Xms256m -Xmx768m}
@@ -50,9 +72,11 @@ JAVA_PROPS=$STATE_DIR/client-java.properties
 
 usage() {
   cat <<EOF
-usage: scripts/kafka.sh COMMAND [options]
+usage: scripts/kafka.sh [--nodes N] [--state DIR] COMMAND [options]
 
 Runs Apache Kafka $KAFKA_VERSION (KRaft, one node) on 127.0.0.1 from jars fetched with Maven.
+With --nodes 3 (3..9): a cluster of combined broker+controller nodes, one process each; see
+scripts/kafka.sh --nodes 3 help.
 
 commands:
   fetch                 download the broker, the tools and their dependencies into
@@ -570,6 +594,12 @@ lock_state() {
 }
 
 main() {
+  if ((NODES > 1)); then
+    # shellcheck source=scripts/lib/kafka-cluster.sh
+    source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka-cluster.sh"
+    cluster_main "$@"
+    return
+  fi
   local cmd=${1:-}
   (($#)) && shift
   case $cmd in

@@ -52,6 +52,8 @@ pub enum Command {
     Report(crate::report::html::ReportArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout.
     Completions(crate::completions::CompletionsArgs),
+    /// A TCP fault proxy (delay, blackhole, reset, refuse) steered through a control port.
+    Proxy(crate::proxy::cli::ProxyArgs),
 }
 
 /// Where the load goes and which topic it uses.

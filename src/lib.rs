@@ -20,6 +20,8 @@
 //!   it must not depend on the load generator, and the compiler now holds it to that.
 //! * `analyze`: reading finished result folders back: compare and merge.
 //! * `completions`: `kbench completions SHELL`, generated from `cli` by clap_complete.
+//! * `proxy`: kbench's own TCP fault proxy (delay, blackhole, reset, refuse), also run as
+//!   `kbench proxy`.
 
 pub mod analyze;
 pub mod cli;
@@ -29,6 +31,7 @@ pub mod load;
 pub mod measure;
 pub mod plan;
 pub mod profile;
+pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod target;
@@ -53,6 +56,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         cli::Command::Merge(a) => return analyze::merge::run(a),
         cli::Command::Report(a) => return report::html::run(a),
         cli::Command::Completions(a) => return completions::run(a),
+        cli::Command::Proxy(a) => return proxy::cli::run(a),
     };
     run::install_ctrlc();
     run::run(plan)

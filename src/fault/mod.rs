@@ -8,7 +8,7 @@
 
 pub mod hooks;
 pub mod mock;
-// pub mod nodes; (the node processes and proxies: comes with the proxy branch)
+pub mod nodes;
 pub mod resolve;
 pub mod scheduler;
 pub mod session;
