@@ -8,6 +8,7 @@
 
 pub mod hooks;
 pub mod mock;
+pub mod node_exec;
 pub mod nodes;
 pub mod resolve;
 pub mod scheduler;

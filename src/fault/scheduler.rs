@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use crate::fault::hooks::{HookEnv, HookOutcome, Hooks};
 use crate::fault::mock::MockExecutor;
+use crate::fault::node_exec::NodesExecutor;
+use crate::fault::nodes::NodeSet;
 use crate::fault::resolve::Resolver;
 use crate::fault::{Executor, Instance};
 use crate::measure::failover::{Failover, Planned};
@@ -50,6 +52,8 @@ pub struct Setup<'a> {
     pub bootstrap: &'a str,
     pub props: &'a Props,
     pub mock: Option<MockControl>,
+    /// The nodes kbench can fault (`--cluster-file`).
+    pub cluster_file: Option<&'a std::path::Path>,
 }
 
 pub struct Scheduler {
@@ -60,6 +64,7 @@ pub struct Scheduler {
     next: usize,
     records: Vec<FaultRecord>,
     mock: Option<MockExecutor>,
+    nodes: Option<NodesExecutor>,
     resolver: Option<Resolver>,
     hooks: Hooks,
     bootstrap: String,
@@ -155,6 +160,11 @@ impl Scheduler {
             next: 0,
             records,
             mock: setup.mock.map(|control| MockExecutor { control }),
+            nodes: setup
+                .cluster_file
+                .map(NodeSet::from_cluster_file)
+                .transpose()?
+                .map(NodesExecutor::new),
             resolver: needs_resolver
                 .then(|| Resolver::new(setup.bootstrap, setup.props))
                 .transpose()?,
@@ -179,7 +189,19 @@ impl Scheduler {
         for (k, o) in self.hooks.poll(false) {
             lines.extend(self.hook_ended(k, o));
         }
+        let failed = self
+            .nodes
+            .as_mut()
+            .map(NodesExecutor::poll)
+            .unwrap_or_default();
+        lines.extend(failed.into_iter().map(|(k, e)| self.node_failed(k, e)));
         lines
+    }
+
+    /// A node action of fault `k` failed (it ran on a thread of its own).
+    fn node_failed(&mut self, k: usize, e: String) -> String {
+        self.records[k].errors.push(e.clone());
+        format!("kbench: WARNING: fault {k}: {e}")
     }
 
     fn ms(&self, ns: u64) -> u64 {
@@ -222,14 +244,21 @@ impl Scheduler {
                 self.hooks.start(&f, hook, &cmd, &env);
                 Ok(())
             }
-            None => match (&mut self.mock, step) {
-                (Some(m), Step::Inject) => m.inject(&f, node),
-                (Some(m), Step::Heal) => m.heal(&f, node),
-                (None, _) => Err(anyhow::anyhow!(
-                    "no executor for '{}' on this target",
-                    f.spec.action
-                )),
-            },
+            None => {
+                let executor: Option<&mut dyn Executor> = match (&mut self.mock, &mut self.nodes) {
+                    (Some(m), _) => Some(m),
+                    (None, Some(n)) => Some(n),
+                    (None, None) => None,
+                };
+                match (executor, step) {
+                    (Some(e), Step::Inject) => e.inject(&f, node),
+                    (Some(e), Step::Heal) => e.heal(&f, node),
+                    (None, _) => Err(anyhow::anyhow!(
+                        "no executor for '{}' on this target",
+                        f.spec.action
+                    )),
+                }
+            }
         };
         let t = self.ms(now);
         let on = node.map_or(String::new(), |n| format!(" (node {n})"));
@@ -314,6 +343,13 @@ impl Scheduler {
         for (k, o) in self.hooks.finish(std::time::Duration::from_secs(10)) {
             lines.extend(self.hook_ended(k, o));
         }
+        // A heal at the end restarts a node: give it the time a JVM needs to answer.
+        let failed = self
+            .nodes
+            .as_mut()
+            .map(|n| n.finish(std::time::Duration::from_secs(240)))
+            .unwrap_or_default();
+        lines.extend(failed.into_iter().map(|(k, e)| self.node_failed(k, e)));
         (self.records, lines)
     }
 

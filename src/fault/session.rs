@@ -141,6 +141,7 @@ impl FaultSession {
                 bootstrap: &target.bootstrap,
                 props: &props,
                 mock: target.mock_control(),
+                cluster_file: plan.target.cluster_file.as_deref(),
             },
             Some(failover.clone()),
         )?;

@@ -640,7 +640,12 @@ fn check_executor(f: &FaultSpec, run: &RunShape) -> Result<()> {
     }
     match run.executor {
         ExecutorKind::HooksOnly => bail!("{field}: '{a}' needs nodes kbench can reach: give --cluster-file (target.cluster_file) of a cluster kbench started, or exec = \"...\" hooks for a cluster it did not"),
-        ExecutorKind::Nodes => bail!("{field}: process and link faults through --cluster-file are not available in this build yet; use exec = \"...\" hooks"),
+        ExecutorKind::Nodes => {
+            let ok = matches!(a, Action::Kill | Action::Stop | Action::Terminate | Action::Restart) || a.is_link();
+            if !ok {
+                bail!("{field}.action: the nodes of a cluster file take kill, stop, terminate, restart, delay, blackhole, reset and refuse; '{a}' needs an exec hook");
+            }
+        }
         ExecutorKind::Mock => {
             let ok = matches!(a, Action::Kill | Action::Terminate | Action::Restart | Action::Delay { .. });
             if !ok {

@@ -273,7 +273,14 @@ impl Plan {
         }
         let t = &self.target;
         let (executor, node_ids) = match (&t.bootstrap_server, &t.cluster_file) {
-            (_, Some(_)) => (faults::ExecutorKind::Nodes, None),
+            (_, Some(f)) => (
+                faults::ExecutorKind::Nodes,
+                Some(
+                    crate::fault::nodes::NodeSet::from_cluster_file(f)
+                        .map_err(|e| anyhow::anyhow!("--cluster-file: {e:#}"))?
+                        .node_ids(),
+                ),
+            ),
             (None, None) if t.embedded == crate::cli::EmbeddedKind::Mock => (
                 faults::ExecutorKind::Mock,
                 Some((1..=t.mock_faults.brokers).collect()),
@@ -306,6 +313,9 @@ impl Plan {
         // A worker's results get their own folder, for `kbench merge` to combine.
         if self.worker.workers > 1 {
             self.output.name = format!("{}-w{}", self.output.name, self.worker.index);
+        }
+        if let (None, Some(f)) = (&self.target.bootstrap_server, &self.target.cluster_file) {
+            self.target.bootstrap_server = Some(cluster_file_bootstrap(f)?);
         }
         if self.target.bootstrap_server.is_none() {
             let from_props = [
@@ -402,6 +412,23 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
         cluster_file: t.cluster_file.clone(),
         mock_faults,
     })
+}
+
+/// The `bootstrap` a cluster file names (the address clients use: its proxies when proxied).
+fn cluster_file_bootstrap(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--cluster-file: cannot read '{}'", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--cluster-file '{}' is not JSON", path.display()))?;
+    let b = v["bootstrap"].as_str().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--cluster-file '{}' has no \"bootstrap\"; give --bootstrap-server",
+            path.display()
+        )
+    })?;
+    validate_bootstrap(b)
+        .with_context(|| format!("--cluster-file '{}': bootstrap", path.display()))?;
+    Ok(b.to_string())
 }
 
 /// Every `--fault` flag, parsed (each names itself `--fault` in errors, with its number when
