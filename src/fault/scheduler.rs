@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::fault::consumers::ConsumerExecutor;
 use crate::fault::hooks::{HookEnv, HookOutcome, Hooks};
 use crate::fault::mock::MockExecutor;
 use crate::fault::resolve::Resolver;
@@ -50,6 +51,8 @@ pub struct Setup<'a> {
     pub bootstrap: &'a str,
     pub props: &'a Props,
     pub mock: Option<MockControl>,
+    /// The run's consumers, for consumer faults.
+    pub consumers: Vec<std::sync::Arc<crate::load::consumer::ConsumerShared>>,
 }
 
 pub struct Scheduler {
@@ -60,6 +63,7 @@ pub struct Scheduler {
     next: usize,
     records: Vec<FaultRecord>,
     mock: Option<MockExecutor>,
+    consumers: ConsumerExecutor,
     resolver: Option<Resolver>,
     hooks: Hooks,
     bootstrap: String,
@@ -155,6 +159,9 @@ impl Scheduler {
             next: 0,
             records,
             mock: setup.mock.map(|control| MockExecutor { control }),
+            consumers: ConsumerExecutor {
+                consumers: setup.consumers,
+            },
             resolver: needs_resolver
                 .then(|| Resolver::new(setup.bootstrap, setup.props))
                 .transpose()?,
@@ -222,14 +229,21 @@ impl Scheduler {
                 self.hooks.start(&f, hook, &cmd, &env);
                 Ok(())
             }
-            None => match (&mut self.mock, step) {
-                (Some(m), Step::Inject) => m.inject(&f, node),
-                (Some(m), Step::Heal) => m.heal(&f, node),
-                (None, _) => Err(anyhow::anyhow!(
-                    "no executor for '{}' on this target",
-                    f.spec.action
-                )),
-            },
+            None => {
+                let executor: Option<&mut dyn Executor> = match &mut self.mock {
+                    _ if f.spec.action.is_consumer() => Some(&mut self.consumers),
+                    Some(m) => Some(m),
+                    None => None,
+                };
+                match (executor, step) {
+                    (Some(e), Step::Inject) => e.inject(&f, node),
+                    (Some(e), Step::Heal) => e.heal(&f, node),
+                    (None, _) => Err(anyhow::anyhow!(
+                        "no executor for '{}' on this target",
+                        f.spec.action
+                    )),
+                }
+            }
         };
         let t = self.ms(now);
         let on = node.map_or(String::new(), |n| format!(" (node {n})"));

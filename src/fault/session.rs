@@ -141,6 +141,7 @@ impl FaultSession {
                 bootstrap: &target.bootstrap,
                 props: &props,
                 mock: target.mock_control(),
+                consumers: consumers.to_vec(),
             },
             Some(failover.clone()),
         )?;
