@@ -1,5 +1,6 @@
 //! Faults on the timeline, through the binary, on librdkafka's mock cluster: a leader switch,
-//! a broker down for 3 s, a NOT_LEADER_OR_FOLLOWER burst, an exec hook; the figures in
+//! a broker down for 3 s, a NOT_LEADER_OR_FOLLOWER burst, an exec hook (and a consumer leaving
+//! its group, on the bundled broker); the figures in
 //! summary.json (validated against the schema), thresholds over them, and every bad fault spec
 //! exiting 2 with the field named. Timing-sensitive runs go one at a time.
 
@@ -371,4 +372,46 @@ fn bad_profile_faults_name_their_index() {
         err.contains("faults[1].target") && err.contains("nodes:1"),
         "{err}"
     );
+}
+
+#[test]
+fn a_consumer_leaving_the_group_mid_run_loses_nothing_and_shows_its_gap() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    kbench(
+        dir.path(),
+        // The bundled broker: librdkafka's mock group coordinator never hands the leaver's
+        // partitions to the remaining member within a run this short.
+        &[
+            "e2e",
+            "--partitions",
+            "2",
+            "--consumers",
+            "2",
+            "--record-size",
+            "100",
+            "--throughput",
+            "300",
+            "--duration",
+            "6s",
+            "--reporting-interval",
+            "1s",
+            "--fault",
+            "at=2s consumer-leave consumer:1",
+        ],
+    )
+    .timeout(Duration::from_secs(120))
+    .assert()
+    .success();
+    let s = summary(dir.path());
+    let f = fault(&s);
+    assert!(f["errors"].as_array().unwrap().is_empty(), "{f}");
+    assert_eq!(f["t_f_ms"], f["t_h_ms"], "one-shot: {f}");
+    let gaps = f["consume"]["consume_gap_ms_per_partition"]
+        .as_array()
+        .unwrap();
+    assert_eq!(gaps.len(), 2, "{f}");
+    // The remaining member took the leaver's partition over: every record was consumed.
+    assert_eq!(s["verification"]["lost"], 0, "{}", s["verification"]);
+    assert_eq!(s["durability"]["acked_lost"], 0);
 }

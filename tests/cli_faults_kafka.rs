@@ -50,7 +50,12 @@ fn start_cluster() -> Cluster {
         Command::new(&kafka_sh)
             .args(["--nodes", "3", "--state"])
             .arg(&state)
-            .args(["start", "--proxied", "--base-port", &free_base_port().to_string()])
+            .args([
+                "start",
+                "--proxied",
+                "--base-port",
+                &free_base_port().to_string(),
+            ])
             .arg("--kbench")
             .arg(assert_cmd::cargo::cargo_bin("kbench"))
             .env(
@@ -131,7 +136,10 @@ fn a_leader_sigkill_on_3_node_kafka_loses_no_acknowledged_record() {
     let s = common::summary(dir.path());
     let f = &s["faults"][0];
     assert!(f["errors"].as_array().unwrap().is_empty(), "{f}");
-    assert!(f["node"].as_i64().is_some_and(|n| (1..=3).contains(&n)), "{f}");
+    assert!(
+        f["node"].as_i64().is_some_and(|n| (1..=3).contains(&n)),
+        "{f}"
+    );
     let gap = f["produce"]["ack_gap_ms"].as_f64().unwrap();
     // broker.session.timeout.ms is 6 s: the controller fences the dead leader after it.
     assert!(
@@ -144,5 +152,8 @@ fn a_leader_sigkill_on_3_node_kafka_loses_no_acknowledged_record() {
     assert_eq!(d["duplicated"], 0, "{d}");
     assert_eq!(d["complete"], true, "{d}");
     assert!(d["acked"].as_u64().unwrap() > 5_000, "{d}");
-    assert!(f["t_h_ms"].as_u64().is_some(), "the node was not restarted: {f}");
+    assert!(
+        f["t_h_ms"].as_u64().is_some(),
+        "the node was not restarted: {f}"
+    );
 }

@@ -6,6 +6,7 @@
 //! This module acts; it does not measure (`measure::failover` does, from the delivery
 //! reports) and it does not validate input (`plan::faults` did, before the run).
 
+pub mod consumers;
 pub mod hooks;
 pub mod mock;
 pub mod node_exec;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::fault::consumers::ConsumerExecutor;
 use crate::fault::hooks::{HookEnv, HookOutcome, Hooks};
 use crate::fault::mock::MockExecutor;
 use crate::fault::node_exec::NodesExecutor;
@@ -54,6 +55,8 @@ pub struct Setup<'a> {
     pub mock: Option<MockControl>,
     /// The nodes kbench can fault (`--cluster-file`).
     pub cluster_file: Option<&'a std::path::Path>,
+    /// The run's consumers, for consumer faults.
+    pub consumers: Vec<std::sync::Arc<crate::load::consumer::ConsumerShared>>,
 }
 
 pub struct Scheduler {
@@ -65,6 +68,7 @@ pub struct Scheduler {
     records: Vec<FaultRecord>,
     mock: Option<MockExecutor>,
     nodes: Option<NodesExecutor>,
+    consumers: ConsumerExecutor,
     resolver: Option<Resolver>,
     hooks: Hooks,
     bootstrap: String,
@@ -165,6 +169,9 @@ impl Scheduler {
                 .map(NodeSet::from_cluster_file)
                 .transpose()?
                 .map(NodesExecutor::new),
+            consumers: ConsumerExecutor {
+                consumers: setup.consumers,
+            },
             resolver: needs_resolver
                 .then(|| Resolver::new(setup.bootstrap, setup.props))
                 .transpose()?,
@@ -246,6 +253,7 @@ impl Scheduler {
             }
             None => {
                 let executor: Option<&mut dyn Executor> = match (&mut self.mock, &mut self.nodes) {
+                    _ if f.spec.action.is_consumer() => Some(&mut self.consumers),
                     (Some(m), _) => Some(m),
                     (None, Some(n)) => Some(n),
                     (None, None) => None,

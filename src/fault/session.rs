@@ -142,6 +142,7 @@ impl FaultSession {
                 props: &props,
                 mock: target.mock_control(),
                 cluster_file: plan.target.cluster_file.as_deref(),
+                consumers: consumers.to_vec(),
             },
             Some(failover.clone()),
         )?;

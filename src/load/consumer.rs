@@ -38,6 +38,8 @@ pub struct ConsumerShared {
     pub paused: AtomicBool,
     /// A run with faults: per-partition gaps between received records, shared by the group.
     pub gaps: OnceLock<Arc<Mutex<crate::measure::gaps::GapTracker>>>,
+    /// Set by a `consumer-leave` fault: this member stops polling and leaves the group.
+    pub leave: AtomicBool,
 }
 
 pub struct GroupContext {
@@ -124,6 +126,7 @@ impl ConsumerWorker {
             last_error: Mutex::new(None),
             paused: AtomicBool::new(false),
             gaps: OnceLock::new(),
+            leave: AtomicBool::new(false),
         });
         shared
             .join_started_ns
@@ -154,7 +157,7 @@ impl ConsumerWorker {
         let mut seen = Seen::default();
         let mut next_lag_ns = 0u64;
         let mut paused = false;
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) && !self.shared.leave.load(Ordering::Relaxed) {
             let want = self.shared.paused.load(Ordering::Relaxed);
             if want != paused {
                 paused = want;
