@@ -259,3 +259,104 @@ fn live_metrics_are_served_while_the_run_goes_on() {
         .unwrap();
     assert!((500.0..1500.0).contains(&rate), "live produce rate {rate}");
 }
+
+/// Stamped records as a producer would write them, but with their sequence numbers chosen by
+/// the test; each record's intended send time is 20 ms after the previous one's.
+fn produce_stamped(bootstrap: &str, topic: &str, seqs: &[u64], first_intended_ns: u64) {
+    use kbench::load::stamp::{Stamp, STAMP_LEN};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        // One produce request for all of them, so one fetch brings them back together.
+        .set("linger.ms", "200")
+        .create()
+        .unwrap();
+    let mut last = None;
+    for (i, &seq) in seqs.iter().enumerate() {
+        // A duplicate is the same record again: same stamp.
+        let at = match last {
+            Some((s, t)) if s == seq => t,
+            _ => first_intended_ns + i as u64 * 20_000_000,
+        };
+        last = Some((seq, at));
+        let mut value = vec![0u8; STAMP_LEN + 64];
+        Stamp {
+            run_id: 77,
+            producer_id: 5,
+            seq,
+            intended_ns: at,
+            sent_ns: at,
+            phase: 0,
+            excluded: false,
+        }
+        .write(&mut value);
+        producer
+            .send(BaseRecord::<(), _>::to(topic).payload(&value).partition(0))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn consume_gives_every_record_of_a_fetch_its_own_latency_and_verifies_inside_it() {
+    let cluster = TestCluster::start("batch", 1);
+    // 3 is missing, 4 comes twice, 5 comes after 6: all inside what one fetch brings.
+    let mut seqs = vec![0, 1, 2, 4, 4, 6, 5];
+    seqs.extend(7..40);
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    produce_stamped(&cluster.bootstrap, "batch", &seqs, now_ns - 5_000_000_000);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = kbench(
+        dir.path(),
+        &[
+            "consume",
+            "--bootstrap-server",
+            &cluster.bootstrap,
+            "--topic",
+            "batch",
+            "--num-records",
+            &seqs.len().to_string(),
+            "--timeout",
+            "15000",
+        ],
+    )
+    .timeout(Duration::from_secs(90))
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // A standalone consume reports what it found; only e2e fails on lost records.
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("1 missing (sequence gaps), 1 duplicated, 1 reordered"),
+        "{text}"
+    );
+    let s = summary(dir.path());
+    let ph = &s["phases"][0];
+    let c = &ph["consume"];
+    assert_eq!(c["records"], 40);
+    assert_eq!(
+        (&c["lost"], &c["duplicated"], &c["reordered"]),
+        (&1.into(), &1.into(), &1.into())
+    );
+    // Each record its own latency, 20 ms apart (the duplicate shares its original's): 39
+    // distinct values, not one per batch.
+    let h = kbench::report::summary::decode_histogram(
+        ph["histograms"]["e2e_latency_us"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(h.len(), 40);
+    assert_eq!(
+        h.iter_recorded().count(),
+        39,
+        "one value per record, not per batch"
+    );
+    let spread_us = h.max() - h.min();
+    assert!(
+        (760_000..=800_000).contains(&spread_us),
+        "39 intervals of 20 ms between the first and last intended times: {spread_us} µs"
+    );
+}

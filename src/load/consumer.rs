@@ -1,82 +1,38 @@
-//! A consumer worker: one librdkafka `BaseConsumer`, a member of the group, polled on its own
-//! thread. For each record it counts bytes, reads the stamp (end-to-end latency, verification)
-//! and, once a second, the lag of its partitions from the client's cached watermarks.
+//! A consumer worker: one librdkafka `BaseConsumer`, a member of the group, served on its own
+//! thread. It takes what was fetched a batch at a time (`fetch_queue`), reads the clock once per
+//! batch, hands the batch to `receive` (per record: the stamp, its end-to-end latency,
+//! verification) and updates the shared counters once per batch; once a second it reads the
+//! lag of its partitions from the client's cached watermarks. Rebalances, errors and commits
+//! are served by rdkafka on the group's queue, between batches.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::bindings as rd;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::Offset;
-use rdkafka::ClientContext;
 
 use crate::load::client::{client_config, explain_create_error};
-use crate::load::stamp::Stamp;
+use crate::load::fetch_queue::{Batch, FetchQueue, GroupQueue};
+pub use crate::load::group_member::ConsumerShared;
+use crate::load::group_member::GroupContext;
+pub use crate::load::receive::ConsumerPhases;
+use crate::load::receive::{Received, Receiver};
 use crate::measure::clock;
-use crate::measure::recorder::{ConsumeStats, PhaseStats};
 use crate::measure::verify::Seen;
 use crate::plan::ConsumerPlan;
 
-/// What a consumer shares with the reporter.
-pub struct ConsumerShared {
-    pub stats: PhaseStats<ConsumeStats>,
-    /// Records received (all phases), for end conditions and progress.
-    pub received: AtomicU64,
-    /// Clock time of the last record, 0 before the first.
-    pub last_record_ns: AtomicU64,
-    /// Sum of (log end offset − position) over this member's partitions; -1 while unknown.
-    pub lag: AtomicI64,
-    /// Partitions currently assigned to this member.
-    pub assigned: AtomicUsize,
-    /// Time spent joining the group and rebalancing, as Kafka's tool counts it.
-    pub rebalance_ns: AtomicU64,
-    join_started_ns: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
-    /// Set by the runner during phases that build a backlog: fetching stops, membership stays.
-    pub paused: AtomicBool,
-    /// A run with faults: per-partition gaps between received records, shared by the group.
-    pub gaps: OnceLock<Arc<Mutex<crate::measure::gaps::GapTracker>>>,
-    /// Set by a `consumer-leave` fault: this member stops polling and leaves the group.
-    pub leave: AtomicBool,
-}
-
-pub struct GroupContext {
-    shared: Arc<ConsumerShared>,
-}
-
-impl ClientContext for GroupContext {}
-
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
-            self.shared
-                .join_started_ns
-                .store(clock::now_ns(), Ordering::Relaxed);
-            self.shared.assigned.store(0, Ordering::Release);
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let started = self.shared.join_started_ns.load(Ordering::Relaxed);
-            self.shared
-                .rebalance_ns
-                .fetch_add(clock::now_ns().saturating_sub(started), Ordering::Relaxed);
-            self.shared.assigned.store(tpl.count(), Ordering::Release);
-        }
-    }
-}
-
-/// How a record's stamp maps to this run's phases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsumerPhases {
-    /// The producers are part of this run (`e2e`): the stamp's phase index is ours.
-    SameRun,
-    /// Standalone `consume`: phase 0 = the producers' warm-up, phase 1 = everything else.
-    WarmupAndMeasured,
-}
+/// Records taken off the fetch queue at most per batch.
+const BATCH_RECORDS: usize = 1024;
+/// Longest wait for a record before the loop looks at `stop`, the pause flag and the lag.
+const POLL_WAIT: Duration = Duration::from_millis(50);
+/// Group events served in a row at most before the next batch of records.
+const GROUP_EVENTS_PER_TURN: usize = 16;
 
 /// How a consumer reads the stamps of this run.
 #[derive(Debug, Clone, Copy)]
@@ -91,12 +47,11 @@ pub struct ConsumerSetup {
 }
 
 pub struct ConsumerWorker {
+    /// Dropped (in `drop`) before the consumer, whose client it belongs to.
+    fetch: ManuallyDrop<FetchQueue>,
+    group: ManuallyDrop<GroupQueue>,
     consumer: BaseConsumer<GroupContext>,
-    phases: ConsumerPhases,
-    /// Only records of this run count (`e2e`); `None` accepts any kbench stamp.
-    run_filter: Option<u32>,
-    /// Measure end-to-end latency from the intended send time (open model) or the send call.
-    from_intended: bool,
+    receiver: Receiver,
     pub shared: Arc<ConsumerShared>,
 }
 
@@ -115,46 +70,45 @@ impl ConsumerWorker {
             run_filter,
             from_intended,
         } = *how;
-        let shared = Arc::new(ConsumerShared {
-            stats: PhaseStats::new(phase_count),
-            received: AtomicU64::new(0),
-            last_record_ns: AtomicU64::new(0),
-            lag: AtomicI64::new(-1),
-            assigned: AtomicUsize::new(0),
-            rebalance_ns: AtomicU64::new(0),
-            join_started_ns: AtomicU64::new(0),
-            last_error: Mutex::new(None),
-            paused: AtomicBool::new(false),
-            gaps: OnceLock::new(),
-            leave: AtomicBool::new(false),
-        });
-        shared
-            .join_started_ns
-            .store(clock::now_ns(), Ordering::Relaxed);
+        let shared = Arc::new(ConsumerShared::new(phase_count));
         let mut cfg = client_config(bootstrap, &plan.props);
         if cfg.get("client.id").is_none() {
             cfg.set("client.id", format!("kbench-consumer-{index}"));
         }
-        let consumer: BaseConsumer<GroupContext> = cfg
-            .create_with_context(GroupContext {
-                shared: shared.clone(),
-            })
+        let mut consumer: BaseConsumer<GroupContext> = cfg
+            .create_with_context(GroupContext::new(shared.clone()))
             .map_err(|e| explain_create_error(e, &plan.props, "consumer"))?;
-        consumer
+        let fetch = FetchQueue::new(consumer.client());
+        let group = GroupQueue::new(consumer.client())
+            .ok_or_else(|| anyhow::anyhow!("the consumer has no group queue (no group.id?)"))?;
+        let handle = fetch.handle();
+        consumer.context().route_to(Some(handle));
+        // A group event (a rebalance, say) cuts a wait for records short, so it is served at
+        // once. rdkafka switches this off before the consumer closes; `drop` does too before
+        // the fetch queue goes.
+        consumer.set_nonempty_callback(move || handle.wake());
+        let worker = ConsumerWorker {
+            fetch: ManuallyDrop::new(fetch),
+            group: ManuallyDrop::new(group),
+            consumer,
+            receiver: Receiver {
+                phases,
+                run_filter,
+                from_intended,
+            },
+            shared,
+        };
+        worker
+            .consumer
             .subscribe(&[topic])
             .map_err(|e| anyhow::anyhow!("cannot subscribe to '{topic}': {e}"))?;
-        Ok(ConsumerWorker {
-            consumer,
-            phases,
-            run_filter,
-            from_intended,
-            shared,
-        })
+        Ok(worker)
     }
 
-    /// Polls until `stop`; returns what it saw for verification.
+    /// Consumes until `stop`; returns what it saw for verification.
     pub fn run(self, stop: &AtomicBool) -> Seen {
         let mut seen = Seen::default();
+        let mut batch = Batch::with_capacity(BATCH_RECORDS);
         let mut next_lag_ns = 0u64;
         let mut paused = false;
         while !stop.load(Ordering::Relaxed) && !self.shared.leave.load(Ordering::Relaxed) {
@@ -163,67 +117,97 @@ impl ConsumerWorker {
                 paused = want;
                 self.set_paused(paused);
             }
-            let polled = self.consumer.poll(Duration::from_millis(50));
-            // One clock reading per loop: the record's receive time and the lag timer's.
+            self.serve_group(&mut seen);
+            // Wait only when the group has nothing either: a group event that arrives from
+            // here on wakes the wait (one that came before was just served).
+            let mut n = self.fetch.take(&mut batch, Duration::ZERO);
+            if n == 0 && self.group.is_empty() {
+                n = self.fetch.take(&mut batch, POLL_WAIT);
+            }
+            // One clock reading per batch, after it is in hand: every record's receive time
+            // and the lag timer's.
             let now = clock::now_ns();
-            match polled {
-                Some(Ok(m)) => {
-                    let value = m.payload().unwrap_or(&[]);
-                    let size = (value.len() + m.key().map_or(0, <[u8]>::len)) as u64;
-                    let stamp = Stamp::read(value)
-                        .filter(|s| self.run_filter.is_none_or(|r| r == s.run_id));
-                    // Unstamped records count in the last (measured) phase.
-                    let phase = match (&stamp, self.phases) {
-                        (Some(s), ConsumerPhases::SameRun) => s.phase as usize,
-                        (Some(s), ConsumerPhases::WarmupAndMeasured) => usize::from(!s.excluded),
-                        (None, _) => usize::MAX,
-                    };
-                    self.shared.stats.with(phase, |st| {
-                        st.records += 1;
-                        st.bytes += size;
-                        match &stamp {
-                            Some(s) => {
-                                let origin = if self.from_intended {
-                                    s.intended_ns
-                                } else {
-                                    s.sent_ns
-                                };
-                                st.e2e_latency_us
-                                    .saturating_record(now.saturating_sub(origin) / 1000);
-                            }
-                            None => st.unstamped += 1,
-                        }
-                    });
-                    if let Some(s) = stamp {
-                        seen.observe(s.producer_id, m.partition(), s.seq);
-                    }
-                    if let Some(g) = self.shared.gaps.get() {
-                        g.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .observe(m.partition(), now);
-                    }
-                    self.shared.received.fetch_add(1, Ordering::Relaxed);
-                    self.shared.last_record_ns.store(now, Ordering::Relaxed);
-                }
-                Some(Err(e)) => {
-                    self.shared.stats.with(usize::MAX, |st| st.errors += 1);
-                    *self
-                        .shared
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                }
-                None => {}
+            if n > 0 {
+                self.record_batch(&batch, now, &mut seen);
             }
             if now >= next_lag_ns {
                 next_lag_ns = now + 1_000_000_000;
                 self.update_lag();
             }
         }
+        batch.clear();
         self.update_lag();
         // Leave the group cleanly so a following run does not wait for our session to expire.
         self.consumer.unsubscribe();
         seen
+    }
+
+    /// Records a batch: the records through `receive`, then the shared counters once.
+    fn record_batch(&self, batch: &Batch, now: u64, seen: &mut Seen) {
+        let errors = batch.iter().filter(|f| f.error.is_some()).count() as u64;
+        let records = batch
+            .iter()
+            .filter(|f| f.error.is_none())
+            .map(|f| Received {
+                value: f.value,
+                key_len: f.key_len,
+                partition: f.partition,
+            });
+        let n = self
+            .receiver
+            .record(records, errors, now, &self.shared.stats, seen);
+        if errors > 0 {
+            let last = batch
+                .iter()
+                .filter_map(|f| f.error.map(|e| (e, f.partition)));
+            if let Some((code, partition)) = last.last() {
+                self.set_error(consume_error(code, partition).to_string());
+            }
+        }
+        if n > 0 {
+            self.shared.received.fetch_add(n, Ordering::Relaxed);
+            self.shared.last_record_ns.store(now, Ordering::Relaxed);
+            let ok = batch.iter().filter(|f| f.error.is_none());
+            self.shared.note_gaps(ok.map(|f| f.partition), now);
+        }
+    }
+
+    /// Serves what waits on the group's queue: rebalances and commits (handled inside rdkafka's
+    /// poll), errors, and any record fetched before its partition was routed to the fetch queue.
+    fn serve_group(&self, seen: &mut Seen) {
+        for _ in 0..GROUP_EVENTS_PER_TURN {
+            if self.group.is_empty() {
+                return;
+            }
+            match self.consumer.poll(Duration::ZERO) {
+                Some(Ok(m)) => {
+                    let now = clock::now_ns();
+                    let record = Received {
+                        value: m.payload().unwrap_or(&[]),
+                        key_len: m.key().map_or(0, <[u8]>::len),
+                        partition: m.partition(),
+                    };
+                    self.receiver
+                        .record([record], 0, now, &self.shared.stats, seen);
+                    self.shared.note_gaps(std::iter::once(m.partition()), now);
+                    self.shared.received.fetch_add(1, Ordering::Relaxed);
+                    self.shared.last_record_ns.store(now, Ordering::Relaxed);
+                }
+                Some(Err(e)) => {
+                    self.shared.stats.with(usize::MAX, |st| st.errors += 1);
+                    self.set_error(e.to_string());
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn set_error(&self, text: String) {
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(text);
     }
 
     /// Pauses or resumes fetching on every assigned partition. Polling goes on meanwhile, so
@@ -237,11 +221,7 @@ impl ConsumerWorker {
                 self.consumer.resume(&tpl)
             };
             if let Err(e) = r {
-                *self
-                    .shared
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                self.set_error(e.to_string());
             }
         }
     }
@@ -265,6 +245,29 @@ impl ConsumerWorker {
         if known {
             self.shared.lag.store(lag, Ordering::Relaxed);
         }
+    }
+}
+
+impl Drop for ConsumerWorker {
+    fn drop(&mut self) {
+        // The wake-up and the rebalance handler reach the fetch queue: switch both off first.
+        self.consumer.set_nonempty_callback(|| {});
+        self.consumer.context().route_to(None);
+        // SAFETY: both are dropped once, here, and not used after (the consumer's own drop,
+        // which closes it, serves only the group's queue through rdkafka).
+        unsafe {
+            ManuallyDrop::drop(&mut self.fetch);
+            ManuallyDrop::drop(&mut self.group);
+        }
+    }
+}
+
+/// A consumer error that came in a batch, as rdkafka names it when it polls one.
+fn consume_error(code: rd::rd_kafka_resp_err_t, partition: i32) -> KafkaError {
+    if code == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+        KafkaError::PartitionEOF(partition)
+    } else {
+        KafkaError::MessageConsumption(RDKafkaErrorCode::from(code))
     }
 }
 

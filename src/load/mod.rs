@@ -4,10 +4,13 @@
 pub mod client;
 pub mod consumer;
 pub mod delivery_reports;
+pub mod fetch_queue;
+pub mod group_member;
 pub mod keys;
 pub mod payload;
 pub mod phase_starts;
 pub mod producer;
+pub mod receive;
 pub mod schedule;
 pub mod stamp;
 pub mod timing;

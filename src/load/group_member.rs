@@ -1,0 +1,121 @@
+//! A consumer's membership of its group: what it shares with the reporter (counters, lag,
+//! assignment, time spent rebalancing) and the rdkafka context that follows the group's
+//! rebalances, routing newly assigned partitions to the worker's fetch queue before librdkafka
+//! starts fetching them. It never reads records.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::ClientContext;
+
+use crate::load::fetch_queue::QueueHandle;
+use crate::measure::clock;
+use crate::measure::recorder::{ConsumeStats, PhaseStats};
+
+/// What a consumer shares with the reporter.
+pub struct ConsumerShared {
+    pub stats: PhaseStats<ConsumeStats>,
+    /// Records received (all phases), for end conditions and progress.
+    pub received: AtomicU64,
+    /// Clock time of the last record, 0 before the first.
+    pub last_record_ns: AtomicU64,
+    /// Sum of (log end offset − position) over this member's partitions; -1 while unknown.
+    pub lag: AtomicI64,
+    /// Partitions currently assigned to this member.
+    pub assigned: AtomicUsize,
+    /// Time spent joining the group and rebalancing, as Kafka's tool counts it.
+    pub rebalance_ns: AtomicU64,
+    join_started_ns: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+    /// Set by the runner during phases that build a backlog: fetching stops, membership stays.
+    pub paused: AtomicBool,
+    /// A run with faults: per-partition gaps between received records, shared by the group.
+    pub gaps: std::sync::OnceLock<Arc<Mutex<crate::measure::gaps::GapTracker>>>,
+    /// Set by a `consumer-leave` fault: this member stops consuming and leaves the group.
+    pub leave: AtomicBool,
+}
+
+impl ConsumerShared {
+    /// Nothing received yet; joining starts now.
+    pub fn new(phase_count: usize) -> Self {
+        ConsumerShared {
+            stats: PhaseStats::new(phase_count),
+            received: AtomicU64::new(0),
+            last_record_ns: AtomicU64::new(0),
+            lag: AtomicI64::new(-1),
+            assigned: AtomicUsize::new(0),
+            rebalance_ns: AtomicU64::new(0),
+            join_started_ns: AtomicU64::new(clock::now_ns()),
+            last_error: Mutex::new(None),
+            paused: AtomicBool::new(false),
+            gaps: std::sync::OnceLock::new(),
+            leave: AtomicBool::new(false),
+        }
+    }
+
+    /// A run with faults: the partitions of records received at `now`, for the consume gaps
+    /// (one lock per batch).
+    pub fn note_gaps(&self, partitions: impl Iterator<Item = i32>, now: u64) {
+        if let Some(g) = self.gaps.get() {
+            let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
+            partitions.for_each(|p| g.observe(p, now));
+        }
+    }
+}
+
+/// The consumer's context: follows the group's rebalances for the reporter (assigned
+/// partitions, time spent joining) and routes newly assigned partitions to the fetch queue.
+pub struct GroupContext {
+    shared: Arc<ConsumerShared>,
+    /// Where assigned partitions' records go: set right after the client is created, before
+    /// the first poll (the only time a rebalance can run); cleared before the queue goes.
+    fetch_queue: Mutex<Option<QueueHandle>>,
+}
+
+impl GroupContext {
+    pub fn new(shared: Arc<ConsumerShared>) -> Self {
+        GroupContext {
+            shared,
+            fetch_queue: Mutex::new(None),
+        }
+    }
+
+    /// Sets (or, before the queue goes, clears) where assigned partitions' records go.
+    pub fn route_to(&self, queue: Option<QueueHandle>) {
+        *self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner()) = queue;
+    }
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(_) => {
+                self.shared
+                    .join_started_ns
+                    .store(clock::now_ns(), Ordering::Relaxed);
+                self.shared.assigned.store(0, Ordering::Release);
+            }
+            // Before librdkafka starts fetching them, so all their records come batched.
+            Rebalance::Assign(tpl) => {
+                let q = *self.fetch_queue.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(q) = q {
+                    q.route(consumer.client(), tpl);
+                }
+            }
+            Rebalance::Error(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let started = self.shared.join_started_ns.load(Ordering::Relaxed);
+            self.shared
+                .rebalance_ns
+                .fetch_add(clock::now_ns().saturating_sub(started), Ordering::Relaxed);
+            self.shared.assigned.store(tpl.count(), Ordering::Release);
+        }
+    }
+}
