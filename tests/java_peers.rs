@@ -21,15 +21,31 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// `kafka-producer-perf-test` against `bootstrap`; returns its stdout. `props` go through
 /// `--command-property`.
 fn producer_perf(bootstrap: &str, topic: &str, n: u64, props: &[&str]) -> String {
+    producer_perf_with(bootstrap, topic, n, &[], props)
+}
+
+/// `producer_perf` with extra tool arguments (`args`) before the properties.
+fn producer_perf_with(
+    bootstrap: &str,
+    topic: &str,
+    n: u64,
+    args: &[&str],
+    props: &[&str],
+) -> String {
     let started = Instant::now();
     let mut cmd = java_tool("producer-perf");
     cmd.args(["--topic", topic, "--num-records", &n.to_string()])
         .args(["--record-size", "100", "--throughput", "-1"])
-        .args(["--bootstrap-server", bootstrap, "--print-metrics"]);
+        .args(["--bootstrap-server", bootstrap, "--print-metrics"])
+        .args(args);
     if !props.is_empty() {
         cmd.arg("--command-property").args(props);
     }
-    let what = format!("kafka-producer-perf-test {}", props.join(" "));
+    let what = format!(
+        "kafka-producer-perf-test {} {}",
+        args.join(" "),
+        props.join(" ")
+    );
     let out = run_bounded(&mut cmd, TOOL_TIMEOUT, &what).success(&what);
     eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
 
@@ -63,15 +79,20 @@ fn producer_perf(bootstrap: &str, topic: &str, n: u64, props: &[&str]) -> String
 
 /// `kafka-consumer-perf-test` reading `n` records of `topic`; returns the records it counted.
 fn consumer_perf(bootstrap: &str, topic: &str, n: u64) -> u64 {
+    consumer_perf_with(bootstrap, topic, n, &[])
+}
+
+/// `consumer_perf` with consumer properties (`--command-property`).
+fn consumer_perf_with(bootstrap: &str, topic: &str, n: u64, props: &[&str]) -> u64 {
     let started = Instant::now();
-    let out = run_bounded(
-        java_tool("consumer-perf")
-            .args(["--bootstrap-server", bootstrap, "--topic", topic])
-            .args(["--num-records", &n.to_string(), "--timeout", "30000"]),
-        TOOL_TIMEOUT,
-        "kafka-consumer-perf-test",
-    )
-    .success("kafka-consumer-perf-test");
+    let mut cmd = java_tool("consumer-perf");
+    cmd.args(["--bootstrap-server", bootstrap, "--topic", topic])
+        .args(["--num-records", &n.to_string(), "--timeout", "30000"]);
+    if !props.is_empty() {
+        cmd.arg("--command-property").args(props);
+    }
+    let out = run_bounded(&mut cmd, TOOL_TIMEOUT, "kafka-consumer-perf-test")
+        .success("kafka-consumer-perf-test");
     eprintln!(
         "kafka-consumer-perf-test: {:.1} s",
         started.elapsed().as_secs_f64()
@@ -111,6 +132,56 @@ fn java_producer_perf_with_its_defaults_is_read_back_whole_by_consumer_perf() {
     let ends = end_offsets(&broker.bootstrap, topic);
     assert_eq!(ends, vec![N as i64], "end offsets of {topic}");
     assert_eq!(consumer_perf(&broker.bootstrap, topic, N), N);
+}
+
+/// The value of a `--print-metrics` line (`group:name:{tags} : value` or `group:name: value`).
+fn printed_metric(stdout: &str, prefix: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in\n{stdout}"));
+    line.rsplit(':')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+/// The Java producer in transactions against the bundled broker (issue 11): Java 4.x reads no
+/// `transaction.version` feature from ApiVersions, so it runs the classic flow
+/// (AddPartitionsToTxn, EndTxn), committing every 200 ms.
+#[test]
+fn java_producer_perf_with_a_transactional_id_commits_records_a_read_committed_consumer_reads() {
+    if !java_peers_available("java_producer_perf_with_a_transactional_id") {
+        return;
+    }
+    fetch_kafka();
+    // No initial rebalance delay: one consumer, nothing to wait for.
+    let broker = BundledBroker::start(&["--group-initial-rebalance-delay-ms", "0"]);
+    const N: u64 = 10_000;
+    let topic = "java-perf-txn";
+    create_topic(&broker.bootstrap, topic, 2);
+    let txn = [
+        "--transactional-id",
+        "java-perf-txn",
+        "--transaction-duration-ms",
+        "200",
+    ];
+    let out = producer_perf_with(&broker.bootstrap, topic, N, &txn, &[]);
+    assert!(
+        printed_metric(&out, "producer-metrics:txn-commit-time-ns-total:") > 0.0,
+        "the producer committed transactions"
+    );
+    // Every commit left a COMMIT marker in each partition it wrote to: offsets beyond the
+    // records, which no consumer receives.
+    let ends: i64 = end_offsets(&broker.bootstrap, topic).iter().sum();
+    assert!(ends > N as i64, "records plus markers: {ends}");
+    let read = consumer_perf_with(
+        &broker.bootstrap,
+        topic,
+        N,
+        &["isolation.level=read_committed"],
+    );
+    assert_eq!(read, N, "read_committed records");
 }
 
 #[test]

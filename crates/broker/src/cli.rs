@@ -66,6 +66,15 @@ pub struct BrokerArgs {
     /// (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, default_value_t = 3000)]
     pub group_initial_rebalance_delay_ms: u64,
+    /// Longest transaction.timeout.ms a transactional producer may ask for; InitProducerId
+    /// with a longer one fails with INVALID_TRANSACTION_TIMEOUT (Kafka's
+    /// transaction.max.timeout.ms).
+    #[arg(long, default_value_t = 900_000)]
+    pub transaction_max_timeout_ms: u64,
+    /// How often open transactions are checked against their timeout; those past it are
+    /// aborted (Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub transaction_cleanup_interval_ms: u64,
     /// Worker threads of the broker.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -82,6 +91,16 @@ impl BrokerArgs {
         }
         if self.max_connections < 1 {
             anyhow::bail!("--max-connections must be at least 1");
+        }
+        if self.transaction_max_timeout_ms < 1 {
+            anyhow::bail!(
+                "--transaction-max-timeout-ms must be at least 1 (Kafka's default is 900000)"
+            );
+        }
+        if self.transaction_cleanup_interval_ms < 1 {
+            anyhow::bail!(
+                "--transaction-cleanup-interval-ms must be at least 1 (Kafka's default is 10000)"
+            );
         }
         if self.connections_max_idle_ms < 1 || self.request_arrival_timeout_ms < 1 {
             anyhow::bail!(
@@ -106,6 +125,8 @@ impl BrokerArgs {
             connections_max_idle_ms: self.connections_max_idle_ms,
             request_arrival_timeout_ms: self.request_arrival_timeout_ms,
             group_initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            transaction_max_timeout_ms: self.transaction_max_timeout_ms,
+            transaction_cleanup_interval_ms: self.transaction_cleanup_interval_ms,
             threads: self.threads,
         })
     }

@@ -111,6 +111,10 @@ pub fn seed_frames() -> Vec<Vec<u8>> {
                 ApiKey::DeleteTopics => seed::<DeleteTopicsRequest>(row.key, v),
                 ApiKey::InitProducerId => seed::<InitProducerIdRequest>(row.key, v),
                 ApiKey::DescribeConfigs => seed::<DescribeConfigsRequest>(row.key, v),
+                ApiKey::AddPartitionsToTxn => seed::<AddPartitionsToTxnRequest>(row.key, v),
+                ApiKey::AddOffsetsToTxn => seed::<AddOffsetsToTxnRequest>(row.key, v),
+                ApiKey::TxnOffsetCommit => seed::<TxnOffsetCommitRequest>(row.key, v),
+                ApiKey::EndTxn => seed::<EndTxnRequest>(row.key, v),
                 _ => continue,
             };
             out.push(s);

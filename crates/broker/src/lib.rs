@@ -1,5 +1,5 @@
 //! The bundled Kafka-compatible broker: single node, disk-backed, zero-copy fetch, classic
-//! consumer groups, Prometheus metrics.
+//! consumer groups, transactions, Prometheus metrics.
 //!
 //! A crate of its own (`kbench-broker`, in `crates/broker/`); kbench uses only this surface:
 //! * `EmbeddedBroker::start(BrokerConfig)` starts the broker in-process on its own runtime and
@@ -18,6 +18,7 @@
 //! * `log` — segmented partition logs on disk, recovery, retention, idempotence state.
 //! * `topics` — the topic registry over `log`.
 //! * `group` — the classic group coordinator and the committed-offset journal.
+//! * `txn` — the transaction coordinator (KIP-98, TV1), its journal, markers and timeout sweep.
 //! * `metrics` — Prometheus counters/gauges and the scrape endpoint.
 //! * `state` — the shared `Broker` wiring these together.
 
@@ -33,6 +34,7 @@ pub mod protocol;
 pub mod server;
 pub mod state;
 pub mod topics;
+pub mod txn;
 pub mod zero_copy;
 
 use std::net::SocketAddr;
@@ -77,6 +79,12 @@ pub struct BrokerConfig {
     pub request_arrival_timeout_ms: u64,
     /// Kafka's `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
+    /// Kafka's `transaction.max.timeout.ms`: InitProducerId with a longer
+    /// transaction.timeout.ms fails with INVALID_TRANSACTION_TIMEOUT.
+    pub transaction_max_timeout_ms: u64,
+    /// Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often open
+    /// transactions are checked against their timeout.
+    pub transaction_cleanup_interval_ms: u64,
     /// Worker threads of the broker's runtime.
     pub threads: usize,
 }
@@ -103,6 +111,8 @@ impl BrokerConfig {
             connections_max_idle_ms: 600_000,
             request_arrival_timeout_ms: 30_000,
             group_initial_rebalance_delay_ms: 0,
+            transaction_max_timeout_ms: 900_000,
+            transaction_cleanup_interval_ms: 10_000,
             threads: 2,
         }
     }
@@ -180,6 +190,8 @@ impl EmbeddedBroker {
             host.clone(),
             port,
         )?);
+        // Transactions left half-ended by a crash get their markers before anyone reads.
+        txn::complete::sweep(&broker);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("kbench-broker")
@@ -258,7 +270,8 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-/// Background duties: group timeouts (100 ms), retention (every 5 s), interval flushes.
+/// Background duties: group timeouts (100 ms), transaction timeouts (every
+/// `transaction_cleanup_interval_ms`), retention (every 5 s), interval flushes.
 async fn housekeeping(
     broker: Arc<state::Broker>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -267,6 +280,8 @@ async fn housekeeping(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_retention = Instant::now();
     let mut last_flush = Instant::now();
+    let mut last_txn_sweep = Instant::now();
+    let txn_sweep = Duration::from_millis(broker.cfg.transaction_cleanup_interval_ms.max(1));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -274,6 +289,11 @@ async fn housekeeping(
         }
         let now = Instant::now();
         broker.groups.tick(now);
+        if now.duration_since(last_txn_sweep) >= txn_sweep {
+            last_txn_sweep = now;
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || txn::complete::sweep(&b)).await;
+        }
         if now.duration_since(last_retention) >= Duration::from_secs(5) {
             last_retention = now;
             let b = broker.clone();

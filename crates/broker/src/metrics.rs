@@ -59,6 +59,12 @@ pub struct Metrics {
     disk_bytes: Gauge,
     committed: Family<GroupPartitionLabel, Gauge>,
     lag: Family<GroupPartitionLabel, Gauge>,
+    last_stable_offset: Family<PartitionLabel, Gauge>,
+    txn_begun: Counter,
+    txn_committed: Counter,
+    txn_aborted: Counter,
+    txn_timed_out: Counter,
+    txn_ongoing: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,6 +102,12 @@ impl Metrics {
             disk_bytes: Gauge::default(),
             committed: Family::default(),
             lag: Family::default(),
+            last_stable_offset: Family::default(),
+            txn_begun: Counter::default(),
+            txn_committed: Counter::default(),
+            txn_aborted: Counter::default(),
+            txn_timed_out: Counter::default(),
+            txn_ongoing: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -168,7 +180,53 @@ impl Metrics {
             "Log end offset minus committed offset",
             m.lag.clone(),
         );
+        r.register(
+            "kbroker_partition_last_stable_offset",
+            "Last stable offset per partition (first offset of the earliest open transaction, else the high watermark)",
+            m.last_stable_offset.clone(),
+        );
+        r.register(
+            "kbroker_transactions_begun",
+            "Transactions begun (their first AddPartitionsToTxn or AddOffsetsToTxn)",
+            m.txn_begun.clone(),
+        );
+        r.register(
+            "kbroker_transactions_committed",
+            "Transactions committed (markers written)",
+            m.txn_committed.clone(),
+        );
+        r.register(
+            "kbroker_transactions_aborted",
+            "Transactions aborted: by their producer, by fencing, or past their timeout",
+            m.txn_aborted.clone(),
+        );
+        r.register(
+            "kbroker_transactions_timed_out",
+            "Transactions the broker aborted because they outlived transaction.timeout.ms (also counted as aborted)",
+            m.txn_timed_out.clone(),
+        );
+        r.register(
+            "kbroker_transactions_ongoing",
+            "Transactions open now",
+            m.txn_ongoing.clone(),
+        );
         m
+    }
+
+    pub fn transaction_begun(&self) {
+        self.txn_begun.inc();
+    }
+
+    /// A transaction's markers are written: committed or aborted (and why).
+    pub fn transaction_ended(&self, committed: bool, timed_out: bool) {
+        if committed {
+            self.txn_committed.inc();
+        } else {
+            self.txn_aborted.inc();
+        }
+        if timed_out {
+            self.txn_timed_out.inc();
+        }
     }
 
     pub fn produced(&self, topic: &str, messages: u64, bytes: u64) {
@@ -204,6 +262,8 @@ impl Metrics {
         self.partition_bytes.clear();
         self.committed.clear();
         self.lag.clear();
+        self.last_stable_offset.clear();
+        self.txn_ongoing.set(broker.txns.ongoing() as i64);
         let mut disk = 0i64;
         for t in broker.topics.all() {
             for p in &t.partitions {
@@ -218,6 +278,9 @@ impl Metrics {
                     .get_or_create(&l)
                     .set(p.log_start_offset());
                 self.partition_bytes.get_or_create(&l).set(p.size_bytes());
+                self.last_stable_offset
+                    .get_or_create(&l)
+                    .set(p.last_stable_offset());
                 disk += p.size_bytes();
             }
         }

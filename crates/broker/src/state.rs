@@ -1,5 +1,5 @@
 //! The broker's shared state, one `Arc<Broker>` per running broker: settings, topics, the
-//! group coordinator, producer-id allocation and metrics.
+//! group and transaction coordinators, producer-id allocation and metrics.
 //!
 //! Owns: wiring these together at startup (including recovery of what is on disk) and the
 //! producer-id block file. Must not: do network I/O.
@@ -12,6 +12,7 @@ use crate::group::{offsets::OffsetStore, Coordinator};
 use crate::log::LogConfig;
 use crate::metrics::Metrics;
 use crate::topics::Topics;
+use crate::txn::TxnCoordinator;
 use crate::BrokerConfig;
 
 /// The node id this single-node broker reports everywhere.
@@ -27,6 +28,7 @@ pub struct Broker {
     pub advertised_port: i32,
     pub topics: Topics,
     pub groups: Coordinator,
+    pub txns: TxnCoordinator,
     pub producer_ids: ProducerIds,
     pub metrics: Metrics,
 }
@@ -54,7 +56,9 @@ impl Broker {
             offsets,
             Duration::from_millis(cfg.group_initial_rebalance_delay_ms),
         );
+        let txns = TxnCoordinator::open(data_dir, cfg.transaction_max_timeout_ms)?;
         Ok(Broker {
+            txns,
             producer_ids: ProducerIds::open(data_dir)?,
             metrics: Metrics::new(),
             data_dir: data_dir.to_path_buf(),

@@ -20,6 +20,7 @@ pub struct Partition {
     pub index: i32,
     log: Mutex<PartitionLog>,
     leo: AtomicI64,
+    lso: AtomicI64,
     log_start: AtomicI64,
     size_bytes: AtomicI64,
 }
@@ -33,6 +34,7 @@ impl Partition {
     /// Refreshes the lock-free copies of the offsets; call after changing the log.
     pub fn publish(&self, log: &PartitionLog) {
         self.leo.store(log.log_end_offset(), Ordering::Release);
+        self.lso.store(log.last_stable_offset(), Ordering::Release);
         self.log_start
             .store(log.log_start_offset(), Ordering::Release);
         self.size_bytes
@@ -44,6 +46,9 @@ impl Partition {
     }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start.load(Ordering::Acquire)
+    }
+    pub fn last_stable_offset(&self) -> i64 {
+        self.lso.load(Ordering::Acquire)
     }
     pub fn size_bytes(&self) -> i64 {
         self.size_bytes.load(Ordering::Acquire)
@@ -108,6 +113,7 @@ fn open_partition(
         topic: topic.to_string(),
         index,
         leo: AtomicI64::new(0),
+        lso: AtomicI64::new(0),
         log_start: AtomicI64::new(0),
         size_bytes: AtomicI64::new(0),
         log: Mutex::new(log),

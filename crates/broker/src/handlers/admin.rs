@@ -1,6 +1,6 @@
 //! Topic administration and producer ids: CreateTopics, DeleteTopics, DescribeConfigs (Kafka's
-//! defaults plus this broker's log settings), InitProducerId (idempotence; transactions are not
-//! implemented and are refused).
+//! defaults plus this broker's log settings), InitProducerId (idempotence; with a
+//! transactional id it goes to the transaction coordinator, `handlers::txn`).
 
 use std::sync::Arc;
 
@@ -197,14 +197,12 @@ pub fn describe_configs(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
 
 pub fn init_producer_id(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: InitProducerIdRequest = decode(req)?;
+    if let Some(tid) = &r.transactional_id {
+        return super::txn::init_producer_id(broker, req, &r, tid.0.as_str());
+    }
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
-    if r.transactional_id.is_some() {
-        // Transactions need the transaction coordinator APIs, which are not advertised.
-        resp.error_code = code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-        return respond(req, &resp);
-    }
     if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {
         // KIP-360: an idempotent producer bumps its epoch after a sequence problem.
         resp.producer_id = r.producer_id;

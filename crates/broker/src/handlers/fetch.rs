@@ -1,7 +1,9 @@
 //! Fetch: finds record slices in segment files and returns them as response parts for the
 //! zero-copy writer; long-polls until `min_bytes` are available or `max_wait_ms` passes,
 //! woken by appends. Honours `max_bytes` / `partition_max_bytes` but always returns at least
-//! one whole batch (KIP-74), and the whole batch containing the fetch offset.
+//! one whole batch (KIP-74), and the whole batch containing the fetch offset. A read_committed
+//! fetch (isolation level 1) stops at the last stable offset and carries the aborted
+//! transactions overlapping what it returns; the client drops their records.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ struct Gathered {
 }
 
 fn gather(broker: &Broker, r: &FetchRequest) -> Gathered {
+    let read_committed = r.isolation_level == 1;
     let mut budget = if r.max_bytes > 0 {
         r.max_bytes as usize
     } else {
@@ -46,7 +49,9 @@ fn gather(broker: &Broker, r: &FetchRequest) -> Gathered {
                 index: fp.partition,
                 error: code::NONE,
                 high_watermark: -1,
+                last_stable_offset: -1,
                 log_start_offset: -1,
+                aborted: Vec::new(),
                 records: None,
             };
             match broker.topics.partition(&name, fp.partition) {
@@ -57,12 +62,28 @@ fn gather(broker: &Broker, r: &FetchRequest) -> Gathered {
                 Some(p) => {
                     let log = p.log();
                     pd.high_watermark = log.log_end_offset();
+                    pd.last_stable_offset = log.last_stable_offset();
                     pd.log_start_offset = log.log_start_offset();
+                    let upper = if read_committed {
+                        pd.last_stable_offset
+                    } else {
+                        pd.high_watermark
+                    };
                     // Once something is in the response, the budget may cut; before, at least one batch.
                     let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
                     if limit > 0 || out.bytes == 0 {
-                        match log.read(fp.fetch_offset, limit.max(1)) {
+                        match log.read_below(fp.fetch_offset, limit.max(1), upper) {
                             Ok(ReadResult::Data(slice)) => {
+                                if read_committed {
+                                    // Everything below the stable offset that the data may
+                                    // hold: a superset is harmless, the client matches by
+                                    // producer id and offset.
+                                    pd.aborted = log
+                                        .aborted_transactions(fp.fetch_offset, upper)
+                                        .iter()
+                                        .map(|a| (a.producer_id, a.first_offset))
+                                        .collect();
+                                }
                                 out.bytes += slice.len;
                                 budget = budget.saturating_sub(slice.len);
                                 pd.records = Some(slice);

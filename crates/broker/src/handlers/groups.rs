@@ -1,4 +1,4 @@
-//! Group APIs: FindCoordinator (always this node), JoinGroup, SyncGroup, Heartbeat,
+//! Group APIs: FindCoordinator (always this node, for groups and transactions), JoinGroup, SyncGroup, Heartbeat,
 //! LeaveGroup, DescribeGroups, ListGroups — thin translations to `group::Coordinator`.
 
 use std::sync::Arc;
@@ -24,8 +24,9 @@ fn sb(s: String) -> StrBytes {
 pub fn find_coordinator(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: FindCoordinatorRequest = decode(req)?;
     let mut resp = FindCoordinatorResponse::default();
-    // key_type 1 = transactions, which this broker does not coordinate.
-    let error = if r.key_type == 0 {
+    // key_type 0 = group, 1 = transaction: this node coordinates both. Other types (2, share
+    // groups, FindCoordinator v6) are not advertised.
+    let error = if matches!(r.key_type, 0 | 1) {
         NONE
     } else {
         COORDINATOR_NOT_AVAILABLE

@@ -1,4 +1,8 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7) and by timestamp.
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7) and by timestamp. Latest
+//! with isolation level 1 (read_committed, v2+) is the last stable offset: "returns all data
+//! from offsets smaller than the current LSO" (ListOffsetsRequest.json); a timestamp lookup
+//! with isolation level 1 finds nothing at or past the LSO (Kafka's
+//! `Partition.fetchOffsetForTimestamp`, `lastFetchableOffset`).
 
 use std::sync::Arc;
 
@@ -28,12 +32,18 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
                 None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(p) => {
                     let log = p.log();
+                    let last_fetchable = if r.isolation_level == 1 {
+                        log.last_stable_offset()
+                    } else {
+                        log.log_end_offset()
+                    };
                     let found = match lp.timestamp {
                         -2 => Ok(Some((log.log_start_offset(), -1))),
-                        -1 => Ok(Some((log.log_end_offset(), -1))),
+                        -1 => Ok(Some((last_fetchable, -1))),
                         -3 => log.max_timestamp_offset(),
                         ts => log.offset_for_timestamp(ts),
-                    };
+                    }
+                    .map(|f| f.filter(|&(o, _)| lp.timestamp < 0 || o < last_fetchable));
                     match found {
                         Ok(Some((offset, ts))) => {
                             pr.offset = offset;

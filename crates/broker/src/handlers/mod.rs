@@ -12,6 +12,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod txn;
 
 use std::sync::Arc;
 
@@ -86,6 +87,10 @@ pub async fn dispatch(
         ApiKey::ListGroups => groups::list(broker, &mut req),
         ApiKey::OffsetCommit => offsets::commit(broker, &mut req),
         ApiKey::OffsetFetch => offsets::fetch(broker, &mut req),
+        ApiKey::AddPartitionsToTxn => txn::add_partitions(broker, &mut req),
+        ApiKey::AddOffsetsToTxn => txn::add_offsets(broker, &mut req),
+        ApiKey::TxnOffsetCommit => txn::txn_offset_commit(broker, &mut req),
+        ApiKey::EndTxn => txn::end(broker, &mut req),
         other => anyhow::bail!("api {other:?} passed the version gate but has no handler"),
     }
 }
@@ -105,6 +110,6 @@ pub mod code {
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
     pub const INVALID_REQUEST: i16 = 42;
-    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
     pub const INVALID_RECORD: i16 = 87;
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 }

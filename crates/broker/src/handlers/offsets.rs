@@ -1,4 +1,7 @@
 //! OffsetCommit / OffsetFetch: validated against the group, stored in the offset journal.
+//! OffsetFetch with `require_stable` (v7, KIP-447; librdkafka sets it when read_committed)
+//! answers UNSTABLE_OFFSET_COMMIT for a partition while an undecided transaction holds an
+//! offset for it, as Kafka does; the client retries.
 
 use std::sync::Arc;
 
@@ -88,6 +91,9 @@ pub fn fetch(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response
             let c = broker.groups.offsets.get(&group, name.0.as_str(), p);
             let mut pr = OffsetFetchResponsePartition::default();
             pr.partition_index = p;
+            if r.require_stable && broker.txns.has_pending_offset(&group, name.0.as_str(), p) {
+                pr.error_code = code::UNSTABLE_OFFSET_COMMIT;
+            }
             pr.committed_offset = c.as_ref().map_or(-1, |c| c.offset);
             pr.committed_leader_epoch = c.as_ref().map_or(-1, |c| c.leader_epoch);
             pr.metadata = Some(StrBytes::from_string(

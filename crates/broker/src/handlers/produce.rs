@@ -1,5 +1,6 @@
 //! Produce: validates each partition's record batches (header, CRC-32C, counts, size), checks
-//! idempotent-producer sequences, appends the raw bytes with the base offset patched, and
+//! idempotent-producer sequences, checks that a transactional batch belongs to an open
+//! transaction holding the partition, appends the raw bytes with the base offset patched, and
 //! answers only after the write (and the fsync, when the flush policy asks for one).
 //! acks=0 gets no response; if it failed, the connection is closed so the client notices.
 
@@ -48,6 +49,17 @@ fn append(broker: &Broker, p: &Partition, records: &[u8]) -> Outcome {
     let mut first = None;
     let mut messages = 0u64;
     for (h, range) in &batches {
+        // Checked under the partition's lock, so that no EndTxn marker can slip in between
+        // the check and the append (the coordinator never takes a partition lock itself).
+        if h.is_transactional() {
+            if let Err(c) = broker
+                .txns
+                .verify(h.producer_id, h.producer_epoch, &p.topic, p.index)
+            {
+                p.publish(&log);
+                return fail(c);
+            }
+        }
         match log.append(&records[range.clone()], h) {
             Ok(Appended::At(o)) => {
                 first.get_or_insert(o);

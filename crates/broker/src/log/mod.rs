@@ -1,12 +1,13 @@
 //! On-disk storage: per partition, a segmented log of raw record batches.
 //!
 //! Owns: files under the data directory (segments), offset assignment, recovery, retention,
-//! flushing. Must not: know about the wire protocol beyond the batch header, or about groups.
+//! flushing, and per partition the idempotence and transaction state rebuilt from the batches. Must not: know about the wire protocol beyond the batch header, or about groups.
 
 pub mod index;
 pub mod partition;
 pub mod producers;
 pub mod segment;
+pub mod txn_index;
 
 /// When appended data is fsynced (fdatasync) to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use crate::log::producers::{ProducerStates, SeqCheck};
 use crate::log::segment::Segment;
+use crate::log::txn_index::{AbortedTxn, TxnIndex};
 use crate::log::{FlushPolicy, LogConfig};
-use crate::protocol::batch::BatchHeader;
+use crate::protocol::batch::{self, BatchHeader, Marker};
 
 /// A byte range of a segment file to send to a consumer.
 #[derive(Debug, Clone)]
@@ -51,8 +52,26 @@ pub struct PartitionLog {
     next_offset: i64,
     unflushed_messages: u64,
     producers: ProducerStates,
+    txns: TxnIndex,
     /// Bytes cut off torn tails at open (reported by recovery tests and logs).
     pub recovered_truncated_bytes: u64,
+}
+
+/// Feeds one batch (appended, or found at recovery) to the producer and transaction state.
+fn track(producers: &mut ProducerStates, txns: &mut TxnIndex, h: &BatchHeader, m: Option<Marker>) {
+    producers.record(h);
+    if !h.is_transactional() {
+        return;
+    }
+    if h.is_control() {
+        // A marker carries the transaction's (possibly bumped) epoch: older ones are fenced.
+        producers.fence(h.producer_id, h.producer_epoch);
+        if let Some(m) = m {
+            txns.on_marker(h.producer_id, h.base_offset, m == Marker::Commit);
+        }
+    } else {
+        txns.on_data(h.producer_id, h.base_offset);
+    }
 }
 
 impl PartitionLog {
@@ -77,19 +96,20 @@ impl PartitionLog {
             next_offset: 0,
             unflushed_messages: 0,
             producers: ProducerStates::default(),
+            txns: TxnIndex::default(),
             recovered_truncated_bytes: 0,
         };
         let last = bases.last().copied();
         for base in bases {
             let path = dir.join(super::segment::file_name(base));
             let verify = Some(base) == last;
-            let producers = &mut log.producers;
+            let (producers, txns) = (&mut log.producers, &mut log.txns);
             let (seg, truncated) = Segment::open(
                 &path,
                 base,
                 log.cfg.index_interval_bytes,
                 verify,
-                &mut |h| producers.record(h),
+                &mut |h, m| track(producers, txns, h, m),
             )?;
             log.recovered_truncated_bytes += truncated;
             log.next_offset = seg.next_offset.max(log.next_offset);
@@ -99,11 +119,35 @@ impl PartitionLog {
             let seg = Segment::create(dir, 0, log.cfg.index_interval_bytes)?;
             log.segments.insert(0, seg);
         }
+        let log_start = log.log_start_offset();
+        log.txns.forget_before(log_start);
         Ok(log)
     }
 
     pub fn log_end_offset(&self) -> i64 {
         self.next_offset
+    }
+
+    /// Kafka's last stable offset: the first offset of the earliest open transaction, else the
+    /// high watermark (the log end on this single node); never beyond the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.txns
+            .first_unstable()
+            .map_or(self.next_offset, |f| f.min(self.next_offset))
+    }
+
+    /// Aborted transactions overlapping `[fetch_offset, upper)` (Fetch, read_committed).
+    pub fn aborted_transactions(&self, fetch_offset: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.txns.aborted_overlapping(fetch_offset, upper)
+    }
+
+    /// True while `producer_id` has data of an undecided transaction in this partition.
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        self.txns.is_open(producer_id)
+    }
+
+    pub fn open_transactions(&self) -> usize {
+        self.txns.open_count()
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -133,6 +177,35 @@ impl PartitionLog {
             SeqCheck::Duplicate(at) => return Ok(Appended::Duplicate(at)),
             SeqCheck::Error(code) => return Ok(Appended::Refused(code)),
         }
+        self.write(batch_bytes, header, None)
+    }
+
+    /// Appends an end-transaction marker (a control batch) for `producer_id` at `epoch`;
+    /// returns its offset. Written by the transaction coordinator, never by clients.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        marker: Marker,
+        coordinator_epoch: i32,
+        timestamp_ms: i64,
+    ) -> io::Result<i64> {
+        let bytes =
+            batch::build_control_batch(producer_id, epoch, marker, coordinator_epoch, timestamp_ms);
+        let header = BatchHeader::parse(&bytes)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "control batch header"))?;
+        match self.write(&bytes, &header, Some(marker))? {
+            Appended::At(o) => Ok(o),
+            other => Err(io::Error::other(format!("marker not appended: {other:?}"))),
+        }
+    }
+
+    fn write(
+        &mut self,
+        batch_bytes: &[u8],
+        header: &BatchHeader,
+        marker: Option<Marker>,
+    ) -> io::Result<Appended> {
         let needs_roll = {
             let a = self.active();
             a.size > 0 && a.size + batch_bytes.len() as u64 > self.cfg.segment_bytes
@@ -144,7 +217,7 @@ impl PartitionLog {
         h.base_offset = self.next_offset;
         self.active().append(batch_bytes, &h)?;
         self.next_offset = h.last_offset() + 1;
-        self.producers.record(&h);
+        track(&mut self.producers, &mut self.txns, &h, marker);
         self.unflushed_messages += h.records_count.max(0) as u64;
         if let FlushPolicy::Messages(n) = self.cfg.flush {
             if self.unflushed_messages >= n {
@@ -176,11 +249,21 @@ impl PartitionLog {
     /// whole batch (KIP-74). The slice may end inside a batch, as Kafka's does; clients drop a
     /// trailing partial batch. Reads stay inside one segment.
     pub fn read(&self, offset: i64, max_bytes: usize) -> io::Result<ReadResult> {
+        self.read_below(offset, max_bytes, self.next_offset)
+    }
+
+    /// `read`, but nothing at or past `upper` (the last stable offset of a read_committed
+    /// fetch, Kafka's `FetchIsolation.TXN_COMMITTED`). `upper` is always a batch boundary: the
+    /// first offset of a batch, or the log end.
+    pub fn read_below(&self, offset: i64, max_bytes: usize, upper: i64) -> io::Result<ReadResult> {
         if offset == self.next_offset {
             return Ok(ReadResult::Empty);
         }
         if offset < self.log_start_offset() || offset > self.next_offset {
             return Ok(ReadResult::OutOfRange);
+        }
+        if offset >= upper {
+            return Ok(ReadResult::Empty);
         }
         let start_key = self
             .segments
@@ -189,7 +272,14 @@ impl PartitionLog {
             .map_or(i64::MIN, |(k, _)| *k);
         for seg in self.segments.range(start_key..).map(|(_, s)| s) {
             if let Some((pos, h)) = seg.find(offset)? {
-                let avail = (seg.size - pos) as usize;
+                if h.base_offset >= upper {
+                    return Ok(ReadResult::Empty);
+                }
+                let end = match upper < seg.next_offset {
+                    true => seg.find(upper)?.map_or(seg.size, |(p, _)| p),
+                    false => seg.size,
+                };
+                let avail = (end - pos) as usize;
                 let len = avail.min(max_bytes.max(h.total_len()));
                 return Ok(ReadResult::Data(FileSlice {
                     file: seg.file.clone(),
@@ -270,6 +360,8 @@ impl PartitionLog {
                 std::fs::remove_file(&seg.path)?;
             }
         }
+        let log_start = self.log_start_offset();
+        self.txns.forget_before(log_start);
         Ok(deleted)
     }
 }
@@ -418,6 +510,67 @@ mod tests {
         let mut log = PartitionLog::open(dir.path(), cfg(1 << 20)).unwrap();
         assert_eq!(log.append(&b, &h).unwrap(), Appended::Duplicate(0));
         assert_eq!(log.log_end_offset(), 2);
+    }
+
+    fn txn_batch(pid: i64, seq: i32, vals: &[&[u8]]) -> (Vec<u8>, BatchHeader) {
+        let mut b = build_test_batch(vals, Some((pid, 0, seq)));
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let (h, _) = validate_all(&b).unwrap()[0];
+        (b, h)
+    }
+
+    #[test]
+    fn open_transactions_hold_the_stable_offset_and_reads_below_it_stop_there() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = PartitionLog::open(dir.path(), cfg(1 << 20)).unwrap();
+            append(&mut log, &[b"plain"]);
+            let (b, h) = txn_batch(5, 0, &[b"t1", b"t2"]);
+            assert_eq!(log.append(&b, &h).unwrap(), Appended::At(1));
+            append(&mut log, &[b"after"]);
+            assert_eq!((log.last_stable_offset(), log.log_end_offset()), (1, 4));
+            let ReadResult::Data(s) = log.read_below(0, 1 << 20, 1).unwrap() else {
+                panic!("the batch below the stable offset")
+            };
+            let ReadResult::Data(all) = log.read(0, 1 << 20).unwrap() else {
+                panic!()
+            };
+            assert!(s.len < all.len);
+            assert!(matches!(
+                log.read_below(1, 1 << 20, 1).unwrap(),
+                ReadResult::Empty
+            ));
+            assert_eq!(log.append_marker(5, 0, Marker::Abort, 0, 1).unwrap(), 4);
+            assert_eq!(log.last_stable_offset(), 5);
+            let aborted = log.aborted_transactions(0, 5);
+            assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (1, 4));
+        }
+        // Rebuilt from the log at open: the marker closed the transaction.
+        let mut log = PartitionLog::open(dir.path(), cfg(1 << 20)).unwrap();
+        assert_eq!(log.last_stable_offset(), 5);
+        assert_eq!(log.aborted_transactions(0, 5).len(), 1);
+        let (b, h) = txn_batch(6, 0, &[b"open"]);
+        log.append(&b, &h).unwrap();
+        drop(log);
+        let log = PartitionLog::open(dir.path(), cfg(1 << 20)).unwrap();
+        assert_eq!((log.last_stable_offset(), log.log_end_offset()), (5, 6));
+        assert!(log.has_open_transaction(6));
+    }
+
+    #[test]
+    fn a_marker_fences_the_older_epoch_of_its_producer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg(1 << 20)).unwrap();
+        let (b, h) = txn_batch(9, 0, &[b"x"]);
+        log.append(&b, &h).unwrap();
+        log.append_marker(9, 1, Marker::Abort, 0, 1).unwrap();
+        let (b, h) = txn_batch(9, 1, &[b"late"]);
+        assert_eq!(
+            log.append(&b, &h).unwrap(),
+            Appended::Refused(crate::log::producers::INVALID_PRODUCER_EPOCH)
+        );
     }
 
     #[test]

@@ -90,6 +90,17 @@ impl ProducerStates {
         }
     }
 
+    /// An end-transaction marker at `epoch` was written for `producer_id`: batches of older
+    /// epochs are refused from now on (the coordinator bumps the epoch when it fences a
+    /// producer or aborts its timed-out transaction).
+    pub fn fence(&mut self, producer_id: i64, epoch: i16) {
+        let e = self.producers.entry(producer_id).or_default();
+        if epoch > e.epoch {
+            e.epoch = epoch;
+            e.batches.clear();
+        }
+    }
+
     /// Records a batch that was appended (or found in the log at recovery).
     pub fn record(&mut self, h: &BatchHeader) {
         if h.producer_id < 0 || h.base_sequence < 0 {

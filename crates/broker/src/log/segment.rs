@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::log::index::OffsetIndex;
-use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
+use crate::protocol::batch::{self, BatchHeader, Marker, HEADER_LEN};
 
 /// Segment file name for a base offset, as Kafka names them.
 pub fn file_name(base_offset: i64) -> String {
@@ -56,13 +56,14 @@ impl Segment {
 
     /// Opens an existing segment and scans it, rebuilding the index. With `verify`, each batch's
     /// CRC is checked and the file is truncated at the first torn or corrupt batch (crash
-    /// recovery of the tail segment). `on_batch` sees every valid header (producer state rebuild).
+    /// recovery of the tail segment). `on_batch` sees every valid header, with the marker of a
+    /// control batch (producer and transaction state rebuild).
     pub fn open(
         path: &Path,
         base_offset: i64,
         index_interval: u64,
         verify: bool,
-        on_batch: &mut dyn FnMut(&BatchHeader),
+        on_batch: &mut dyn FnMut(&BatchHeader, Option<Marker>),
     ) -> io::Result<(Self, u64)> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let file_len = file.metadata()?.len();
@@ -87,14 +88,21 @@ impl Segment {
             if !sane {
                 break;
             }
-            if verify {
+            if verify || h.is_control() {
                 buf.resize(total as usize, 0);
                 seg.file.read_exact_at(&mut buf, pos)?;
-                if !batch::crc_ok(&buf) {
+                if verify && !batch::crc_ok(&buf) {
                     break;
                 }
             }
-            on_batch(&h);
+            // Control batches are rare (one per transaction and partition): reading each
+            // one's record to learn COMMIT or ABORT costs recovery little.
+            let marker = if h.is_control() {
+                batch::control_marker(&buf)
+            } else {
+                None
+            };
+            on_batch(&h, marker);
             seg.note_append(pos, &h);
             pos += total;
         }

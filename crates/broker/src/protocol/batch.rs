@@ -12,6 +12,9 @@ pub const LOG_OVERHEAD: usize = 12;
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 const ATTRIBUTES_AT: usize = 21;
+/// Attribute bits (DefaultRecordBatch.java): 4 = transactional, 5 = control.
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
 
 /// The fields of a batch header the broker uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,11 +105,12 @@ impl BatchHeader {
     }
 
     pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
+        self.attributes & ATTR_CONTROL != 0
     }
 
+    /// Bit 4 of the attributes, set by the client on every batch of a transaction.
     pub fn is_transactional(&self) -> bool {
-        self.attributes & 0x10 != 0
+        self.attributes & ATTR_TRANSACTIONAL != 0
     }
 }
 
@@ -152,6 +156,115 @@ pub fn crc_ok(b: &[u8]) -> bool {
             crc32c::crc32c(&b[ATTRIBUTES_AT..h.total_len()]) == h.crc
         }
         _ => false,
+    }
+}
+
+/// The two control record types of an end-transaction marker (Kafka's `ControlRecordType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Abort,
+    Commit,
+}
+
+impl Marker {
+    fn code(self) -> i16 {
+        match self {
+            Marker::Abort => 0,
+            Marker::Commit => 1,
+        }
+    }
+}
+
+fn put_varint(buf: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        if z < 0x80 {
+            buf.push(z as u8);
+            return;
+        }
+        buf.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+}
+
+/// Reads a zigzag varint at `*pos`, advancing it; `None` past the end or after 10 bytes.
+fn get_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut z = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        z |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some((z >> 1) as i64 ^ -((z & 1) as i64));
+        }
+    }
+    None
+}
+
+/// An end-transaction control batch as Kafka writes it (docs/implementation.html §5.3.1.1,
+/// `MemoryRecords.writeEndTransactionalMarker`): attributes transactional + control, the
+/// transaction's producer id and epoch, base sequence -1, one uncompressed record whose key is
+/// `version 0 : int16, type : int16` and whose value is `version 0 : int16, coordinator epoch : int32`.
+pub fn build_control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: Marker,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&marker.code().to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut rec = vec![0u8]; // record attributes
+    put_varint(&mut rec, 0); // timestamp delta
+    put_varint(&mut rec, 0); // offset delta
+    put_varint(&mut rec, key.len() as i64);
+    rec.extend_from_slice(&key);
+    put_varint(&mut rec, value.len() as i64);
+    rec.extend_from_slice(&value);
+    put_varint(&mut rec, 0); // headers
+    let mut b = Vec::with_capacity(HEADER_LEN + rec.len() + 1);
+    b.extend_from_slice(&0i64.to_be_bytes()); // base offset, assigned at append
+    b.extend_from_slice(&0i32.to_be_bytes()); // length, patched
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc, patched
+    b.extend_from_slice(&(ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&producer_epoch.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    b.extend_from_slice(&1i32.to_be_bytes()); // records count
+    put_varint(&mut b, rec.len() as i64);
+    b.extend_from_slice(&rec);
+    let len = (b.len() - LOG_OVERHEAD) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The marker a stored control batch carries: `None` for a control record of another type or
+/// key version (Kafka skips versions it does not know, and so does librdkafka).
+pub fn control_marker(batch: &[u8]) -> Option<Marker> {
+    let mut pos = HEADER_LEN;
+    let _record_len = get_varint(batch, &mut pos)?;
+    pos += 1; // record attributes
+    get_varint(batch, &mut pos)?; // timestamp delta
+    get_varint(batch, &mut pos)?; // offset delta
+    if get_varint(batch, &mut pos)? < 4 {
+        return None;
+    }
+    let key = batch.get(pos..pos + 4)?;
+    match (be_i16(key, 0), be_i16(key, 2)) {
+        (0, 0) => Some(Marker::Abort),
+        (0, 1) => Some(Marker::Commit),
+        _ => None,
     }
 }
 
@@ -237,6 +350,31 @@ mod tests {
         );
         assert_eq!(validate_all(&[]).unwrap_err(), BatchError::Truncated);
         assert_eq!(validate_all(&b[..10]).unwrap_err(), BatchError::Truncated);
+    }
+
+    #[test]
+    fn a_control_batch_is_a_valid_transactional_batch_whose_marker_reads_back() {
+        for m in [Marker::Commit, Marker::Abort] {
+            let b = build_control_batch(42, 3, m, 0, 1_700_000_000_000);
+            assert!(crc_ok(&b));
+            let h = BatchHeader::parse(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (42, 3, -1)
+            );
+            assert_eq!((h.records_count, h.total_len()), (1, b.len()));
+            assert_eq!(control_marker(&b), Some(m));
+            // The codec crate decodes it as Kafka's control record.
+            let mut bytes = bytes::Bytes::from(b);
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).unwrap();
+            assert!(set.records[0].control && set.records[0].transactional);
+            let key = set.records[0].key.clone().unwrap();
+            assert_eq!(
+                &key[..],
+                &[0, 0, 0, if m == Marker::Commit { 1 } else { 0 }]
+            );
+        }
     }
 
     #[test]

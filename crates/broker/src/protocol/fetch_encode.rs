@@ -23,7 +23,10 @@ pub struct PartitionData {
     pub index: i32,
     pub error: i16,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// (producer id, first offset) of aborted transactions (read_committed fetches only).
+    pub aborted: Vec<(i64, i64)>,
     pub records: Option<FileSlice>,
 }
 
@@ -75,11 +78,18 @@ pub fn encode(version: i16, correlation_id: i32, topics: &[TopicData]) -> Vec<Pa
             buf.put_i32(p.index);
             buf.put_i16(p.error);
             buf.put_i64(p.high_watermark);
-            buf.put_i64(p.high_watermark); // last_stable_offset (no transactions)
+            buf.put_i64(p.last_stable_offset);
             if version >= 5 {
                 buf.put_i64(p.log_start_offset);
             }
-            put_array_len(&mut buf, 0, flexible); // aborted_transactions: empty
+            put_array_len(&mut buf, p.aborted.len(), flexible);
+            for &(producer_id, first_offset) in &p.aborted {
+                buf.put_i64(producer_id);
+                buf.put_i64(first_offset);
+                if flexible {
+                    buf.put_u8(0); // aborted transaction tagged fields
+                }
+            }
             if version >= 11 {
                 buf.put_i32(-1); // preferred_read_replica
             }
@@ -146,7 +156,9 @@ mod tests {
                         index: 0,
                         error: 0,
                         high_watermark: 10,
+                        last_stable_offset: 8,
                         log_start_offset: 0,
+                        aborted: vec![(1000, 3), (1001, 5)],
                         records: Some(FileSlice {
                             file: file.clone(),
                             pos: 2,
@@ -157,7 +169,9 @@ mod tests {
                         index: 1,
                         error: 1,
                         high_watermark: -1,
+                        last_stable_offset: -1,
                         log_start_offset: -1,
+                        aborted: Vec::new(),
                         records: None,
                     },
                 ],
@@ -183,6 +197,12 @@ mod tests {
             let p0 = &resp.responses[0].partitions[0];
             assert_eq!(p0.records.as_deref(), Some(&b"23456"[..]));
             assert_eq!(p0.high_watermark, 10);
+            assert_eq!(p0.last_stable_offset, 8);
+            let aborted = p0.aborted_transactions.as_ref().unwrap();
+            assert_eq!(
+                (aborted[1].producer_id.0, aborted[1].first_offset),
+                (1001, 5)
+            );
             assert_eq!(resp.responses[0].partitions[1].error_code, 1);
         }
     }

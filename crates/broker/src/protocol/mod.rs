@@ -28,7 +28,11 @@ pub const PRODUCE_MIN_SERVED: i16 = 3;
 
 /// The advertised versions. Hand-curated on purpose: each range stops before semantics we have
 /// not implemented (topic IDs in Produce 13 / Fetch 13+, transactions V2 in Produce 12,
-/// KIP-848 in OffsetCommit/OffsetFetch 9, batched groups in OffsetFetch 8).
+/// EndTxn 5 and TxnOffsetCommit 5, KIP-848 in OffsetCommit/OffsetFetch 9, batched groups in
+/// OffsetFetch 8, broker-to-broker AddPartitionsToTxn 4+). The transaction APIs keep their v0
+/// minimum: librdkafka sends AddPartitionsToTxn, AddOffsetsToTxn v0 and EndTxn v0-1 only. No
+/// `transaction.version` finalized feature is advertised, so Java 4.x clients use the classic
+/// (TV1) flow with AddPartitionsToTxn.
 pub const ADVERTISED: &[Advertised] = &[
     Advertised {
         key: ApiKey::Produce,
@@ -112,6 +116,26 @@ pub const ADVERTISED: &[Advertised] = &[
     },
     Advertised {
         key: ApiKey::InitProducerId,
+        min: 0,
+        max: 5,
+    },
+    Advertised {
+        key: ApiKey::AddPartitionsToTxn,
+        min: 0,
+        max: 3,
+    },
+    Advertised {
+        key: ApiKey::AddOffsetsToTxn,
+        min: 0,
+        max: 3,
+    },
+    Advertised {
+        key: ApiKey::TxnOffsetCommit,
+        min: 0,
+        max: 4,
+    },
+    Advertised {
+        key: ApiKey::EndTxn,
         min: 0,
         max: 4,
     },
