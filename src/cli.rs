@@ -95,6 +95,32 @@ pub struct TargetArgs {
     /// Mock cluster only: take the broker down at START for LENGTH (e.g. 2s+1s).
     #[arg(long, value_name = "START+LENGTH", hide = true)]
     pub mock_outage: Option<String>,
+
+    /// Mock cluster only: how many brokers it has (a leader can only move with two or more).
+    #[arg(long, value_name = "N", default_value_t = 1, hide = true)]
+    pub mock_brokers: i32,
+
+    /// The cluster file of nodes kbench can fault (written by scripts/kafka.sh --nodes 3):
+    /// process and link faults act on those nodes.
+    #[arg(long, value_name = "PATH")]
+    pub cluster_file: Option<PathBuf>,
+}
+
+/// Faults on the run's timeline (produce and e2e).
+#[derive(Debug, Clone, Args)]
+pub struct FaultArgs {
+    /// A fault step, repeatable: 'at=20s kill leader-of:kbench/0 for=15s'. Actions: kill,
+    /// stop, terminate, restart, delay MS[±J], blackhole, reset, refuse, consumer-leave,
+    /// consumer-join, consumer-kill, exec; targets: node:N, leader-of:TOPIC/P,
+    /// follower-of:TOPIC/P, controller, consumer:I; keys: at, for, repeat=COUNTxEVERY,
+    /// side=client|peer, exec='CMD', heal_exec='CMD', loss_expected=true.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+
+    /// After the run, read every partition back from the earliest offset with a fresh
+    /// consumer and compare with what was acknowledged (on by default when there are faults).
+    #[arg(long)]
+    pub verify_readback: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -275,6 +301,8 @@ pub struct ProduceArgs {
     #[command(flatten)]
     pub producer: ProducerArgs,
     #[command(flatten)]
+    pub faults: FaultArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -312,6 +340,8 @@ pub struct E2eArgs {
     pub producer: ProducerArgs,
     #[command(flatten)]
     pub consumer: ConsumerArgs,
+    #[command(flatten)]
+    pub faults: FaultArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

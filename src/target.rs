@@ -28,6 +28,47 @@ pub struct Target {
     mock: Option<MockHandle>,
 }
 
+/// One change to the mock cluster, made by the fault scheduler (`fault::mock`).
+#[derive(Debug, Clone)]
+pub enum MockOp {
+    BrokerDown(i32),
+    BrokerUp(i32),
+    /// Moves a partition's leadership to a broker.
+    PartitionLeader {
+        topic: String,
+        partition: i32,
+        broker: i32,
+    },
+    /// The next `count` Produce requests fail with `error`.
+    ProduceErrors {
+        error: rdkafka::types::RDKafkaRespErr,
+        count: usize,
+    },
+    /// Round-trip time of a broker (zero: none).
+    Rtt(i32, Duration),
+}
+
+/// Sends `MockOp`s to the mock cluster's thread; cheap to clone.
+#[derive(Clone)]
+pub struct MockControl {
+    tx: mpsc::Sender<MockCmd>,
+    pub brokers: i32,
+    /// The RTT the cluster was started with, to heal a `delay` back to.
+    pub base_rtt: Duration,
+}
+
+impl MockControl {
+    /// Applies `op` and waits for the mock's answer.
+    pub fn apply(&self, op: MockOp) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(MockCmd::Op(op, tx))
+            .map_err(|_| anyhow::anyhow!("the mock cluster has stopped"))?;
+        rx.recv_timeout(Duration::from_secs(5))
+            .context("the mock cluster did not answer")?
+    }
+}
+
 impl Target {
     pub fn external(bootstrap: &str) -> Target {
         Target {
@@ -123,6 +164,15 @@ impl Target {
         }
     }
 
+    /// The mock cluster's control, for the fault scheduler (mock targets only).
+    pub fn mock_control(&self) -> Option<MockControl> {
+        self.mock.as_ref().map(|m| MockControl {
+            tx: m.tx.clone(),
+            brokers: m.brokers,
+            base_rtt: m.base_rtt,
+        })
+    }
+
     /// Starts the timed faults (mock only), relative to now.
     pub fn start_faults(&self) {
         if let Some(m) = &self.mock {
@@ -214,6 +264,7 @@ fn is_security_failure(text: &str) -> bool {
 enum MockCmd {
     CreateTopic(String, i32, i32, mpsc::Sender<Result<i32>>),
     StartFaults,
+    Op(MockOp, mpsc::Sender<Result<()>>),
     Stop,
 }
 
@@ -222,16 +273,19 @@ struct MockHandle {
     bootstrap: String,
     tx: mpsc::Sender<MockCmd>,
     thread: Option<JoinHandle<()>>,
+    brokers: i32,
+    base_rtt: Duration,
 }
 
 impl MockHandle {
     fn start(faults: MockFaults) -> Result<MockHandle> {
         let (tx, rx) = mpsc::channel::<MockCmd>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String>>();
+        let (brokers, base_rtt) = (faults.brokers, faults.rtt.unwrap_or_default());
         let thread = std::thread::Builder::new()
             .name("kbench-mock".into())
             .spawn(move || {
-                let cluster = match MockCluster::new(1) {
+                let cluster = match MockCluster::new(faults.brokers) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = ready_tx.send(Err(anyhow::anyhow!(
@@ -241,7 +295,9 @@ impl MockHandle {
                     }
                 };
                 if let Some(rtt) = faults.rtt {
-                    let _ = cluster.broker_round_trip_time(1, rtt);
+                    for b in 1..=faults.brokers {
+                        let _ = cluster.broker_round_trip_time(b, rtt);
+                    }
                 }
                 let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
                 mock_loop(&cluster, &rx, &faults);
@@ -251,6 +307,8 @@ impl MockHandle {
             bootstrap,
             tx,
             thread: Some(thread),
+            brokers,
+            base_rtt,
         })
     }
 
@@ -295,6 +353,9 @@ fn mock_loop(
                     events = vec![(now + at, true), (now + at + len, false)];
                 }
             }
+            Ok(MockCmd::Op(op, reply)) => {
+                let _ = reply.send(apply_op(cluster, &op));
+            }
             Ok(MockCmd::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let (_, down) = events.remove(0);
@@ -306,6 +367,25 @@ fn mock_loop(
             }
         }
     }
+}
+
+fn apply_op(cluster: &MockCluster<'static, DefaultProducerContext>, op: &MockOp) -> Result<()> {
+    let r = match op {
+        MockOp::BrokerDown(b) => cluster.broker_down(*b),
+        MockOp::BrokerUp(b) => cluster.broker_up(*b),
+        MockOp::PartitionLeader {
+            topic,
+            partition,
+            broker,
+        } => cluster.partition_leader(topic, *partition, Some(*broker)),
+        MockOp::ProduceErrors { error, count } => {
+            let errors = vec![*error; *count];
+            cluster.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &errors);
+            Ok(())
+        }
+        MockOp::Rtt(b, d) => cluster.broker_round_trip_time(*b, *d),
+    };
+    r.map_err(|e| anyhow::anyhow!("mock cluster: {op:?} failed: {e}"))
 }
 
 impl Drop for MockHandle {

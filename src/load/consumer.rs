@@ -111,7 +111,7 @@ impl ConsumerWorker {
         let mut batch = Batch::with_capacity(BATCH_RECORDS);
         let mut next_lag_ns = 0u64;
         let mut paused = false;
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) && !self.shared.leave.load(Ordering::Relaxed) {
             let want = self.shared.paused.load(Ordering::Relaxed);
             if want != paused {
                 paused = want;
@@ -167,6 +167,8 @@ impl ConsumerWorker {
         if n > 0 {
             self.shared.received.fetch_add(n, Ordering::Relaxed);
             self.shared.last_record_ns.store(now, Ordering::Relaxed);
+            let ok = batch.iter().filter(|f| f.error.is_none());
+            self.shared.note_gaps(ok.map(|f| f.partition), now);
         }
     }
 
@@ -187,6 +189,7 @@ impl ConsumerWorker {
                     };
                     self.receiver
                         .record([record], 0, now, &self.shared.stats, seen);
+                    self.shared.note_gaps(std::iter::once(m.partition()), now);
                     self.shared.received.fetch_add(1, Ordering::Relaxed);
                     self.shared.last_record_ns.store(now, Ordering::Relaxed);
                 }

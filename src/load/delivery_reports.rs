@@ -12,9 +12,10 @@
 //! The closed model's sending thread serves the queue between sends; the open model's report
 //! thread blocks on it, so a batch is served the moment it arrives.
 //!
-//! Every event other than a delivery report is released unread, which is what rdkafka did with
-//! them for kbench's context (errors, statistics and token refreshes it does not handle);
-//! errors that matter reach kbench on the reports themselves.
+//! Statistics events (only with `statistics.interval.ms`, set for runs with faults) go to a
+//! callback of their own; every other event is released unread, which is what rdkafka did with
+//! them for kbench's context (errors and token refreshes it does not handle); errors that
+//! matter reach kbench on the reports themselves.
 
 use std::marker::PhantomData;
 use std::slice;
@@ -23,12 +24,16 @@ use std::time::Duration;
 use rdkafka::bindings as rd;
 use rdkafka::client::{Client, ClientContext};
 
-/// One delivery report: the record's value and key length, and whether the broker took it.
+/// One delivery report: the record's value and key length, its partition, and whether the
+/// broker took it.
 pub struct Report<'e> {
     pub value: &'e [u8],
     pub key_len: usize,
+    pub partition: i32,
     /// librdkafka's error for a record that was not delivered.
     pub error: Option<rd::rd_kafka_resp_err_t>,
+    /// For a failed record: may the broker have stored it anyway (read only on failure)?
+    pub status: rd::rd_kafka_msg_status_t,
 }
 
 /// The reports of one event, in the order librdkafka lists them.
@@ -51,10 +56,18 @@ impl<'e> Iterator for Reports<'e> {
             unsafe { slice::from_raw_parts(msg.payload as *const u8, msg.len) }
         };
         let ok = msg.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+        let status = if ok {
+            rd::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_PERSISTED
+        } else {
+            // SAFETY: `msg` is a live message of the event.
+            unsafe { rd::rd_kafka_message_status(msg) }
+        };
         Some(Report {
             value,
             key_len: msg.key_len,
+            partition: msg.partition,
             error: (!ok).then_some(msg.err),
+            status,
         })
     }
 }
@@ -82,6 +95,18 @@ impl<'p> ReportQueue<'p> {
     /// wait was cut short by `wake`).
     #[inline]
     pub fn serve(&self, wait: Duration, on_batch: impl FnOnce(Reports<'_>)) -> bool {
+        self.serve_with(wait, on_batch, |_| {})
+    }
+
+    /// `serve`, and librdkafka's statistics (JSON, when `statistics.interval.ms` is set) go
+    /// to `on_stats`.
+    #[inline]
+    pub fn serve_with(
+        &self,
+        wait: Duration,
+        on_batch: impl FnOnce(Reports<'_>),
+        on_stats: impl FnOnce(&[u8]),
+    ) -> bool {
         let wait_ms = wait.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: the queue reference is alive until drop.
         let event = unsafe { rd::rd_kafka_queue_poll(self.queue, wait_ms) };
@@ -89,11 +114,20 @@ impl<'p> ReportQueue<'p> {
             return false;
         }
         // SAFETY: `event` is the live event just polled.
-        if unsafe { rd::rd_kafka_event_type(event) } == rd::RD_KAFKA_EVENT_DR {
-            on_batch(Reports {
+        match unsafe { rd::rd_kafka_event_type(event) } {
+            rd::RD_KAFKA_EVENT_DR => on_batch(Reports {
                 event,
                 _event: PhantomData,
-            });
+            }),
+            rd::RD_KAFKA_EVENT_STATS => {
+                // SAFETY: a statistics event's JSON lives as long as the event.
+                let json = unsafe { rd::rd_kafka_event_stats(event) };
+                if !json.is_null() {
+                    // SAFETY: NUL-terminated, alive until the event is destroyed below.
+                    on_stats(unsafe { std::ffi::CStr::from_ptr(json) }.to_bytes());
+                }
+            }
+            _ => {}
         }
         // SAFETY: the event was polled here and is destroyed once, after its reports were read
         // (`Reports` borrows nothing that outlives `on_batch`).

@@ -30,6 +30,10 @@ pub struct ConsumerShared {
     pub last_error: Mutex<Option<String>>,
     /// Set by the runner during phases that build a backlog: fetching stops, membership stays.
     pub paused: AtomicBool,
+    /// A run with faults: per-partition gaps between received records, shared by the group.
+    pub gaps: std::sync::OnceLock<Arc<Mutex<crate::measure::gaps::GapTracker>>>,
+    /// Set by a `consumer-leave` fault: this member stops consuming and leaves the group.
+    pub leave: AtomicBool,
 }
 
 impl ConsumerShared {
@@ -45,6 +49,17 @@ impl ConsumerShared {
             join_started_ns: AtomicU64::new(clock::now_ns()),
             last_error: Mutex::new(None),
             paused: AtomicBool::new(false),
+            gaps: std::sync::OnceLock::new(),
+            leave: AtomicBool::new(false),
+        }
+    }
+
+    /// A run with faults: the partitions of records received at `now`, for the consume gaps
+    /// (one lock per batch).
+    pub fn note_gaps(&self, partitions: impl Iterator<Item = i32>, now: u64) {
+        if let Some(g) = self.gaps.get() {
+            let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
+            partitions.for_each(|p| g.observe(p, now));
         }
     }
 }

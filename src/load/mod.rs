@@ -13,4 +13,5 @@ pub mod producer;
 pub mod receive;
 pub mod schedule;
 pub mod stamp;
+pub mod timing;
 pub mod topic_send;

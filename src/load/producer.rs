@@ -8,7 +8,7 @@
 //! flight, and nothing is formatted or allocated per record.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -28,6 +28,7 @@ use crate::load::schedule::{tighten_timer_slack, Pacer, Schedule};
 use crate::load::stamp::Stamp;
 use crate::load::topic_send::{SendError, TopicSender};
 use crate::measure::clock;
+use crate::measure::failover::{Failover, Persisted};
 use crate::measure::recorder::{PhaseGuard, PhaseStats, ProduceStats, LATE_SEND_US};
 use crate::measure::verify::SeqSet;
 use crate::plan::ProducerPlan;
@@ -63,9 +64,11 @@ impl ReportServing<'_> {
     #[inline]
     fn serve_ready(&self) -> bool {
         self.by_sender
-            && self
-                .queue
-                .serve(Duration::ZERO, |r| self.ctx.deliver_batch(r))
+            && self.queue.serve_with(
+                Duration::ZERO,
+                |r| self.ctx.deliver_batch(r),
+                |s| self.ctx.stats(s),
+            )
     }
 
     /// The client's queue is full: serve what is ready and wait until deliveries make room.
@@ -96,7 +99,11 @@ impl ReportServing<'_> {
 /// (and the queue woken).
 fn serve_until_stopped(queue: &ReportQueue<'_>, ctx: &DeliveryContext, serving: &AtomicBool) {
     while serving.load(Ordering::Acquire) {
-        queue.serve(Duration::from_millis(100), |r| ctx.deliver_batch(r));
+        queue.serve_with(
+            Duration::from_millis(100),
+            |r| ctx.deliver_batch(r),
+            |s| ctx.stats(s),
+        );
     }
 }
 
@@ -113,6 +120,8 @@ impl Drop for StopServing<'_> {
 
 /// What a producer shares with the reporter.
 pub struct ProducerShared {
+    /// The producer's index (its stamp's producer id).
+    pub index: u32,
     pub stats: PhaseStats<ProduceStats>,
     /// Sequence numbers acknowledged by the broker (kept for `e2e` loss checks only).
     pub acked: Option<Mutex<SeqSet>>,
@@ -124,6 +133,8 @@ pub struct ProducerShared {
     pub done: AtomicBool,
     /// Clock time when the flush ended (0 while running).
     pub done_ns: AtomicU64,
+    /// A run with faults: the failover state shared by every producer (set before the run).
+    pub failover: OnceLock<Arc<Mutex<Failover>>>,
 }
 
 /// What serving the delivery reports needs (librdkafka's client context, too).
@@ -141,20 +152,52 @@ impl DeliveryContext {
         let now = clock::now_ns();
         let mut stats = self.shared.stats.lock();
         let mut acked = self.acked();
+        let mut failover = self.failover(now);
         for r in reports {
             if let Some(e) = r.error {
                 self.note_error(&KafkaError::MessageProduction(RDKafkaErrorCode::from(e)));
             }
             let size = r.value.len() + r.key_len;
+            let outcome = Outcome {
+                ok: r.error.is_none(),
+                partition: r.partition,
+                error: r.error,
+                status: r.status,
+            };
             self.record(
                 &mut stats,
                 acked.as_deref_mut(),
+                failover.as_deref_mut(),
                 now,
                 r.value,
                 size,
-                r.error.is_none(),
+                &outcome,
             );
         }
+    }
+
+    /// librdkafka's statistics (once per `statistics.interval.ms`): the records transmitted
+    /// so far go to the failover state, which works out the retries from them.
+    fn stats(&self, json: &[u8]) {
+        let Some(fo) = self.shared.failover.get() else {
+            return;
+        };
+        if let Some(tx) = crate::measure::failover::tx_msgs(json) {
+            let now = clock::now_ns();
+            fo.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .transmitted(self.shared.index, now, tx);
+        }
+    }
+
+    /// The failover state, locked for a batch served at `now` (runs with faults only); taken
+    /// after the other locks.
+    fn failover(&self, now: u64) -> Option<MutexGuard<'_, Failover>> {
+        self.shared.failover.get().map(|f| {
+            let mut g = f.lock().unwrap_or_else(|p| p.into_inner());
+            g.begin_batch(now);
+            g
+        })
     }
 
     /// The acknowledged sequence numbers, locked (`e2e` only); taken after the stats lock.
@@ -175,25 +218,45 @@ impl DeliveryContext {
 
     /// Adds one delivery report, served at `now`, to the stats of the phase in its stamp
     /// (values without a stamp are not kbench's and are skipped).
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn record(
         &self,
         stats: &mut PhaseGuard<'_, ProduceStats>,
         acked: Option<&mut SeqSet>,
+        failover: Option<&mut Failover>,
         now: u64,
         value: &[u8],
         size: usize,
-        ok: bool,
+        outcome: &Outcome,
     ) {
         let Some(stamp) = Stamp::read(value) else {
             return;
         };
         let s = stats.phase(stamp.phase as usize);
-        if ok {
+        let latency_us = now.saturating_sub(stamp.intended_ns) / 1000;
+        if let Some(fo) = failover {
+            match outcome.error {
+                None => fo.acked(
+                    now,
+                    stamp.producer_id,
+                    outcome.partition,
+                    stamp.intended_ns,
+                    latency_us,
+                ),
+                Some(e) => fo.failed(
+                    now,
+                    stamp.producer_id,
+                    stamp.seq,
+                    e,
+                    persisted(outcome.status),
+                ),
+            }
+        }
+        if outcome.ok {
             s.records += 1;
             s.bytes += size as u64;
-            s.latency_us
-                .saturating_record(now.saturating_sub(stamp.intended_ns) / 1000);
+            s.latency_us.saturating_record(latency_us);
             // In the closed model the intended time is the send call: the reporter copies
             // this histogram into the service one once per interval instead.
             if self.open_model {
@@ -230,9 +293,49 @@ impl ProducerContext for DeliveryContext {
         };
         let value = msg.payload().unwrap_or_default();
         let size = msg.payload_len() + msg.key().map_or(0, <[u8]>::len);
+        // SAFETY: the message pointer is alive for the borrow of `msg`.
+        let (err, status) = unsafe {
+            (
+                (*msg.ptr()).err,
+                rdkafka::bindings::rd_kafka_message_status(msg.ptr()),
+            )
+        };
+        let error = (!ok).then_some(err);
+        let outcome = Outcome {
+            ok,
+            partition: msg.partition(),
+            error,
+            status,
+        };
         let mut stats = self.shared.stats.lock();
         let mut acked = self.acked();
-        self.record(&mut stats, acked.as_deref_mut(), now, value, size, ok);
+        let mut failover = self.failover(now);
+        self.record(
+            &mut stats,
+            acked.as_deref_mut(),
+            failover.as_deref_mut(),
+            now,
+            value,
+            size,
+            &outcome,
+        );
+    }
+}
+
+/// How one record's delivery ended.
+struct Outcome {
+    ok: bool,
+    partition: i32,
+    error: Option<rdkafka::bindings::rd_kafka_resp_err_t>,
+    status: rdkafka::bindings::rd_kafka_msg_status_t,
+}
+
+fn persisted(s: rdkafka::bindings::rd_kafka_msg_status_t) -> Persisted {
+    use rdkafka::bindings::rd_kafka_msg_status_t as S;
+    match s {
+        S::RD_KAFKA_MSG_STATUS_NOT_PERSISTED => Persisted::Not,
+        S::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED => Persisted::Possibly,
+        S::RD_KAFKA_MSG_STATUS_PERSISTED => Persisted::Yes,
     }
 }
 
@@ -257,12 +360,14 @@ impl ProducerWorker {
         track_acks: bool,
     ) -> Result<Self> {
         let shared = Arc::new(ProducerShared {
+            index,
             stats: PhaseStats::new(plan.timeline.phases.len()),
             acked: track_acks.then(Default::default),
             sent: AtomicU64::new(0),
             last_error: Mutex::new(None),
             done: AtomicBool::new(false),
             done_ns: AtomicU64::new(0),
+            failover: OnceLock::new(),
         });
         let ctx = DeliveryContext {
             shared: shared.clone(),

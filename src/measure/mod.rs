@@ -2,6 +2,9 @@
 //! here formats or prints; `report` does.
 
 pub mod clock;
+pub mod failover;
+pub mod gaps;
 pub mod host;
+pub mod readback;
 pub mod recorder;
 pub mod verify;

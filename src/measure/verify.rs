@@ -128,6 +128,16 @@ impl Seen {
             .sum()
     }
 
+    /// Members of `sets` (per producer) that were seen: failed records found in the log.
+    pub fn present_of(&self, sets: &HashMap<u32, SeqSet>) -> u64 {
+        let empty = SeqSet::default();
+        sets.iter()
+            .map(|(p, s)| {
+                s.len() - s.count_missing_from(self.per_producer.get(p).unwrap_or(&empty))
+            })
+            .sum()
+    }
+
     /// Without the producers' acknowledgements: sequence gaps inside each producer's seen range.
     pub fn gaps(&self) -> u64 {
         self.per_producer.values().map(SeqSet::gaps).sum()

@@ -4,6 +4,7 @@
 //! what is allowed, before anything touches the network. The plan is also what `summary.json`
 //! records as the effective `config`.
 
+pub mod faults;
 pub mod props;
 pub mod timeline;
 
@@ -33,17 +34,33 @@ pub struct TargetPlan {
     pub replication_factor: i32,
     pub create_topic: bool,
     pub connect_timeout_ms: u64,
+    /// Nodes kbench can fault (`--cluster-file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_file: Option<PathBuf>,
     #[serde(skip)]
     pub mock_faults: MockFaults,
 }
 
 /// What the embedded mock cluster is to inject (hidden test flags `--mock-rtt` and
-/// `--mock-outage`): part of what the run is to do, so the plan holds it and `target` applies it.
-#[derive(Debug, Clone, Default)]
+/// `--mock-outage`, `--mock-brokers`): part of what the run is to do, so the plan holds it and
+/// `target` applies it.
+#[derive(Debug, Clone)]
 pub struct MockFaults {
     pub rtt: Option<Duration>,
     /// Broker down at `.0` after the load starts, for `.1`.
     pub outage: Option<(Duration, Duration)>,
+    /// Brokers in the mock cluster (ids 1..=brokers).
+    pub brokers: i32,
+}
+
+impl Default for MockFaults {
+    fn default() -> Self {
+        MockFaults {
+            rtt: None,
+            outage: None,
+            brokers: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,6 +182,11 @@ pub struct Plan {
     pub show_detailed_stats: bool,
     pub output: OutputPlan,
     pub worker: WorkerPlan,
+    /// Fault steps on the timeline (produce and e2e), validated against the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<faults::FaultSpec>,
+    /// Read every partition back after the run (on with faults, or `--verify-readback`).
+    pub verify_readback: bool,
 }
 
 impl Plan {
@@ -180,6 +202,8 @@ impl Plan {
             show_detailed_stats: false,
             output: output_plan(&a.output, "produce")?,
             worker,
+            faults: fault_flags(&a.faults.faults)?,
+            verify_readback: a.faults.verify_readback,
         })
     }
 
@@ -208,6 +232,8 @@ impl Plan {
             show_detailed_stats: a.show_detailed_stats,
             output: output_plan(&a.output, "consume")?,
             worker,
+            faults: Vec::new(),
+            verify_readback: false,
         })
     }
 
@@ -226,7 +252,58 @@ impl Plan {
             show_detailed_stats: false,
             output: output_plan(&a.output, "e2e")?,
             worker,
+            faults: fault_flags(&a.faults.faults)?,
+            verify_readback: a.faults.verify_readback,
         })
+    }
+
+    /// Checks the faults against the run (its length, consumers, topic and target) and turns
+    /// the read-back on when there are any.
+    fn with_faults_checked(mut self) -> Result<Plan> {
+        if self.faults.is_empty() {
+            return Ok(self);
+        }
+        if self.worker.workers > 1 {
+            bail!("{}: faults apply to a single kbench process, not to a worker of a distributed run (--workers)", self.faults[0].field);
+        }
+        self.verify_readback = true;
+        // librdkafka's statistics once a second: the retries each fault caused.
+        if let Some(p) = self.producer.as_mut() {
+            p.props.set_default("statistics.interval.ms", "1000");
+        }
+        let t = &self.target;
+        let (executor, node_ids) = match (&t.bootstrap_server, &t.cluster_file) {
+            (_, Some(f)) => (
+                faults::ExecutorKind::Nodes,
+                Some(
+                    crate::fault::nodes::NodeSet::from_cluster_file(f)
+                        .map_err(|e| anyhow::anyhow!("--cluster-file: {e:#}"))?
+                        .node_ids(),
+                ),
+            ),
+            (None, None) if t.embedded == crate::cli::EmbeddedKind::Mock => (
+                faults::ExecutorKind::Mock,
+                Some((1..=t.mock_faults.brokers).collect()),
+            ),
+            _ => (faults::ExecutorKind::HooksOnly, None),
+        };
+        let length_ms = self.producer.as_ref().and_then(|p| {
+            let t = &p.timeline;
+            t.total_ms().or_else(|| {
+                let rate = t.phases.first()?.rate?;
+                Some((t.max_records? as f64 / rate * 1000.0) as u64)
+            })
+        });
+        let shape = faults::RunShape {
+            length_ms,
+            consumers: self.consumer.as_ref().map_or(0, |c| c.consumers),
+            topic: &t.topic,
+            partitions: t.partitions,
+            node_ids,
+            executor,
+        };
+        faults::validate(&self.faults, &shape)?;
+        Ok(self)
     }
 
     /// Without --bootstrap-server, a `bootstrap.servers` in the client properties (a
@@ -236,6 +313,9 @@ impl Plan {
         // A worker's results get their own folder, for `kbench merge` to combine.
         if self.worker.workers > 1 {
             self.output.name = format!("{}-w{}", self.output.name, self.worker.index);
+        }
+        if let (None, Some(f)) = (&self.target.bootstrap_server, &self.target.cluster_file) {
+            self.target.bootstrap_server = Some(cluster_file_bootstrap(f)?);
         }
         if self.target.bootstrap_server.is_none() {
             let from_props = [
@@ -254,7 +334,7 @@ impl Plan {
                 self.target.bootstrap_server = Some(b);
             }
         }
-        Ok(self)
+        self.with_faults_checked()
     }
 }
 
@@ -285,9 +365,13 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
     if let Some(b) = &t.bootstrap_server {
         validate_bootstrap(b).context("--bootstrap-server")?;
     }
+    if !(1..=16).contains(&t.mock_brokers) {
+        bail!("--mock-brokers must be 1 to 16 (got {})", t.mock_brokers);
+    }
     let mut mock_faults = MockFaults {
         rtt: t.mock_rtt.map(Into::into),
         outage: None,
+        brokers: t.mock_brokers,
     };
     if let Some(o) = &t.mock_outage {
         let parsed = o.split_once('+').and_then(|(a, b)| {
@@ -301,12 +385,21 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
             None => bail!("--mock-outage '{o}' is not START+LENGTH (e.g. 2s+1s)"),
         }
     }
-    if t.bootstrap_server.is_some() && (t.mock_rtt.is_some() || t.mock_outage.is_some()) {
-        bail!("--mock-rtt/--mock-outage apply to the embedded mock cluster only; drop --bootstrap-server");
+    let mock_flags = t.mock_rtt.is_some() || t.mock_outage.is_some() || t.mock_brokers != 1;
+    if t.bootstrap_server.is_some() && mock_flags {
+        bail!("--mock-rtt/--mock-outage/--mock-brokers apply to the embedded mock cluster only; drop --bootstrap-server");
+    }
+    if let Some(f) = &t.cluster_file {
+        if !f.is_file() {
+            bail!(
+                "--cluster-file '{}' does not exist; scripts/kafka.sh --nodes 3 writes one",
+                f.display()
+            );
+        }
     }
     Ok(TargetPlan {
         bootstrap_server: t.bootstrap_server.clone(),
-        embedded: if t.mock_rtt.is_some() || t.mock_outage.is_some() {
+        embedded: if mock_flags {
             crate::cli::EmbeddedKind::Mock
         } else {
             t.embedded
@@ -316,8 +409,45 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
         replication_factor: t.replication_factor,
         create_topic: t.create_topic,
         connect_timeout_ms: duration_ms(t.connect_timeout.into(), "--connect-timeout")?,
+        cluster_file: t.cluster_file.clone(),
         mock_faults,
     })
+}
+
+/// The `bootstrap` a cluster file names (the address clients use: its proxies when proxied).
+fn cluster_file_bootstrap(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--cluster-file: cannot read '{}'", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--cluster-file '{}' is not JSON", path.display()))?;
+    let b = v["bootstrap"].as_str().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--cluster-file '{}' has no \"bootstrap\"; give --bootstrap-server",
+            path.display()
+        )
+    })?;
+    validate_bootstrap(b)
+        .with_context(|| format!("--cluster-file '{}': bootstrap", path.display()))?;
+    Ok(b.to_string())
+}
+
+/// Every `--fault` flag, parsed (each names itself `--fault` in errors, with its number when
+/// there are several).
+fn fault_flags(flags: &[String]) -> Result<Vec<faults::FaultSpec>> {
+    flags
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let field = if flags.len() > 1 {
+                format!("--fault #{}", i + 1)
+            } else {
+                "--fault".to_string()
+            };
+            faults::FaultDef::from_flag(text)
+                .map_err(|e| anyhow::anyhow!("{field} '{text}': {e}"))?
+                .parse(&field)
+        })
+        .collect()
 }
 
 /// `HOST:PORT[,HOST:PORT...]`.

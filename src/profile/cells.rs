@@ -28,7 +28,18 @@ pub struct Cells<'a> {
     frame: Frame,
     /// Per cell: how many phases it reported, and its verification.
     verifications: Vec<(usize, Option<Verification>)>,
+    /// Per cell: its faults, read-back and read-back checks.
+    faults: Vec<CellFaults>,
     summary: Option<Summary>,
+}
+
+/// One cell's faults, for the fault thresholds and the run's list of faults.
+#[derive(Debug, Clone, Default)]
+pub struct CellFaults {
+    pub faults: Vec<crate::report::faults::FaultResult>,
+    pub durability: Option<crate::measure::readback::Durability>,
+    /// The cell's read-back checks (the run's summary keeps only the last cell's checks).
+    pub checks: Vec<crate::report::summary::Check>,
 }
 
 /// What the profile ran: the last cell's summary (every cell's phases) and each cell's
@@ -36,6 +47,7 @@ pub struct Cells<'a> {
 pub struct Ran {
     pub summary: Summary,
     pub verifications: Vec<(usize, Option<Verification>)>,
+    pub faults: Vec<CellFaults>,
 }
 
 impl<'a> Cells<'a> {
@@ -45,6 +57,7 @@ impl<'a> Cells<'a> {
             session,
             frame,
             verifications: Vec::new(),
+            faults: Vec::new(),
             summary: None,
         }
     }
@@ -107,10 +120,15 @@ impl<'a> Cells<'a> {
     /// What ran; an error when nothing did.
     pub fn ran(self) -> Result<Ran> {
         match self.summary {
-            Some(summary) => Ok(Ran {
-                summary,
-                verifications: self.verifications,
-            }),
+            Some(mut summary) => {
+                // Every cell's faults, in order (a cell's summary has its own only).
+                summary.faults = self.faults.iter().flat_map(|c| c.faults.clone()).collect();
+                Ok(Ran {
+                    summary,
+                    verifications: self.verifications,
+                    faults: self.faults,
+                })
+            }
             None => bail!("the profile ran nothing"),
         }
     }
@@ -129,6 +147,17 @@ impl<'a> Cells<'a> {
         let own = self.own_phases(&cell).len();
         self.verifications
             .push((own, cell.summary.verification.clone()));
+        self.faults.push(CellFaults {
+            faults: cell.summary.faults.clone(),
+            durability: cell.summary.durability.clone(),
+            checks: cell
+                .summary
+                .checks
+                .iter()
+                .filter(|c| c.name.contains("read-back"))
+                .cloned()
+                .collect(),
+        });
         self.frame.prior_phases = cell.summary.phases.clone();
         self.summary = Some(cell.summary);
     }

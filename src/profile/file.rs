@@ -41,6 +41,11 @@ pub struct Profile {
     pub thresholds: Vec<ThresholdDef>,
     pub find_max_rate: Option<MaxRateDef>,
     pub reporting_interval: Option<String>,
+    /// Fault steps on the timeline of every cell (`plan::faults`).
+    #[serde(default)]
+    pub faults: Vec<crate::plan::faults::FaultDef>,
+    /// Read every partition back after each cell (always on with faults).
+    pub verify_readback: Option<bool>,
 }
 
 fn default_mode() -> String {
@@ -56,6 +61,13 @@ pub struct TargetSection {
     pub replication_factor: Option<i32>,
     pub create_topic: Option<bool>,
     pub connect_timeout: Option<String>,
+    /// Nodes kbench can fault (written by scripts/kafka.sh --nodes 3).
+    pub cluster_file: Option<String>,
+    /// Without a bootstrap server: `"broker"` (the bundled broker, the default) or `"mock"`
+    /// (librdkafka's mock cluster, for fault profiles that run anywhere).
+    pub embedded: Option<String>,
+    /// Brokers of the mock cluster (`embedded = "mock"`).
+    pub mock_brokers: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -46,13 +46,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let ran = cells.ran()?;
     let checks = verdict::checks(&ran, &loaded.thresholds, search.as_ref());
+    let cells_run = ran.faults.len();
     let mut summary = ran.summary;
     if let Some(s) = &search {
         summary.max_rate_search = serde_json::to_value(s).ok();
     }
     summary.checks = checks;
-    // Each cell's verification is in its loss check; the last cell's alone would mislead.
+    // Each cell's verification is in its loss check; the last cell's alone would mislead (a
+    // cell's read-back stays with each of its faults).
     summary.verification = None;
+    if cells_run > 1 {
+        summary.durability = None;
+    }
     verdict::print_checks(&summary.checks);
     write_results(&summary, &session)?;
     Ok(crate::run::final_report::exit_code(&summary.checks))

@@ -231,6 +231,7 @@ fn plan_for(
         .topic
         .clone()
         .unwrap_or_else(|| format!("kbench-{}", p.name.clone().unwrap_or_else(|| "run".into())));
+    let base_topic = topic.clone();
     let topic = match cell {
         Some((i, _)) => format!("{topic}-{i}"),
         None => topic,
@@ -247,9 +248,17 @@ fn plan_for(
             .unwrap_or("10s")
             .parse()
             .map_err(|e| anyhow!("target.connect_timeout: {e}"))?,
-        embedded: EmbeddedKind::Broker,
+        embedded: match t.embedded.as_deref() {
+            None | Some("broker") => EmbeddedKind::Broker,
+            Some("mock") => EmbeddedKind::Mock,
+            Some(other) => {
+                bail!("target.embedded must be \"broker\" or \"mock\" (got \"{other}\")")
+            }
+        },
         mock_rtt: None,
         mock_outage: None,
+        mock_brokers: t.mock_brokers.unwrap_or(1),
+        cluster_file: t.cluster_file.clone().map(Into::into),
     })?;
     let props = |m: &BTreeMap<String, Value>| {
         m.iter()
@@ -343,15 +352,42 @@ fn plan_for(
     )?;
     Plan {
         command: p.mode.clone(),
-        target,
         producer: Some(producer),
         consumer,
         consume_records: None,
         show_detailed_stats: false,
         output,
         worker: crate::plan::WorkerPlan::single(),
+        faults: profile_faults(p, &base_topic, &target.topic)?,
+        verify_readback: p.verify_readback.unwrap_or(false),
+        target,
     }
     .with_bootstrap_from_props()
+}
+
+/// The profile's `[[faults]]`, each named `faults[N]` in errors. A matrix cell runs on a topic
+/// of its own (`TOPIC-N`), so targets naming the profile's topic follow it there.
+fn profile_faults(
+    p: &Profile,
+    base_topic: &str,
+    cell_topic: &str,
+) -> Result<Vec<crate::plan::faults::FaultSpec>> {
+    use crate::plan::faults::Target;
+    p.faults
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut f = d.parse(&format!("faults[{i}]"))?;
+            if let Some(Target::LeaderOf { topic, .. } | Target::FollowerOf { topic, .. }) =
+                &mut f.target
+            {
+                if topic == base_topic {
+                    *topic = cell_topic.to_string();
+                }
+            }
+            Ok(f)
+        })
+        .collect()
 }
 
 #[cfg(test)]

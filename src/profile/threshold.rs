@@ -1,11 +1,15 @@
 //! Thresholds in k6's spirit: `METRIC OP VALUE[UNIT]`, e.g. `e2e.p99 < 20ms`,
 //! `produce.mb_per_sec > 100`, `consume.lost == 0`, `max_lag < 10000`, checked against a phase
-//! summary (and the run's verification for loss counts). Parsing fails with what is allowed.
+//! summary (and the run's verification for loss counts). `fault.*` metrics (`fault.ack_gap_ms
+//! < 5s`, `fault.acked_lost == 0`) are checked once per cell against its faults: the worst
+//! fault's figure, and the read-back's counts. Parsing fails with what is allowed.
 
 use std::fmt;
 
 use anyhow::{anyhow, bail, Result};
 
+use crate::measure::readback::Durability;
+use crate::report::faults::FaultResult;
 use crate::report::summary::{LatencySummary, PhaseSummary, Verification};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,7 +64,31 @@ const PLAIN: [&str; 13] = [
     "host.cpu_pct_avg",
 ];
 
+/// Fault figures that are times (given with a unit, like latencies).
+const FAULT_TIMES: [&str; 5] = [
+    "fault.ack_gap_ms",
+    "fault.time_to_first_ack_ms",
+    "fault.max_delivery_ms",
+    "fault.recovery_ms",
+    "fault.consume_gap_ms",
+];
+/// Fault figures that are counts.
+const FAULT_COUNTS: [&str; 5] = [
+    "fault.failed",
+    "fault.acked_lost",
+    "fault.failed_but_present",
+    "fault.duplicated",
+    "fault.reordered",
+];
+
+fn is_fault_time(metric: &str) -> bool {
+    FAULT_TIMES.contains(&metric)
+}
+
 fn is_latency(metric: &str) -> bool {
+    if is_fault_time(metric) {
+        return true;
+    }
     metric
         .split_once('.')
         .is_some_and(|(g, s)| LATENCY_GROUPS.contains(&g) && LATENCY_STATS.contains(&s))
@@ -83,11 +111,16 @@ impl Threshold {
             .ok_or_else(|| anyhow!("threshold '{text}': no comparison; write METRIC OP VALUE, e.g. 'e2e.p99 < 20ms' (OP is < <= > >= == !=)"))?;
         let metric = text[..pos].trim().to_string();
         let rhs = text[pos + sym.len()..].trim();
-        if !is_latency(&metric) && !PLAIN.contains(&metric.as_str()) {
+        if !is_latency(&metric)
+            && !PLAIN.contains(&metric.as_str())
+            && !FAULT_COUNTS.contains(&metric.as_str())
+        {
             bail!(
-                "threshold '{text}': unknown metric '{metric}'; latency metrics are {{{}}}.{{{}}} and the others are {}",
+                "threshold '{text}': unknown metric '{metric}'; latency metrics are {{{}}}.{{{}}}, fault metrics {} (times, with a unit) and {}, and the others are {}",
                 LATENCY_GROUPS.join(","),
                 LATENCY_STATS.join(","),
+                FAULT_TIMES.join(", "),
+                FAULT_COUNTS.join(", "),
                 PLAIN.join(", ")
             );
         }
@@ -166,10 +199,65 @@ impl Threshold {
         }
     }
 
-    /// Checks the phase; `None` when the metric does not exist there (no consumers, say).
+    /// Checks the phase; `None` when the metric does not exist there (no consumers, say, or
+    /// a `fault.*` metric, which `check_faults` checks).
     pub fn check(&self, ph: &PhaseSummary, v: Option<&Verification>) -> Option<(bool, f64)> {
+        if self.is_fault() {
+            return None;
+        }
         self.measure(ph, v)
             .map(|m| (self.op.holds(m, self.value), m))
+    }
+
+    /// A `fault.*` metric?
+    pub fn is_fault(&self) -> bool {
+        self.metric.starts_with("fault.")
+    }
+
+    /// Checks a `fault.*` metric against a cell's faults (the worst of them; times in µs like
+    /// latencies) and its read-back; `None` when the cell has no such figure.
+    pub fn check_faults(
+        &self,
+        faults: &[FaultResult],
+        durability: Option<&Durability>,
+    ) -> Option<(bool, f64)> {
+        if !self.is_fault() || faults.is_empty() {
+            return None;
+        }
+        let worst =
+            |f: &dyn Fn(&FaultResult) -> Option<f64>| faults.iter().filter_map(f).reduce(f64::max);
+        let m = match self.metric.as_str() {
+            "fault.ack_gap_ms" => worst(&|f| f.produce.as_ref().map(|p| p.ack_gap_ms)),
+            "fault.time_to_first_ack_ms" => {
+                worst(&|f| f.produce.as_ref().and_then(|p| p.time_to_first_ack_ms))
+            }
+            "fault.max_delivery_ms" => worst(&|f| f.produce.as_ref().map(|p| p.max_delivery_ms)),
+            // A fault that never recovered has no recovery time: it breaks any bound.
+            "fault.recovery_ms" => worst(&|f| {
+                f.produce
+                    .as_ref()
+                    .map(|p| p.recovery_ms.unwrap_or(f64::INFINITY))
+            }),
+            "fault.consume_gap_ms" => worst(&|f| f.consume.as_ref().map(|c| c.consume_gap_ms)),
+            "fault.failed" => Some(
+                faults
+                    .iter()
+                    .filter_map(|f| f.produce.as_ref().map(|p| p.failed as f64))
+                    .sum(),
+            ),
+            "fault.acked_lost" => durability.map(|d| d.acked_lost as f64),
+            "fault.failed_but_present" => durability.map(|d| d.failed_but_present as f64),
+            "fault.duplicated" => durability.map(|d| d.duplicated as f64),
+            "fault.reordered" => durability.map(|d| d.reordered as f64),
+            _ => None,
+        }?;
+        // Figures in ms are compared with the threshold's µs.
+        let m = if is_fault_time(&self.metric) {
+            m * 1000.0
+        } else {
+            m
+        };
+        Some((self.op.holds(m, self.value), m))
     }
 
     /// The measured value with the threshold's unit, for messages.
@@ -242,6 +330,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unit"));
+    }
+
+    #[test]
+    fn fault_metrics_take_units_for_times_and_plain_counts() {
+        let t = Threshold::parse("fault.ack_gap_ms < 5s", None).unwrap();
+        assert_eq!((t.value, t.is_fault()), (5_000_000.0, true));
+        assert_eq!(t.show(4_200_000.0), "4200.000 ms");
+        let t = Threshold::parse("fault.acked_lost == 0", None).unwrap();
+        assert_eq!(t.value, 0.0);
+        assert!(Threshold::parse("fault.ack_gap_ms < 5", None)
+            .unwrap_err()
+            .to_string()
+            .contains("unit"));
+        assert!(Threshold::parse("fault.gap < 5s", None)
+            .unwrap_err()
+            .to_string()
+            .contains("fault.ack_gap_ms"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use comfy_table::{presets::NOTHING, Table};
 
-use crate::profile::cells::Ran;
+use crate::profile::cells::{CellFaults, Ran};
 use crate::profile::max_rate::SearchResult;
 use crate::profile::threshold::Threshold;
 use crate::report::summary::{Check, PhaseSummary, Verification};
@@ -40,13 +40,19 @@ pub fn checks(ran: &Ran, thresholds: &[Threshold], search: Option<&SearchResult>
         .summary
         .checks
         .iter()
-        .filter(|c| c.name != "no acknowledged record lost")
+        .filter(|c| c.name != "no acknowledged record lost" && !c.name.contains("read-back"))
         .cloned()
         .collect();
     let mut at = 0;
-    for (own, v) in &ran.verifications {
+    for (cell, (own, v)) in ran.verifications.iter().enumerate() {
         if let Some(v) = v.as_ref().filter(|v| v.acknowledged.is_some()) {
             checks.push(loss_check(v.lost, v.acknowledged.unwrap_or(0)));
+        }
+        if let Some(f) = ran.faults.get(cell) {
+            checks.extend(f.checks.iter().cloned());
+            if search.is_none() {
+                checks.extend(judge_faults(thresholds, f));
+            }
         }
         for ph in &ran.summary.phases[at..at + own] {
             if search.is_none() {
@@ -63,6 +69,32 @@ pub fn checks(ran: &Ran, thresholds: &[Threshold], search: Option<&SearchResult>
     }
     checks.extend(search.map(search_check));
     checks
+}
+
+/// The `fault.*` thresholds against one cell's faults and read-back.
+fn judge_faults(thresholds: &[Threshold], cell: &CellFaults) -> Vec<Check> {
+    let label = cell
+        .faults
+        .iter()
+        .find_map(|f| f.phase.as_deref())
+        .map(|p| p.rsplit_once('/').map_or("", |(c, _)| c))
+        .filter(|c| !c.is_empty())
+        .map_or(String::new(), |c| format!(" [{c}]"));
+    thresholds
+        .iter()
+        .filter_map(|t| {
+            t.check_faults(&cell.faults, cell.durability.as_ref())
+                .map(|(passed, measured)| Check {
+                    name: format!("{}{label}", t.text),
+                    passed,
+                    detail: format!(
+                        "measured {} (worst of {} faults)",
+                        t.show(measured),
+                        cell.faults.len()
+                    ),
+                })
+        })
+        .collect()
 }
 
 fn search_check(s: &SearchResult) -> Check {

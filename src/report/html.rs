@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::analyze::{read_series, read_summary, RunPaths, SeriesRow, SummaryView};
-use crate::report::charts::{self, LineChart, Series};
+use crate::report::charts::{self, FaultMark, LineChart, Series};
 use crate::report::summary::decode_histogram;
 
 /// Writes report.html and the chart SVGs into a run folder.
@@ -53,7 +53,8 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         .parent()
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let figures = figures(&summary, &rows)?;
+    let faults = FaultView::read(&paths.summary);
+    let figures = figures(&summary, &rows, &faults)?;
     for f in &figures {
         if let Ok(svg) = &f.svg {
             let p = dir.join(f.file);
@@ -93,12 +94,93 @@ fn series(name: &str, rows: &[SeriesRow], f: impl Fn(&SeriesRow) -> Option<f64>)
     }
 }
 
+/// The faults of a run as the charts need them: marks, and the 100 ms series around them.
+#[derive(Default)]
+struct FaultView {
+    marks: Vec<FaultMark>,
+    /// Merged over the faults and sorted by time.
+    points: Vec<Point>,
+}
+
+/// One 100 ms point: s, acks/s, errors/s, p99 ms.
+type Point = (f64, f64, f64, f64);
+/// A line of a fault chart: its name and what it plots of a point.
+type Line<'a> = (&'a str, fn(&Point) -> f64);
+
+impl FaultView {
+    /// From summary.json's `faults` (absent in older results: no marks).
+    fn read(summary: &Path) -> FaultView {
+        let v: serde_json::Value = std::fs::read_to_string(summary)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let mut view = FaultView::default();
+        let mut seen = std::collections::BTreeMap::new();
+        for f in v["faults"].as_array().into_iter().flatten() {
+            let Some(at) = f["t_f_ms"].as_f64() else {
+                continue;
+            };
+            view.marks.push(FaultMark {
+                at: at / 1000.0,
+                heal: f["t_h_ms"].as_f64().map(|h| h / 1000.0),
+            });
+            for p in f["produce"]["series_100ms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let t = p["t_ms"].as_u64().unwrap_or(0);
+                seen.entry(t).or_insert((
+                    t as f64 / 1000.0,
+                    p["acks_per_sec"].as_f64().unwrap_or(0.0),
+                    p["errors_per_sec"].as_f64().unwrap_or(0.0),
+                    p["p99_us"].as_f64().unwrap_or(0.0) / 1000.0,
+                ));
+            }
+        }
+        view.points = seen.into_values().collect();
+        view
+    }
+
+    /// A chart of the 100 ms series (`pick` chooses the lines), or why there is none.
+    fn chart(
+        &self,
+        title: &'static str,
+        y_desc: &'static str,
+        pick: &[Line],
+    ) -> std::result::Result<String, &'static str> {
+        if self.points.is_empty() {
+            return Err("no faults in this run");
+        }
+        let series = pick
+            .iter()
+            .map(|(name, f)| Series {
+                name: name.to_string(),
+                points: self.points.iter().map(|p| (p.0, f(p))).collect(),
+            })
+            .collect();
+        charts::line_chart(&LineChart {
+            title,
+            x_desc: "elapsed (s)",
+            y_desc,
+            series,
+            shaded: Vec::new(),
+            shaded_label: "",
+            markers: false,
+            x_from_zero: false,
+            faults: self.marks.clone(),
+        })
+        .map_err(|_| "the chart could not be drawn")
+    }
+}
+
 fn over_time(
     s: &SummaryView,
     rows: &[SeriesRow],
     title: &'static str,
     y_desc: &'static str,
     lines: Vec<Series>,
+    faults: &FaultView,
 ) -> std::result::Result<String, &'static str> {
     let lines: Vec<Series> = lines.into_iter().filter(|l| !l.points.is_empty()).collect();
     if lines.is_empty() {
@@ -113,6 +195,7 @@ fn over_time(
         shaded_label: "warm-up (not in the summary)",
         markers: false,
         x_from_zero: true,
+        faults: faults.marks.clone(),
     })
     .map_err(|_| "the chart could not be drawn")
 }
@@ -121,7 +204,7 @@ fn ms(v: u64) -> f64 {
     v as f64 / 1000.0
 }
 
-fn figures(s: &SummaryView, rows: &[SeriesRow]) -> Result<Vec<Figure>> {
+fn figures(s: &SummaryView, rows: &[SeriesRow], faults: &FaultView) -> Result<Vec<Figure>> {
     let has_produce = s.phases.iter().any(|p| p.produce.is_some());
     let has_consume = s.phases.iter().any(|p| p.consume.is_some());
     let prod = |r: &SeriesRow, v: u64| (r.produce_records > 0).then_some(ms(v));
@@ -168,12 +251,30 @@ fn figures(s: &SummaryView, rows: &[SeriesRow]) -> Result<Vec<Figure>> {
         Figure {
             file: "throughput.svg",
             heading: "Throughput over time",
-            svg: over_time(s, rows, "Throughput", "records/s", thr),
+            svg: over_time(s, rows, "Throughput", "records/s", thr, faults),
         },
         Figure {
             file: "latency.svg",
             heading: "Latency percentiles over time",
-            svg: over_time(s, rows, "Latency per interval", "latency (ms)", lat),
+            svg: over_time(s, rows, "Latency per interval", "latency (ms)", lat, faults),
+        },
+        Figure {
+            file: "failover-acks.svg",
+            heading: "Acknowledgements and errors around faults (100 ms)",
+            svg: faults.chart(
+                "Acks and errors per second, 100 ms buckets",
+                "records/s",
+                &[("acks/s", |p| p.1), ("errors/s", |p| p.2)],
+            ),
+        },
+        Figure {
+            file: "failover-latency.svg",
+            heading: "Produce p99 around faults (100 ms)",
+            svg: faults.chart(
+                "Produce p99, 100 ms buckets",
+                "latency (ms)",
+                &[("p99", |p| p.3)],
+            ),
         },
         Figure {
             file: "spectrum.svg",
@@ -193,17 +294,17 @@ fn figures(s: &SummaryView, rows: &[SeriesRow]) -> Result<Vec<Figure>> {
         Figure {
             file: "host-cpu.svg",
             heading: "Host CPU over time",
-            svg: over_time(s, rows, "CPU", "CPU (%)", cpu),
+            svg: over_time(s, rows, "CPU", "CPU (%)", cpu, faults),
         },
         Figure {
             file: "host-io.svg",
             heading: "Host network and disk over time",
-            svg: over_time(s, rows, "Network and disk", "MB/s", io),
+            svg: over_time(s, rows, "Network and disk", "MB/s", io, faults),
         },
         Figure {
             file: "lag.svg",
             heading: "Consumer lag over time",
-            svg: over_time(s, rows, "Consumer lag", "records", lag),
+            svg: over_time(s, rows, "Consumer lag", "records", lag, faults),
         },
     ])
 }
@@ -293,6 +394,7 @@ fn latency_vs_throughput(s: &SummaryView) -> std::result::Result<String, &'stati
         shaded_label: "",
         markers: true,
         x_from_zero: false,
+        faults: Vec::new(),
     })
     .map_err(|_| "the chart could not be drawn")
 }

@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod console;
+pub mod faults;
 pub mod hlog;
 pub mod html;
 pub mod live;

@@ -45,6 +45,10 @@ pub struct Summary {
     pub verification: Option<Verification>,
     /// `kbench run` with find_max_rate: the trials and the knee (null otherwise).
     pub max_rate_search: Option<serde_json::Value>,
+    /// Fault steps of the run and what each cost (empty without faults).
+    pub faults: Vec<crate::report::faults::FaultResult>,
+    /// The read-back after a run with faults (or `--verify-readback`); null otherwise.
+    pub durability: Option<crate::measure::readback::Durability>,
 }
 
 /// Whole-run verification from the record stamps.

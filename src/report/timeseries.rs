@@ -48,6 +48,9 @@ pub struct Row {
     pub net_tx_bytes_per_sec: f64,
     pub disk_read_bytes_per_sec: f64,
     pub disk_write_bytes_per_sec: f64,
+    /// Fault steps in this interval: `inject 0 kill leader-of:kbench/0 @2000ms`, `heal 0
+    /// @5000ms`, separated by `; ` (empty in most rows).
+    pub fault: String,
 }
 
 fn q(h: &hdrhistogram::Histogram<u64>, p: f64) -> u64 {

@@ -94,6 +94,7 @@ pub fn summary(
     if let Some(obj) = config.as_object_mut() {
         obj.insert("target_kind".into(), ctx.target_kind.into());
         obj.insert("bootstrap_servers".into(), ctx.bootstrap.clone().into());
+        obj.insert("client_timing".into(), client_timing(ctx.plan));
     }
     Summary {
         schema_version: SCHEMA_VERSION,
@@ -123,7 +124,19 @@ pub fn summary(
         verification: None,
         max_rate_search: None,
         checks,
+        faults: Vec::new(),
+        durability: None,
     }
+}
+
+/// The settings that decide failover times, as each client type has them.
+fn client_timing(plan: &Plan) -> serde_json::Value {
+    use crate::load::timing;
+    serde_json::json!({
+        "librdkafka_version": timing::librdkafka_version(),
+        "producer": plan.producer.as_ref().map(|p| timing::effective(&p.props)),
+        "consumer": plan.consumer.as_ref().map(|c| timing::effective(&c.props)),
+    })
 }
 
 /// Verifies, prints the final blocks, writes the final summary; returns the exit code.
@@ -133,6 +146,7 @@ pub fn finish(
     end_ns: u64,
     seen: &[Seen],
     acked: Option<&HashMap<u32, SeqSet>>,
+    faults: Option<crate::fault::session::FaultOutcome>,
 ) -> Result<CellResult> {
     let plan = ctx.plan;
     if !rep.producers.is_empty() {
@@ -177,6 +191,9 @@ pub fn finish(
             }
         }
         s.verification = Some(v);
+    }
+    if let Some(f) = faults {
+        attach_faults(&mut s, f);
     }
     print_kbench_block(rep, &s);
     rep.write_summary(&s)?;
@@ -263,6 +280,41 @@ fn verification(merged: &Seen, acked: Option<&HashMap<u32, SeqSet>>) -> Verifica
     }
 }
 
+/// The faults' results and the read-back go into the summary; an acknowledged record missing
+/// from the log fails the run unless a fault said loss was expected.
+fn attach_faults(s: &mut Summary, f: crate::fault::session::FaultOutcome) {
+    for line in &f.lines {
+        eprintln!("{line}");
+    }
+    if let Some(d) = &f.durability {
+        s.checks.push(Check {
+            name: "no acknowledged record lost (read-back)".into(),
+            passed: d.acked_lost == 0 || d.loss_expected,
+            detail: format!(
+                "{} of {} acknowledged records are not in the log{}",
+                d.acked_lost,
+                d.acked,
+                if d.loss_expected && d.acked_lost > 0 {
+                    " (loss expected by the fault: reported, not failed)"
+                } else {
+                    ""
+                }
+            ),
+        });
+        if !d.complete {
+            s.checks.push(Check {
+                name: "read-back reached the end of every partition".into(),
+                passed: false,
+                detail:
+                    "the read-back stopped before the end offsets: records not read count as lost"
+                        .into(),
+            });
+        }
+    }
+    s.faults = f.faults;
+    s.durability = f.durability;
+}
+
 /// The verification check of an e2e run.
 pub fn loss_check(lost: u64, acked: u64) -> Check {
     Check {
@@ -307,6 +359,10 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
             v.lost, v.duplicated, v.reordered
         ));
     }
+    lines.extend(crate::report::faults::lines(
+        &s.faults,
+        s.durability.as_ref(),
+    ));
     lines.push(format!("  note: {}", s.latency_note));
     for l in lines {
         rep.progress.println(&l);

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use crate::fault::session::{FaultOutcome, FaultSession};
 use crate::measure::clock;
 use crate::measure::host::{host_info, HostSampler};
 use crate::plan::{create_run_dir, PhaseSpec, Plan};
@@ -149,14 +150,25 @@ pub fn execute(
 ) -> Result<final_report::CellResult> {
     let run_id = run_id(plan, session);
     let partitions = prepare::ensure_topic(plan, target)?;
+    crate::fault::session::check(plan, partitions)?;
     // Clients first: a bad property fails here, before any load.
     let clients = prepare::create_clients(plan, target, run_id)?;
     let host = HostSampler::start(Duration::from_secs(1));
     let consuming = workers::start_consumers(plan, clients.consumers, partitions)?;
     let producing = workers::start_producers(plan, clients.producers, clients.phases.len())?;
     target.start_faults();
+    let mut faults = FaultSession::start(
+        plan,
+        target,
+        partitions,
+        run_id,
+        producing.start_ns,
+        &producing.shared,
+        &consuming.shared,
+    )?;
 
     let mut rep = reporter(plan, session, clients.phases, &producing, &consuming);
+    rep.fault_marks = faults.as_ref().map(FaultSession::marks);
     let ctx = final_report::Context {
         plan,
         run_id,
@@ -166,8 +178,6 @@ pub fn execute(
         bootstrap: target.bootstrap.clone(),
         frame,
     };
-    // The seam for the fault scheduler: once plans have faults, a `drive::Tick` built from
-    // them goes here in place of `NoTick`, and is called on the run's clock every tick.
     let driven = drive::drive(
         plan,
         &ctx,
@@ -175,12 +185,33 @@ pub fn execute(
         &host,
         (&producing, &consuming),
         session.interval,
-        &mut drive::NoTick,
+        &mut FaultTick(faults.as_mut()),
     )?;
+    let producers = producing.shared.clone();
+    let starts = producing.starts.clone();
     let stopped = workers::stop(plan, producing, consuming);
-    let cell = finish(&ctx, &mut rep, host, &driven, &stopped);
+    let names: Vec<String> = rep.phases.iter().map(|p| p.name.clone()).collect();
+    let outcome = faults
+        .map(|f| f.finish(stopped.end_ns, &producers, (&names, &starts)))
+        .transpose()?;
+    let cell = finish(&ctx, &mut rep, host, &driven, &stopped, outcome);
     session.files = rep.files.take();
     cell
+}
+
+/// The fault scheduler on the run's clock (nothing to do without faults). Its lines go to
+/// stderr as they happen.
+struct FaultTick<'a>(Option<&'a mut FaultSession>);
+
+impl drive::Tick for FaultTick<'_> {
+    fn tick(&mut self, clock: drive::RunClock) -> Result<()> {
+        if let Some(f) = self.0.as_mut() {
+            for line in f.tick(clock.now_ns) {
+                eprintln!("{line}");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Workers of one distributed run share a run id, derived from their common start time.
@@ -247,6 +278,7 @@ fn finish(
     host: HostSampler,
     driven: &drive::Driven,
     stopped: &workers::Stopped,
+    faults: Option<FaultOutcome>,
 ) -> Result<final_report::CellResult> {
     let plan = ctx.plan;
     rep.last_interval = true;
@@ -265,5 +297,6 @@ fn finish(
         stopped.end_ns,
         &stopped.seen,
         stopped.acked.as_ref(),
+        faults,
     )
 }

@@ -81,7 +81,8 @@ pub fn create_clients(plan: &Plan, target: &Target, run_id: u32) -> Result<Clien
                     &target.bootstrap,
                     &t.topic,
                     p,
-                    plan.command == "e2e",
+                    // The read-back compares the log with the acknowledged records.
+                    plan.command == "e2e" || plan.verify_readback,
                 )
             })
             .collect::<Result<_>>()?,

@@ -70,6 +70,8 @@ pub struct Reporter {
     announced_steady: bool,
     /// The `--metrics-listen` gauges, set once per interval.
     pub live: Option<Arc<crate::report::live::LiveMetrics>>,
+    /// Fault steps taken (clock ns, text) not yet written to the time series.
+    pub fault_marks: Option<crate::fault::scheduler::FaultMarks>,
 }
 
 /// Adds every worker's interval stats into one set per phase.
@@ -116,6 +118,7 @@ impl Reporter {
             spare_c: Vec::new(),
             announced_steady: false,
             live: None,
+            fault_marks: None,
         }
     }
 
@@ -160,6 +163,7 @@ impl Reporter {
         );
         let lag = self.current_lag();
         self.print_interval(&produce, &consume, (to - from) as f64 / 1e9, lag, to);
+        let mut marks = self.take_fault_marks(to);
 
         for k in 0..n {
             let (p, c) = (&produce[k], &consume[k]);
@@ -193,6 +197,11 @@ impl Reporter {
                     lag,
                     &HostSummary::of(&hs),
                 );
+                // The interval's fault steps go on its first row.
+                let row = Row {
+                    fault: std::mem::take(&mut marks),
+                    ..row
+                };
                 f.timeseries.write(&row)?;
                 if !self.producers.is_empty() {
                     f.hlog.write("produce", lo, hi, &p.latency_us)?;
@@ -233,6 +242,20 @@ impl Reporter {
             );
         }
         Ok(())
+    }
+
+    /// The fault steps taken up to `to`, as the time series' `fault` column.
+    fn take_fault_marks(&self, to: u64) -> String {
+        let Some(m) = &self.fault_marks else {
+            return String::new();
+        };
+        let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+        let (now, later): (Vec<_>, Vec<_>) = m.drain(..).partition(|(t, _)| *t <= to);
+        *m = later;
+        now.into_iter()
+            .map(|(_, text)| text)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// The console lines of an interval: all phases together, as Kafka's tool prints them.
