@@ -63,7 +63,9 @@ status=${PIPESTATUS[0]}
 set -e
 cd ..
 
-runs=$(grep -hoE '^stat::number_of_executed_units: *[0-9]+' "$log" fuzz/fuzz-*.log 2>/dev/null \
+# With --jobs, each worker's figures are in its own fuzz/fuzz-N.log.
+runs=$(cat "$log" fuzz/fuzz-*.log 2>/dev/null \
+    | { grep -oE '^stat::number_of_executed_units: *[0-9]+' || true; } \
     | awk '{s += $2} END {print s + 0}')
 crashes=$(find fuzz/artifacts/broker_request -type f | wc -l)
 echo "fuzz.sh: executions: $runs; corpus: $(find "$corpus" -type f | wc -l) inputs; crash artifacts: $crashes"
