@@ -5,8 +5,9 @@
 //! clients out. When the table is full, a newcomer takes the place of the connection that has
 //! gone longest without activity — connections that never completed a request go first — so
 //! the flood evicts itself while clients that keep sending requests stay. Kafka's idle rule
-//! (`connections.max.idle.ms`) and the bound on a request's arrival are enforced by each
-//! connection task; this table tells them when to go.
+//! (`connections.max.idle.ms`) is a periodic sweep of this table (one timer, not one per
+//! request); the bound on a request's arrival is the connection's reader's. The table tells a
+//! connection when to go; the connection task closes itself.
 //!
 //! Owns: bookkeeping only. Must not: touch sockets (each connection closes itself when told).
 
@@ -24,8 +25,9 @@ pub struct Conn {
     last_active_ms: AtomicU64,
     /// Whether a whole request ever arrived (half-open floods never get here).
     served: AtomicBool,
-    /// Fired when the table gives this connection's place to a newcomer.
-    pub evicted: Notify,
+    /// Fired when the table closes this connection: its place went to a newcomer, or it was
+    /// idle for longer than `connections.max.idle.ms`.
+    pub close: Notify,
 }
 
 impl Conn {
@@ -95,7 +97,7 @@ impl ConnTable {
             if let Some(victim) = inner.open.values().min_by_key(|c| c.rank()).cloned() {
                 inner.open.remove(&victim.id);
                 // notify_one keeps the wake-up if the task is not waiting yet.
-                victim.evicted.notify_one();
+                victim.close.notify_one();
                 evicted = true;
             }
         }
@@ -105,7 +107,7 @@ impl ConnTable {
             id,
             last_active_ms: AtomicU64::new(self.now_ms()),
             served: AtomicBool::new(false),
-            evicted: Notify::new(),
+            close: Notify::new(),
         });
         inner.open.insert(id, conn.clone());
         (
@@ -117,10 +119,20 @@ impl ConnTable {
         )
     }
 
-    /// Milliseconds since `conn` was last active.
-    pub fn idle_ms(&self, conn: &Conn) -> u64 {
-        self.now_ms()
-            .saturating_sub(conn.last_active_ms.load(Ordering::Relaxed))
+    /// Removes every connection idle for longer than `max_idle_ms` and tells it to close;
+    /// returns how many.
+    pub fn close_idle(&self, max_idle_ms: u64) -> usize {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let before = inner.open.len();
+        inner.open.retain(|_, c| {
+            let idle = now.saturating_sub(c.last_active_ms.load(Ordering::Relaxed)) > max_idle_ms;
+            if idle {
+                c.close.notify_one();
+            }
+            !idle
+        });
+        before - inner.open.len()
     }
 
     pub fn len(&self) -> usize {
@@ -162,6 +174,17 @@ mod tests {
         assert!(evicted);
         assert!(!t.lock().open.contains_key(&a.conn.id));
         assert!(t.lock().open.contains_key(&b.conn.id));
+    }
+
+    #[test]
+    fn close_idle_removes_only_connections_idle_past_the_limit() {
+        let t = ConnTable::new(4);
+        let (old, _) = t.admit();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let (fresh, _) = t.admit();
+        assert_eq!(t.close_idle(20), 1);
+        assert!(!t.lock().open.contains_key(&old.conn.id));
+        assert!(t.lock().open.contains_key(&fresh.conn.id));
     }
 
     #[test]
