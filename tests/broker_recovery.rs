@@ -110,7 +110,8 @@ fn no_acknowledged_record_is_lost_when_the_broker_process_is_killed() {
         .expect("torn tail");
     }
 
-    let mut broker = spawn_broker_process(port, data.path(), &extra);
+    // Killed when dropped, on every path (an assertion below may panic).
+    let _broker = KillOnDrop(spawn_broker_process(port, data.path(), &extra));
     assert!(
         std::fs::metadata(&last).expect("segment").len() <= good_len,
         "torn tail truncated"
@@ -136,5 +137,4 @@ fn no_acknowledged_record_is_lost_when_the_broker_process_is_killed() {
     );
     let dups = seen.values().filter(|&&c| c > 1).count();
     assert_eq!(dups, 0, "duplicated records after recovery");
-    kill9(&mut broker);
 }

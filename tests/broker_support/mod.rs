@@ -226,6 +226,16 @@ pub fn spawn_broker_process(port: u16, data_dir: &std::path::Path, extra: &[&str
     child
 }
 
+/// A broker child killed (SIGKILL, by pid) and reaped when dropped — also when an assertion
+/// panics first, so a failing test leaves no broker behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        kill9(&mut self.0);
+    }
+}
+
 /// Kills a child with SIGKILL and reaps it.
 pub fn kill9(child: &mut Child) {
     let _ = Command::new("kill")
