@@ -159,7 +159,6 @@ impl DeliveryContext {
             }
             let size = r.value.len() + r.key_len;
             let outcome = Outcome {
-                ok: r.error.is_none(),
                 partition: r.partition,
                 error: r.error,
                 status: r.status,
@@ -253,7 +252,7 @@ impl DeliveryContext {
                 ),
             }
         }
-        if outcome.ok {
+        if outcome.error.is_none() {
             s.records += 1;
             s.bytes += size as u64;
             s.latency_us.saturating_record(latency_us);
@@ -302,7 +301,6 @@ impl ProducerContext for DeliveryContext {
         };
         let error = (!ok).then_some(err);
         let outcome = Outcome {
-            ok,
             partition: msg.partition(),
             error,
             status,
@@ -324,8 +322,8 @@ impl ProducerContext for DeliveryContext {
 
 /// How one record's delivery ended.
 struct Outcome {
-    ok: bool,
     partition: i32,
+    /// librdkafka's error; `None` when the broker took the record.
     error: Option<rdkafka::bindings::rd_kafka_resp_err_t>,
     status: rdkafka::bindings::rd_kafka_msg_status_t,
 }
