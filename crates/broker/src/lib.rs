@@ -18,6 +18,7 @@
 //! * `log` — segmented partition logs on disk, recovery, retention, idempotence state.
 //! * `topics` — the topic registry over `log`.
 //! * `group` — the classic group coordinator and the committed-offset journal.
+//! * `journal` — the record format (length, CRC-32C, fields) both journals share.
 //! * `txn` — the transaction coordinator (KIP-98, TV1), its journal, markers and timeout sweep.
 //! * `metrics` — Prometheus counters/gauges and the scrape endpoint.
 //! * `state` — the shared `Broker` wiring these together.
@@ -28,6 +29,7 @@ pub mod connections;
 pub mod fuzzing;
 pub mod group;
 pub mod handlers;
+pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod protocol;

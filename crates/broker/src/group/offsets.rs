@@ -14,6 +14,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::journal::{self as records, Cursor};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
     pub offset: i64,
@@ -48,38 +50,7 @@ fn encode(k: &Key, c: &Committed) -> Vec<u8> {
             p.extend_from_slice(m.as_bytes());
         }
     }
-    let mut rec = Vec::with_capacity(p.len() + 8);
-    rec.extend_from_slice(&(p.len() as u32).to_be_bytes());
-    rec.extend_from_slice(&crc32c::crc32c(&p).to_be_bytes());
-    rec.extend_from_slice(&p);
-    rec
-}
-
-struct Cursor<'a>(&'a [u8]);
-impl Cursor<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take(8)
-            .map(|b| i64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
-    }
-    fn string(&mut self, n: usize) -> Option<String> {
-        self.take(n)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    }
+    records::frame(&p)
 }
 
 fn decode(p: &[u8]) -> Option<(Key, Committed)> {
@@ -119,30 +90,13 @@ impl OffsetStore {
             }
         })?;
         let mut map = HashMap::new();
-        let mut pos = 0;
-        while pos + 8 <= bytes.len() {
-            let len =
-                u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
-                    as usize;
-            let crc = u32::from_be_bytes([
-                bytes[pos + 4],
-                bytes[pos + 5],
-                bytes[pos + 6],
-                bytes[pos + 7],
-            ]);
-            let Some(p) = bytes.get(pos + 8..pos + 8 + len) else {
-                break;
-            };
-            if crc32c::crc32c(p) != crc {
-                break;
-            }
+        for p in records::payloads(&bytes) {
             let Some((k, c)) = decode(p) else { break };
             if c.offset < 0 {
                 map.remove(&k); // tombstone of a deleted topic
             } else {
                 map.insert(k, c);
             }
-            pos += 8 + len;
         }
         // Compact: write the live map to a temp file and rename it over the journal.
         let tmp = dir.join("__consumer_offsets.journal.tmp");

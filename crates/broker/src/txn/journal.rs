@@ -21,6 +21,7 @@ use std::sync::Mutex;
 
 use super::{PendingOffset, TxnMeta, TxnState};
 use crate::group::offsets::Committed;
+use crate::journal::{self as records, Cursor};
 
 const KIND_META: u8 = 1;
 const KIND_OFFSET: u8 = 2;
@@ -35,14 +36,6 @@ fn put_str(p: &mut Vec<u8>, s: &str) {
     let n = b.len().min(u16::MAX as usize);
     p.extend_from_slice(&(n as u16).to_be_bytes());
     p.extend_from_slice(&b[..n]);
-}
-
-fn frame(payload: Vec<u8>) -> Vec<u8> {
-    let mut rec = Vec::with_capacity(payload.len() + 8);
-    rec.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    rec.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-    rec.extend_from_slice(&payload);
-    rec
 }
 
 fn state_code(s: TxnState) -> u8 {
@@ -85,7 +78,7 @@ fn encode_meta(tid: &str, m: &TxnMeta) -> Vec<u8> {
     for g in &m.groups {
         put_str(&mut p, g);
     }
-    frame(p)
+    records::frame(&p)
 }
 
 fn encode_offset(tid: &str, o: &PendingOffset) -> Vec<u8> {
@@ -103,40 +96,7 @@ fn encode_offset(tid: &str, o: &PendingOffset) -> Vec<u8> {
             p.extend_from_slice(m.as_bytes());
         }
     }
-    frame(p)
-}
-
-struct Cursor<'a>(&'a [u8]);
-impl Cursor<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4)
-            .and_then(|b| b.try_into().ok())
-            .map(i32::from_be_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take(8)
-            .and_then(|b| b.try_into().ok())
-            .map(i64::from_be_bytes)
-    }
-    fn str(&mut self) -> Option<String> {
-        let n = self.i16()? as u16 as usize;
-        self.take(n)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    }
+    records::frame(&p)
 }
 
 enum Entry {
@@ -147,10 +107,10 @@ enum Entry {
 fn decode(p: &[u8]) -> Option<Entry> {
     let mut c = Cursor(p);
     let kind = c.u8()?;
-    let tid = c.str()?;
+    let tid = c.str16()?;
     if kind == KIND_OFFSET {
-        let group = c.str()?;
-        let topic = c.str()?;
+        let group = c.str16()?;
+        let topic = c.str16()?;
         let partition = c.i32()?;
         let offset = c.i64()?;
         let leader_epoch = c.i32()?;
@@ -186,11 +146,11 @@ fn decode(p: &[u8]) -> Option<Entry> {
         completing: false,
     };
     for _ in 0..c.i32()? {
-        let t = c.str()?;
+        let t = c.str16()?;
         m.partitions.insert((t, c.i32()?));
     }
     for _ in 0..c.i32()? {
-        m.groups.insert(c.str()?);
+        m.groups.insert(c.str16()?);
     }
     Some(Entry::Meta(tid, m))
 }
@@ -198,16 +158,7 @@ fn decode(p: &[u8]) -> Option<Entry> {
 /// Replays the records of `bytes` up to the first torn or corrupt one.
 fn replay(bytes: &[u8]) -> HashMap<String, TxnMeta> {
     let mut map: HashMap<String, TxnMeta> = HashMap::new();
-    let mut pos = 0;
-    while let Some(head) = bytes.get(pos..pos + 8) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-        let Some(p) = bytes.get(pos + 8..pos + 8 + len) else {
-            break;
-        };
-        if crc32c::crc32c(p) != crc {
-            break;
-        }
+    for p in records::payloads(bytes) {
         match decode(p) {
             Some(Entry::Meta(tid, mut m)) => {
                 // Offsets stay pending until the transaction that holds them is decided.
@@ -226,7 +177,6 @@ fn replay(bytes: &[u8]) -> HashMap<String, TxnMeta> {
             }
             None => break,
         }
-        pos += 8 + len;
     }
     map
 }
