@@ -11,88 +11,9 @@
 mod common;
 mod kafka_common;
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kafka_common::*;
-
-struct Cluster {
-    cluster_file: PathBuf,
-    _watchdog: std::process::Child,
-}
-
-fn start_cluster() -> Cluster {
-    fetch_kafka();
-    let state = std::env::temp_dir().join(format!("kbench-faults-{}", std::process::id()));
-    let kafka_sh = script("kafka.sh");
-    // Before the start, so even a half-started cluster goes away with this process.
-    let watchdog = Command::new("sh")
-        .arg("-c")
-        .arg(
-            r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
-               "$2" --nodes 3 --state "$3" stop >/dev/null 2>&1; rm -rf "$3""#,
-        )
-        .arg("kbench-faults-watchdog")
-        .arg(std::process::id().to_string())
-        .arg(&kafka_sh)
-        .arg(&state)
-        .env("KBENCH_STOP_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("start the cluster watchdog (sh)");
-    let done = run_bounded(
-        Command::new(&kafka_sh)
-            .args(["--nodes", "3", "--state"])
-            .arg(&state)
-            .args([
-                "start",
-                "--proxied",
-                "--base-port",
-                &free_base_port().to_string(),
-            ])
-            .arg("--kbench")
-            .arg(assert_cmd::cargo::cargo_bin("kbench"))
-            .env(
-                "KBENCH_KAFKA_JVM_OPTS",
-                "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-            )
-            .env("KBENCH_START_TIMEOUT", "150")
-            .env("KBENCH_STOP_TIMEOUT", "10"),
-        Duration::from_secs(420),
-        "scripts/kafka.sh --nodes 3 start",
-    )
-    .success("scripts/kafka.sh --nodes 3 start");
-    let file = done
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("cluster_file="))
-        .unwrap_or_else(|| panic!("no cluster_file= in {}", done.stdout));
-    Cluster {
-        cluster_file: PathBuf::from(file),
-        _watchdog: watchdog,
-    }
-}
-
-/// A base port whose 3 nodes' 7 ports each are all free now.
-fn free_base_port() -> u16 {
-    let seed = std::process::id() as u16;
-    for attempt in 0..200u16 {
-        let base = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(41)) % 200) * 100;
-        let all_free = (0..3u16)
-            .flat_map(|i| (0..7).map(move |k| base + 10 * i + k))
-            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free block of ports found in 20000..40000");
-}
 
 #[test]
 fn a_leader_sigkill_on_3_node_kafka_loses_no_acknowledged_record() {
@@ -100,7 +21,7 @@ fn a_leader_sigkill_on_3_node_kafka_loses_no_acknowledged_record() {
     if !java_peers_available(test) {
         return;
     }
-    let cluster = start_cluster();
+    let cluster = start_three_node_kafka("faults");
     let dir = tempfile::tempdir().unwrap();
     let file = cluster.cluster_file.to_str().unwrap();
     let out = common::kbench(

@@ -13,9 +13,9 @@ mod kafka_common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -32,7 +32,8 @@ const NODES: usize = 3;
 struct Cluster {
     bootstrap: String,
     cluster_file: PathBuf,
-    _watchdog: std::process::Child,
+    /// Keeps the cluster (and its watchdog) for the test process's life.
+    _kafka: ThreeNodeKafka,
 }
 
 /// The tests fault one cluster: one at a time.
@@ -59,64 +60,11 @@ impl Cluster {
     }
 
     fn start() -> Cluster {
-        fetch_kafka();
-        let state = std::env::temp_dir().join(format!("kbench-cluster-{}", std::process::id()));
-        let kafka_sh = script("kafka.sh");
-        // Before the start, so even a half-started cluster goes away with this process.
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(
-                r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
-                   "$2" --nodes 3 --state "$3" stop >/dev/null 2>&1; rm -rf "$3""#,
-            )
-            .arg("kbench-cluster-watchdog")
-            .arg(std::process::id().to_string())
-            .arg(&kafka_sh)
-            .arg(&state)
-            .env("KBENCH_STOP_TIMEOUT", "10")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("start the cluster watchdog (sh)");
-        let base = free_base_port();
-        let started = Instant::now();
-        let done = run_bounded(
-            Command::new(&kafka_sh)
-                .args(["--nodes", "3", "--state"])
-                .arg(&state)
-                .args(["start", "--proxied", "--base-port", &base.to_string()])
-                .arg("--kbench")
-                .arg(assert_cmd::cargo::cargo_bin("kbench"))
-                // C1 only and the serial collector: three JVMs start about twice as fast on
-                // 2 shared cores (README), and 300 records/s need no peak speed.
-                .env(
-                    "KBENCH_KAFKA_JVM_OPTS",
-                    "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-                )
-                .env("KBENCH_START_TIMEOUT", "150")
-                .env("KBENCH_STOP_TIMEOUT", "10"),
-            Duration::from_secs(420),
-            "scripts/kafka.sh --nodes 3 start",
-        )
-        .success("scripts/kafka.sh --nodes 3 start");
-        eprintln!(
-            "kafka_cluster: 3 nodes answering after {:.1} s (base port {base}, state {})",
-            started.elapsed().as_secs_f64(),
-            state.display()
-        );
-        let field = |key: &str| {
-            done.stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in {}", done.stdout))
-                .to_string()
-        };
+        let k = start_three_node_kafka("cluster");
         Cluster {
-            bootstrap: field("bootstrap="),
-            cluster_file: PathBuf::from(field("cluster_file=")),
-            _watchdog: watchdog,
+            bootstrap: k.bootstrap.clone(),
+            cluster_file: k.cluster_file.clone(),
+            _kafka: k,
         }
     }
 
@@ -154,23 +102,6 @@ impl Cluster {
             .cloned()
             .unwrap_or_else(|| panic!("no node {id} in {file}"))
     }
-}
-
-use std::os::unix::process::CommandExt;
-
-/// A base port whose 3 nodes' 7 ports each (B + 10*(I-1) + 0..6) are all free now.
-fn free_base_port() -> u16 {
-    let seed = std::process::id() as u16;
-    for attempt in 0..200u16 {
-        let base = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(37)) % 200) * 100;
-        let all_free = (0..NODES as u16)
-            .flat_map(|i| (0..7).map(move |k| base + 10 * i + k))
-            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free block of ports found in 20000..40000");
 }
 
 /// Kafka answers an ApiVersions v0 request at `addr` within `timeout` (the same probe as

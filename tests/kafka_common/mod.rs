@@ -619,3 +619,92 @@ pub fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: 
         )
         .collect()
 }
+
+/// A proxied 3-node Apache Kafka that `scripts/kafka.sh --nodes 3` started for this test
+/// process; a watchdog stops it (and removes its state) once the process exits, however it
+/// ends.
+pub struct ThreeNodeKafka {
+    pub bootstrap: String,
+    pub cluster_file: PathBuf,
+    _watchdog: std::process::Child,
+}
+
+/// Starts a [`ThreeNodeKafka`] whose state dir is named after `label`; panics (with the
+/// script's output) when it does not come up in time.
+pub fn start_three_node_kafka(label: &str) -> ThreeNodeKafka {
+    fetch_kafka();
+    let state = std::env::temp_dir().join(format!("kbench-{label}-{}", std::process::id()));
+    let kafka_sh = script("kafka.sh");
+    // Before the start, so even a half-started cluster goes away with this process.
+    let watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
+               "$2" --nodes 3 --state "$3" stop >/dev/null 2>&1; rm -rf "$3""#,
+        )
+        .arg(format!("kbench-{label}-watchdog"))
+        .arg(std::process::id().to_string())
+        .arg(&kafka_sh)
+        .arg(&state)
+        .env("KBENCH_STOP_TIMEOUT", "10")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start the cluster watchdog (sh)");
+    let base = free_base_port();
+    let started = Instant::now();
+    let done = run_bounded(
+        Command::new(&kafka_sh)
+            .args(["--nodes", "3", "--state"])
+            .arg(&state)
+            .args(["start", "--proxied", "--base-port", &base.to_string()])
+            .arg("--kbench")
+            .arg(assert_cmd::cargo::cargo_bin("kbench"))
+            // C1 only and the serial collector: three JVMs start about twice as fast on
+            // 2 shared cores (README), and the tests' few hundred records/s need no peak speed.
+            .env(
+                "KBENCH_KAFKA_JVM_OPTS",
+                "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+            )
+            .env("KBENCH_START_TIMEOUT", "150")
+            .env("KBENCH_STOP_TIMEOUT", "10"),
+        Duration::from_secs(420),
+        "scripts/kafka.sh --nodes 3 start",
+    )
+    .success("scripts/kafka.sh --nodes 3 start");
+    eprintln!(
+        "{label}: 3 nodes answering after {:.1} s (base port {base}, state {})",
+        started.elapsed().as_secs_f64(),
+        state.display()
+    );
+    let field = |key: &str| {
+        done.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {}", done.stdout))
+            .to_string()
+    };
+    ThreeNodeKafka {
+        bootstrap: field("bootstrap="),
+        cluster_file: PathBuf::from(field("cluster_file=")),
+        _watchdog: watchdog,
+    }
+}
+
+/// A base port whose 3 nodes' 7 ports each (client, replication, controller, two proxies and
+/// their control ports) are all free now.
+fn free_base_port() -> u16 {
+    let seed = std::process::id() as u16;
+    for attempt in 0..200u16 {
+        let base = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(37)) % 200) * 100;
+        let all_free = (0..3u16)
+            .flat_map(|i| (0..7).map(move |k| base + 10 * i + k))
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free block of ports found in 20000..40000");
+}
