@@ -215,61 +215,13 @@ impl Scheduler {
         ns.saturating_sub(self.start_ns) / 1_000_000
     }
 
+    /// One step of fault `k`: find its node, carry it out (hook or executor), then mark it on
+    /// the timeline and in the failover figures. Returns the console line.
     fn run_step(&mut self, k: usize, step: Step) -> String {
         let f = self.instances[k].clone();
         let now = crate::measure::clock::now_ns();
-        let node = match step {
-            Step::Inject => match (&self.resolver, &f.spec.target) {
-                (Some(r), Some(t)) => r.node(t).unwrap_or_else(|e| {
-                    self.records[k].errors.push(format!("resolving {t}: {e:#}"));
-                    None
-                }),
-                (None, Some(crate::plan::faults::Target::Node { id })) => Some(*id),
-                _ => None,
-            },
-            Step::Heal => self.records[k].node,
-        };
-        if step == Step::Inject {
-            self.records[k].node = node;
-        }
-        let (hook, command) = match step {
-            Step::Inject => ("exec", f.spec.exec.clone()),
-            Step::Heal => ("heal_exec", f.spec.heal_exec.clone()),
-        };
-        let result = match command {
-            Some(cmd) => {
-                let env = HookEnv {
-                    phase: if step == Step::Inject {
-                        "inject"
-                    } else {
-                        "heal"
-                    },
-                    node,
-                    bootstrap: &self.bootstrap,
-                    started_ms: self.ms(now),
-                };
-                self.hooks.start(&f, hook, &cmd, &env);
-                Ok(())
-            }
-            None => {
-                let executor: Option<&mut dyn Executor> = match (&mut self.mock, &mut self.nodes) {
-                    _ if f.spec.action.is_consumer() => Some(&mut self.consumers),
-                    (Some(m), _) => Some(m),
-                    (None, Some(n)) => Some(n),
-                    (None, None) => None,
-                };
-                match (executor, step) {
-                    (Some(e), Step::Inject) => e.inject(&f, node),
-                    (Some(e), Step::Heal) => e.heal(&f, node),
-                    (None, _) => Err(anyhow::anyhow!(
-                        "no executor for '{}' on this target",
-                        f.spec.action
-                    )),
-                }
-            }
-        };
-        let t = self.ms(now);
-        let on = node.map_or(String::new(), |n| format!(" (node {n})"));
+        let node = self.step_node(k, step, &f);
+        let result = self.carry_out(&f, step, node, now);
         let what = format!(
             "{}{}",
             f.spec.action,
@@ -281,15 +233,79 @@ impl Scheduler {
         if let Err(e) = result {
             let e = format!("{e:#}");
             self.records[k].errors.push(e.clone());
-            return format!(
-                "kbench: WARNING: fault {k} ({what}) could not be {}: {e}",
-                if step == Step::Inject {
-                    "injected"
-                } else {
-                    "healed"
-                }
-            );
+            let verb = match step {
+                Step::Inject => "injected",
+                Step::Heal => "healed",
+            };
+            return format!("kbench: WARNING: fault {k} ({what}) could not be {verb}: {e}");
         }
+        self.mark_done(k, step, &f, node, now, &what)
+    }
+
+    /// The node a step acts on: resolved from the target at injection (and remembered), the
+    /// same one at heal.
+    fn step_node(&mut self, k: usize, step: Step, f: &Instance) -> Option<i32> {
+        if step == Step::Heal {
+            return self.records[k].node;
+        }
+        let node = match (&self.resolver, &f.spec.target) {
+            (Some(r), Some(t)) => r.node(t).unwrap_or_else(|e| {
+                self.records[k].errors.push(format!("resolving {t}: {e:#}"));
+                None
+            }),
+            (None, Some(crate::plan::faults::Target::Node { id })) => Some(*id),
+            _ => None,
+        };
+        self.records[k].node = node;
+        node
+    }
+
+    /// Runs the step's shell hook when the fault has one, else its executor (consumers, the
+    /// mock cluster or the cluster file's nodes).
+    fn carry_out(&mut self, f: &Instance, step: Step, node: Option<i32>, now: u64) -> Result<()> {
+        let (hook, command, phase) = match step {
+            Step::Inject => ("exec", f.spec.exec.clone(), "inject"),
+            Step::Heal => ("heal_exec", f.spec.heal_exec.clone(), "heal"),
+        };
+        if let Some(cmd) = command {
+            let env = HookEnv {
+                phase,
+                node,
+                bootstrap: &self.bootstrap,
+                started_ms: self.ms(now),
+            };
+            self.hooks.start(f, hook, &cmd, &env);
+            return Ok(());
+        }
+        let executor: Option<&mut dyn Executor> = match (&mut self.mock, &mut self.nodes) {
+            _ if f.spec.action.is_consumer() => Some(&mut self.consumers),
+            (Some(m), _) => Some(m),
+            (None, Some(n)) => Some(n),
+            (None, None) => None,
+        };
+        match (executor, step) {
+            (Some(e), Step::Inject) => e.inject(f, node),
+            (Some(e), Step::Heal) => e.heal(f, node),
+            (None, _) => Err(anyhow::anyhow!(
+                "no executor for '{}' on this target",
+                f.spec.action
+            )),
+        }
+    }
+
+    /// A step that was carried out: its timeline mark, t_f / t_h, the failover state's
+    /// stages; returns the console line.
+    fn mark_done(
+        &mut self,
+        k: usize,
+        step: Step,
+        f: &Instance,
+        node: Option<i32>,
+        now: u64,
+        what: &str,
+    ) -> String {
+        let t = self.ms(now);
+        let on = node.map_or(String::new(), |n| format!(" (node {n})"));
         let mark = match step {
             Step::Inject => format!("inject {k} {what}{on} @{t}ms"),
             Step::Heal => format!("heal {k} @{t}ms"),
