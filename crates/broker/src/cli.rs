@@ -128,6 +128,7 @@ impl BrokerArgs {
             transaction_max_timeout_ms: self.transaction_max_timeout_ms,
             transaction_cleanup_interval_ms: self.transaction_cleanup_interval_ms,
             threads: self.threads,
+            cluster: None,
         })
     }
 }

@@ -10,6 +10,7 @@
 //! Must not: depend on the load generator.
 //!
 //! # Layout
+//! * `cluster` — the replicated cluster: metadata quorum, replication between nodes.
 //! * `server` — accept loop, per-connection framing and in-order responses, idle and arrival bounds.
 //! * `connections` — the connection table: who is idle longest, room for newcomers.
 //! * `zero_copy` — writing Fetch responses with sendfile (or read+write).
@@ -25,6 +26,7 @@
 
 mod alloc;
 pub mod cli;
+pub mod cluster;
 pub mod connections;
 pub mod fuzzing;
 pub mod group;
@@ -89,6 +91,8 @@ pub struct BrokerConfig {
     pub transaction_cleanup_interval_ms: u64,
     /// Worker threads of the broker's runtime.
     pub threads: usize,
+    /// This node's place in a replicated cluster; `None` = the single-node broker.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl BrokerConfig {
@@ -116,6 +120,7 @@ impl BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             transaction_cleanup_interval_ms: 10_000,
             threads: 2,
+            cluster: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::cluster::ClusterHandle;
 use crate::group::{offsets::OffsetStore, Coordinator};
 use crate::log::LogConfig;
 use crate::metrics::Metrics;
@@ -31,6 +32,8 @@ pub struct Broker {
     pub txns: TxnCoordinator,
     pub producer_ids: ProducerIds,
     pub metrics: Metrics,
+    /// This node's cluster, when it is one of several (`None`: the single-node broker).
+    pub cluster: Option<ClusterHandle>,
 }
 
 impl Broker {
@@ -67,7 +70,21 @@ impl Broker {
             topics,
             groups,
             cfg,
+            cluster: None,
         })
+    }
+
+    /// Opens a node of a cluster: as `open`, with the node's handle on the metadata quorum.
+    pub fn open_clustered(
+        cfg: BrokerConfig,
+        data_dir: &Path,
+        advertised_host: String,
+        advertised_port: i32,
+        cluster: ClusterHandle,
+    ) -> anyhow::Result<Self> {
+        let mut broker = Self::open(cfg, data_dir, advertised_host, advertised_port)?;
+        broker.cluster = Some(cluster);
+        Ok(broker)
     }
 }
 

@@ -1,0 +1,58 @@
+//! A `Controller` that applies commands at once, in-process: the metadata quorum without
+//! Raft. For tests of the data path and handlers, which need metadata changes but not
+//! consensus. Several nodes in one test may share one `LocalController` (one "quorum").
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::model::{ClusterMetadata, Command, Reply};
+use super::{BoxFuture, Controller, EventLog};
+
+#[derive(Debug)]
+pub struct LocalController {
+    state: Mutex<ClusterMetadata>,
+    tx: watch::Sender<Arc<ClusterMetadata>>,
+    events: Mutex<Vec<EventLog>>,
+}
+
+impl LocalController {
+    pub fn new() -> Arc<Self> {
+        let (tx, _) = watch::channel(Arc::new(ClusterMetadata::default()));
+        Arc::new(LocalController {
+            state: Mutex::new(ClusterMetadata::default()),
+            tx,
+            events: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A receiver of every applied state, for a node's `ClusterHandle`.
+    pub fn watch(&self) -> watch::Receiver<Arc<ClusterMetadata>> {
+        self.tx.subscribe()
+    }
+
+    /// Also write applied changes to this node's event log.
+    pub fn log_to(&self, log: EventLog) {
+        self.events.lock().unwrap().push(log);
+    }
+
+    /// Applies at once (what `submit` does, without the future).
+    pub fn apply(&self, cmd: &Command) -> Reply {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (reply, changes) = state.apply(cmd);
+        for log in self.events.lock().unwrap().iter() {
+            for c in &changes {
+                log.record(None, c);
+            }
+        }
+        self.tx.send_replace(Arc::new(state.clone()));
+        reply
+    }
+}
+
+impl Controller for LocalController {
+    fn submit(&self, cmd: Command) -> BoxFuture<anyhow::Result<Reply>> {
+        let reply = self.apply(&cmd);
+        Box::pin(async move { Ok(reply) })
+    }
+}
