@@ -147,6 +147,16 @@ impl std::fmt::Debug for EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts the broker and waits until it accepts connections.
     pub fn start(config: BrokerConfig) -> anyhow::Result<Self> {
+        Self::start_node(config, None)
+    }
+
+    /// Starts one node of a cluster, with its handle on the metadata quorum (`None`: the
+    /// single-node broker). The cluster's background duties (replication, coordinators)
+    /// start with it.
+    pub fn start_node(
+        config: BrokerConfig,
+        cluster: Option<cluster::ClusterHandle>,
+    ) -> anyhow::Result<Self> {
         let temp_dir = match &config.data_dir {
             Some(_) => None,
             None => Some(
@@ -193,12 +203,12 @@ impl EmbeddedBroker {
             None => None,
         };
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
-        let broker = Arc::new(state::Broker::open(
-            config.clone(),
-            &data_dir,
-            host.clone(),
-            port,
-        )?);
+        let broker = Arc::new(match cluster {
+            None => state::Broker::open(config.clone(), &data_dir, host.clone(), port)?,
+            Some(c) => {
+                state::Broker::open_clustered(config.clone(), &data_dir, host.clone(), port, c)?
+            }
+        });
         // Transactions left half-ended by a crash get their markers before anyone reads.
         txn::complete::sweep(&broker);
         let listener = server::listen(socket)?;
@@ -227,6 +237,10 @@ impl EmbeddedBroker {
                         tokio::spawn(metrics::serve(ml, b.clone(), shutdown_rx.clone()));
                     }
                     tokio::spawn(housekeeping(b.clone(), shutdown_rx.clone()));
+                    if b.cluster.is_some() {
+                        cluster::replica::spawn(b.clone(), shutdown_rx.clone());
+                        cluster::coordinator::spawn(b.clone(), shutdown_rx.clone());
+                    }
                     server::run(listener, b.clone(), shutdown_rx).await;
                     b.topics.flush_all();
                 });

@@ -56,3 +56,47 @@ impl Controller for LocalController {
         Box::pin(async move { Ok(reply) })
     }
 }
+
+/// A cluster of `n` in-process nodes sharing one `LocalController`, for tests of the data
+/// path and handlers: each node is registered once it listens. Node ids are 1..=n.
+pub fn start_nodes(
+    n: i32,
+    base: crate::BrokerConfig,
+) -> anyhow::Result<(Arc<LocalController>, Vec<crate::EmbeddedBroker>)> {
+    use super::config::{ClusterConfig, Voter};
+    let controller = LocalController::new();
+    // Quorum addresses are never dialled with a LocalController; they only name the voters.
+    let voters: Vec<Voter> = (1..=n)
+        .map(|id| Voter {
+            id,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for id in 1..=n {
+        let config = ClusterConfig::new(id, voters.clone());
+        let handle = super::ClusterHandle {
+            node_id: id,
+            config: config.clone(),
+            metadata: controller.watch(),
+            controller: controller.clone(),
+            events: EventLog::disabled(id),
+        };
+        let node = crate::EmbeddedBroker::start_node(
+            crate::BrokerConfig {
+                cluster: Some(config),
+                ..base.clone()
+            },
+            Some(handle),
+        )?;
+        let addr = node.bootstrap_servers();
+        let (host, port) = addr.rsplit_once(':').expect("host:port");
+        controller.apply(&Command::RegisterBroker {
+            id,
+            host: host.to_string(),
+            port: port.parse()?,
+        });
+        nodes.push(node);
+    }
+    Ok((controller, nodes))
+}

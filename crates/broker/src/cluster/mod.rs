@@ -13,6 +13,8 @@
 //! * `quorum` — the metadata quorum on openraft: storage, network, the active controller's
 //!   duties (liveness, fencing), the node's own registration, heartbeats and controlled
 //!   shutdown. Implements `Controller`.
+//! * `coordinator` — group (and producer-id) coordination across nodes: which node
+//!   coordinates a group, committed offsets in the replicated `__consumer_offsets`.
 //! * `replica` — the data path between nodes: follower fetchers, the leader's view of its
 //!   followers, the high watermark, ISR changes, reacting to leadership changes.
 //!
@@ -22,9 +24,11 @@
 //! metadata.
 
 pub mod config;
+pub mod coordinator;
 pub mod events;
 pub mod local;
 pub mod model;
+pub mod replica;
 
 use std::future::Future;
 use std::pin::Pin;
