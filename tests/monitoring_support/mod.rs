@@ -20,7 +20,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -216,6 +216,29 @@ impl Prometheus {
             .as_array()
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The alerting rule named `name` as /api/v1/rules gives it (`state`, `health`,
+    /// `lastEvaluation`, ...), if Prometheus has loaded it.
+    pub fn rule(&self, name: &str) -> Option<Value> {
+        let data = self.api("/api/v1/rules?type=alert");
+        let groups = data["groups"].as_array()?;
+        groups
+            .iter()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .find(|r| r["name"] == name)
+            .cloned()
+    }
+
+    /// Waits until the rule `name` has been evaluated after `after` (so its state reflects data
+    /// scraped by then); returns the rule.
+    pub fn wait_for_evaluation(&self, name: &str, after: SystemTime, within: Duration) -> Value {
+        let after: chrono::DateTime<chrono::Utc> = after.into();
+        self.wait_for(&format!("rule {name} to be evaluated"), within, || {
+            let rule = self.rule(name)?;
+            let at = chrono::DateTime::parse_from_rfc3339(rule["lastEvaluation"].as_str()?).ok()?;
+            (at > after).then_some(rule)
+        })
     }
 
     /// The firing alerts named `name`.
