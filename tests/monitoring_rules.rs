@@ -1,7 +1,9 @@
 //! The Prometheus alerting rules in monitoring/: promtool accepts them and their unit tests
 //! pass; every alert has a unit test where it fires and one where it stays quiet, and those
-//! tests do fail when the alert's expression is broken; and a real Prometheus server scraping a
-//! real kbench run fires a kbench-live alert when the broker under it dies.
+//! tests do fail when the alert's expression is broken; and a real Prometheus server (1 s
+//! scrapes, the shipped rules with `for:` cut to 1 s) scraping a real kbench run fires the
+//! kbench-live alerts when the broker under it dies, and scraping a real broker finds every
+//! `kbroker_*` series the broker rules use and fires KbenchBrokerDown when it is killed.
 
 mod broker_support;
 mod monitoring_support;
@@ -242,4 +244,86 @@ fn a_real_prometheus_scrapes_a_run_and_fires_produce_errors_when_the_broker_dies
     prom.wait_for_alert("KbenchLiveRunStalled", Duration::from_secs(10));
     let errors = prom.query("kbench_produce_errors > 0");
     assert_eq!(errors.len(), 1, "{errors:?}");
+}
+
+#[test]
+fn fast_rules_shorten_every_for_and_keep_the_expressions() {
+    if !require_prometheus() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in RULES {
+        let fast = fast_rules(&rules_file(name), dir.path(), "1s");
+        let o = promtool(&[OsStr::new("check"), OsStr::new("rules"), fast.as_os_str()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let (mut orig, mut copy) = (read_yaml(&rules_file(name)), read_yaml(&fast));
+        let pairs = rules_mut(&mut orig).zip(rules_mut(&mut copy));
+        for (a, b) in pairs {
+            assert_eq!(a["expr"], b["expr"]);
+            let expected = a.get("for").map(|_| serde_norway::Value::from("1s"));
+            assert_eq!(b.get("for").cloned(), expected, "{b:?}");
+        }
+    }
+}
+
+/// The `kbroker_*` names the rules file uses (as written: `_total`, `_bucket` included).
+fn broker_metric_names(rules: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(rules).expect("rules");
+    let re = regex::Regex::new(r"\bkbroker_[a-z_]+").expect("regex");
+    re.find_iter(&text)
+        .map(|m| m.as_str().to_string())
+        .collect()
+}
+
+#[test]
+fn a_real_prometheus_scrapes_a_broker_with_every_metric_the_rules_use_and_sees_it_die() {
+    if !require_prometheus() {
+        return;
+    }
+    let data = tempfile::tempdir().expect("temp dir");
+    let (port, metrics_port) = (free_port(), free_port());
+    let target = format!("127.0.0.1:{metrics_port}");
+    let broker = KillOnDrop(spawn_broker_process(
+        port,
+        &data.path().join("broker"),
+        &["--metrics-listen", &target],
+    ));
+    // A short e2e run with a group: request histograms and committed lag exist afterwards.
+    assert_cmd::Command::new(kbench_bin())
+        .env("KBENCH_NO_PROGRESS", "1")
+        .args(["e2e", "--bootstrap-server", &format!("127.0.0.1:{port}")])
+        .args([
+            "--topic",
+            "watched",
+            "--group",
+            "watchers",
+            "--record-size",
+            "100",
+        ])
+        .args(["--throughput", "200", "--duration", "1s", "--no-results"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success();
+    let rules = rules_file("kbench-broker.rules.yml");
+    let fast = fast_rules(&rules, data.path(), "1s");
+    let prom = Prometheus::start(&[ScrapeJob::new("kbench-broker", [&target])], &[fast]);
+
+    let within = Duration::from_secs(10);
+    prom.wait_for_query("up{job=\"kbench-broker\"} == 1", 1, within);
+    for name in broker_metric_names(&rules) {
+        prom.wait_for_query(&format!("{name}{{job=\"kbench-broker\"}}"), 1, within);
+    }
+    let scraped = SystemTime::now();
+    let alerts = alert_names(&rules);
+    for name in &alerts {
+        let rule = prom.wait_for_evaluation(name, scraped, within);
+        assert_eq!(rule["health"], "ok", "{rule}");
+    }
+    let down = prom.rule("KbenchBrokerDown").expect("rule");
+    assert_eq!(down["state"], "inactive", "{down}");
+
+    drop(broker); // SIGKILL to the broker's pid, reaped
+    let alert = prom.wait_for_alert("KbenchBrokerDown", Duration::from_secs(10));
+    assert_eq!(alert["labels"]["instance"], target.as_str(), "{alert}");
+    assert_eq!(alert["labels"]["severity"], "critical", "{alert}");
 }
