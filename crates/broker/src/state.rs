@@ -60,10 +60,13 @@ impl Broker {
             Duration::from_millis(cfg.group_initial_rebalance_delay_ms),
         );
         let txns = TxnCoordinator::open(data_dir, cfg.transaction_max_timeout_ms)?;
+        let metrics = Metrics::new();
+        // A single node is its own controller, as Kafka reports for a one-node cluster.
+        metrics.set_active_controller(true);
         Ok(Broker {
             txns,
             producer_ids: ProducerIds::open(data_dir)?,
-            metrics: Metrics::new(),
+            metrics,
             data_dir: data_dir.to_path_buf(),
             advertised_host,
             advertised_port,
@@ -83,6 +86,8 @@ impl Broker {
         cluster: ClusterHandle,
     ) -> anyhow::Result<Self> {
         let mut broker = Self::open(cfg, data_dir, advertised_host, advertised_port)?;
+        // Until the quorum says this node leads it.
+        broker.metrics.set_active_controller(false);
         broker.cluster = Some(cluster);
         Ok(broker)
     }
