@@ -33,6 +33,14 @@ pub struct ClusterConfig {
     pub default_replication_factor: i32,
     /// Kafka's `unclean.leader.election.enable` (false).
     pub unclean_leader_election: bool,
+    /// How often the metadata quorum's Raft leader heartbeats its followers (200 ms).
+    pub quorum_heartbeat_interval: Duration,
+    /// A follower that hears no Raft leader for its lease and then a random time between
+    /// this and twice this calls an election (500 ms; openraft's lease is twice this, so a
+    /// dead controller is replaced in 1.5–2 s).
+    pub quorum_election_timeout: Duration,
+    /// How long a starting node waits for the quorum to register it (60 s).
+    pub quorum_start_timeout: Duration,
 }
 
 impl ClusterConfig {
@@ -49,6 +57,9 @@ impl ClusterConfig {
             min_insync_replicas: 1,
             default_replication_factor: rf,
             unclean_leader_election: false,
+            quorum_heartbeat_interval: Duration::from_millis(200),
+            quorum_election_timeout: Duration::from_millis(500),
+            quorum_start_timeout: Duration::from_secs(60),
         }
     }
 
