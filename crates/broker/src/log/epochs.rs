@@ -70,6 +70,15 @@ impl EpochCache {
         }
     }
 
+    /// The epoch `offset` was written in (the newest entry starting at or before it).
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|&&(_, o)| o <= offset)
+            .map(|e| e.0)
+    }
+
     /// Kafka's `endOffsetFor(requestedEpoch, logEndOffset)`: the largest epoch ≤ `epoch` and
     /// where it ended (the start of the next epoch, or the log end for the latest one).
     /// `None` is Kafka's (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET).

@@ -197,6 +197,11 @@ impl PartitionLog {
         self.epochs.latest_epoch()
     }
 
+    /// The leader epoch `offset` was written in, if known.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epochs.epoch_for_offset(offset)
+    }
+
     /// (epoch, start offset) pairs of the epoch cache, oldest first.
     pub fn epoch_entries(&self) -> &[(i32, i64)] {
         self.epochs.entries()
