@@ -10,8 +10,9 @@ mod fetch;
 mod groups;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod offsets;
-mod produce;
+pub(crate) mod produce;
 mod txn;
 
 use std::sync::Arc;
@@ -71,9 +72,10 @@ pub async fn dispatch(
     match req.key {
         ApiKey::ApiVersions => api_versions::handle(&mut req),
         ApiKey::Metadata => metadata::handle(broker, &mut req),
-        ApiKey::Produce => produce::handle(broker, &mut req),
+        ApiKey::Produce => produce::handle(broker, &mut req).await,
         ApiKey::Fetch => fetch::handle(broker, &mut req).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &mut req),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(broker, &mut req),
         ApiKey::CreateTopics => admin::create_topics(broker, &mut req),
         ApiKey::DeleteTopics => admin::delete_topics(broker, &mut req),
         ApiKey::DescribeConfigs => admin::describe_configs(broker, &mut req),
