@@ -33,6 +33,10 @@ pub struct ClusterConfig {
     pub default_replication_factor: i32,
     /// Kafka's `unclean.leader.election.enable` (false).
     pub unclean_leader_election: bool,
+    /// Kafka's `offsets.topic.num.partitions` (50 there): partitions of `__consumer_offsets`
+    /// (and `__transaction_state`). 5 here: a bundled cluster of 3 still spreads its group
+    /// coordinators over every node, while each rebuild and the topic's creation stay small.
+    pub offsets_topic_num_partitions: i32,
 }
 
 impl ClusterConfig {
@@ -49,6 +53,7 @@ impl ClusterConfig {
             min_insync_replicas: 1,
             default_replication_factor: rf,
             unclean_leader_election: false,
+            offsets_topic_num_partitions: 5,
         }
     }
 

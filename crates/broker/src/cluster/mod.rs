@@ -47,6 +47,10 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// and applied on this node (so the watch already shows its effect), with the command's reply.
 pub trait Controller: Send + Sync + std::fmt::Debug {
     fn submit(&self, cmd: Command) -> BoxFuture<anyhow::Result<Reply>>;
+    /// The node of the active controller, when known (Metadata's `controller_id`).
+    fn active_controller(&self) -> Option<NodeId> {
+        None
+    }
 }
 
 /// What a node's broker knows of its cluster.
