@@ -261,6 +261,11 @@ impl EmbeddedBroker {
         })
     }
 
+    /// The running broker's state, for tests that look inside a node (its logs, its groups).
+    pub fn state(&self) -> &Arc<state::Broker> {
+        &self.broker
+    }
+
     /// `host:port` for clients.
     pub fn bootstrap_servers(&self) -> String {
         self.bootstrap.clone()
