@@ -64,7 +64,10 @@ pub fn encode_batch(entries: &[(Key, Committed)], now_ms: i64) -> anyhow::Result
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // Not idempotent: the batch's base sequence is -1. The codec starts a new batch
+            // whenever `offset - sequence` changes, so each record's "sequence" keeps that
+            // difference constant (only the first one's reaches the batch header).
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: Some(encode_key(k)),
             value: (c.offset >= 0).then(|| encode_value(c, now_ms)),
@@ -184,6 +187,9 @@ mod tests {
         let k = |p| ("g".to_string(), "t".to_string(), p);
         let entries = vec![(k(0), c(10, "m")), (k(1), c(-1, ""))];
         let batch = encode_batch(&entries, 1_700_000_000_000).unwrap();
+        let h = BatchHeader::parse(&batch).unwrap();
+        assert_eq!((h.records_count, h.base_sequence), (2, -1), "one batch");
+        assert_eq!(h.total_len(), batch.len());
         let (got, next) = decode_batches(&batch);
         assert_eq!(next, Some(2));
         assert_eq!(got[0], (k(0), c(10, "m")));
