@@ -269,3 +269,61 @@ fn producer_ids_never_collide_across_nodes() {
         }
     }
 }
+
+#[test]
+fn deleted_topics_leave_the_metadata_of_every_node() {
+    let cl = Cluster::start(3);
+    assert_eq!(
+        create(&mut cl.client(1), "gone", 2, 2, &[], false).error_code,
+        0
+    );
+    let mut r = DeleteTopicsRequest::default();
+    r.topic_names = vec![TopicName(s("gone")), TopicName(s("never"))];
+    r.timeout_ms = 5000;
+    let resp: DeleteTopicsResponse = cl.client(2).call(ApiKey::DeleteTopics, 5, &r);
+    let codes: Vec<i16> = resp.responses.iter().map(|t| t.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![0, 3],
+        "UNKNOWN_TOPIC_OR_PARTITION for a topic never made"
+    );
+    let mut q = MetadataRequest::default();
+    q.topics = None;
+    let all: MetadataResponse = cl.client(3).call(ApiKey::Metadata, 12, &q);
+    assert!(all
+        .topics
+        .iter()
+        .all(|t| t.name.as_ref().unwrap().as_str() != "gone"));
+}
+
+#[test]
+fn a_transactional_id_is_served_by_the_leader_of_its_transaction_state_partition() {
+    let cl = Cluster::start(3);
+    let mut f = FindCoordinatorRequest::default();
+    f.key = s("txn-1");
+    f.key_type = 1;
+    let found: FindCoordinatorResponse = cl.client(1).call(ApiKey::FindCoordinator, 3, &f);
+    assert_eq!(found.error_code, 0);
+    let meta = cl.node(2).state().cluster.as_ref().unwrap().current();
+    let t = &meta.topics["__transaction_state"];
+    let p = kbench_broker::cluster::coordinator::partition_for("txn-1", t.partitions.len());
+    assert_eq!(found.node_id.0, t.partitions[p as usize].leader);
+    let init = |id: i32| {
+        let mut r = InitProducerIdRequest::default();
+        r.transactional_id = Some(TransactionalId(s("txn-1")));
+        r.transaction_timeout_ms = 60000;
+        r.producer_id = ProducerId(-1);
+        r.producer_epoch = -1;
+        let resp: InitProducerIdResponse = cl.client(id).call(ApiKey::InitProducerId, 4, &r);
+        resp
+    };
+    let other = (1..=3).find(|i| *i != found.node_id.0).unwrap();
+    assert_eq!(
+        init(other).error_code,
+        16,
+        "NOT_COORDINATOR away from the coordinator"
+    );
+    let ok = init(found.node_id.0);
+    assert_eq!(ok.error_code, 0);
+    assert!(ok.producer_id.0 >= 1000);
+}
