@@ -168,6 +168,9 @@ impl ClusterArgs {
         }
         c.unclean_leader_election = self.unclean_leader_election_enable;
         c.validate().map_err(anyhow::Error::msg)?;
+        if let Some(dir) = data_dir {
+            crate::cluster::quorum::check_data_dir(dir, &c).map_err(anyhow::Error::msg)?;
+        }
         Ok(Some(c))
     }
 }
@@ -225,6 +228,9 @@ impl BrokerArgs {
     }
 }
 
+/// How long a SIGTERMed cluster node waits for its leaderships to move before it exits.
+const CONTROLLED_SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
+
 /// Runs the broker until Ctrl-C or SIGTERM.
 pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
@@ -245,6 +251,10 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     eprintln!("kbench broker stopping");
+    // A cluster node hands its leaderships over first (Kafka's controlled.shutdown.enable).
+    if let Err(e) = broker.controlled_shutdown(CONTROLLED_SHUTDOWN_WAIT) {
+        eprintln!("kbench broker: controlled shutdown incomplete ({e:#}); stopping anyway");
+    }
     broker.shutdown();
     Ok(())
 }

@@ -135,6 +135,9 @@ pub struct EmbeddedBroker {
     broker: Arc<state::Broker>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// This node's metadata-quorum voter, when it is a node of a cluster it started itself.
+    quorum: Option<Arc<cluster::quorum::Quorum>>,
+    runtime: tokio::runtime::Handle,
     // Dropped last: removes the temp data dir of `BrokerConfig::embedded()`.
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -206,6 +209,21 @@ impl EmbeddedBroker {
             None => None,
         };
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("kbench-broker")
+            .enable_all()
+            .build()?;
+        // A node of a cluster it joins itself (`kbench broker --node-id`): its voter first, so
+        // that it is registered (with the address clients will be told) before it serves.
+        let (quorum, cluster) = match (&config.cluster, cluster) {
+            (Some(cfg), None) => {
+                let q = runtime.block_on(start_quorum(cfg, &data_dir, &host, port))?;
+                let handle = q.handle();
+                (Some(q), Some(handle))
+            }
+            (_, given) => (None, given),
+        };
         let broker = Arc::new(match cluster {
             None => state::Broker::open(config.clone(), &data_dir, host.clone(), port)?,
             Some(c) => {
@@ -216,13 +234,10 @@ impl EmbeddedBroker {
         txn::complete::sweep(&broker);
         let listener = server::listen(socket)?;
         listener.set_nonblocking(true)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads.max(1))
-            .thread_name("kbench-broker")
-            .enable_all()
-            .build()?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let b = broker.clone();
+        let q = quorum.clone();
+        let runtime_handle = runtime.handle().clone();
         let thread = std::thread::Builder::new()
             .name("kbench-broker-main".into())
             .spawn(move || {
@@ -244,8 +259,21 @@ impl EmbeddedBroker {
                         cluster::replica::spawn(b.clone(), shutdown_rx.clone());
                         cluster::coordinator::spawn(b.clone(), shutdown_rx.clone());
                     }
+                    if let Some(q) = &q {
+                        let q2 = q.clone();
+                        let active: cluster::observe::IsActive =
+                            Arc::new(move || q2.is_active_controller());
+                        tokio::spawn(cluster::observe::run(
+                            b.clone(),
+                            active,
+                            shutdown_rx.clone(),
+                        ));
+                    }
                     server::run(listener, b.clone(), shutdown_rx).await;
                     b.topics.flush_all();
+                    if let Some(q) = q {
+                        q.shutdown().await;
+                    }
                 });
                 runtime.shutdown_timeout(Duration::from_secs(2));
             })?;
@@ -260,8 +288,25 @@ impl EmbeddedBroker {
             broker,
             shutdown_tx,
             thread: Some(thread),
+            quorum,
+            runtime: runtime_handle,
             _temp_dir: temp_dir,
         })
+    }
+
+    /// SIGTERM on a node of a cluster: moves its leaderships to other ISR members and waits
+    /// (bounded) until the metadata shows it leads nothing, so that clients move in
+    /// milliseconds, not a session timeout. Nothing to do on a single node.
+    pub fn controlled_shutdown(&self, timeout: Duration) -> anyhow::Result<()> {
+        let Some(q) = &self.quorum else { return Ok(()) };
+        let report = self.runtime.block_on(q.controlled_shutdown(timeout))?;
+        tracing::info!("controlled shutdown: {report:?}");
+        Ok(())
+    }
+
+    /// The running broker's state, for tests that look inside a node (its logs, its groups).
+    pub fn state(&self) -> &Arc<state::Broker> {
+        &self.broker
     }
 
     /// `host:port` for clients.
@@ -296,6 +341,22 @@ impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Checks the data dir is this node's (before anything is written there), opens its event
+/// log and starts its metadata-quorum voter.
+async fn start_quorum(
+    cfg: &cluster::ClusterConfig,
+    data_dir: &std::path::Path,
+    host: &str,
+    port: i32,
+) -> anyhow::Result<Arc<cluster::quorum::Quorum>> {
+    cluster::quorum::check_data_dir(data_dir, cfg).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create --data-dir {}: {e}", data_dir.display()))?;
+    let events = cluster::EventLog::open(data_dir, cfg.node_id)
+        .map_err(|e| anyhow::anyhow!("cannot open the event log in {}: {e}", data_dir.display()))?;
+    cluster::quorum::Quorum::start(cfg, data_dir, host.to_string(), port, events).await
 }
 
 /// Background duties: group timeouts (100 ms), transaction timeouts (every

@@ -394,7 +394,7 @@ impl Metrics {
     }
 
     /// The text exposition of the registry as it stands.
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!("metrics encoding failed: {e}");

@@ -1,14 +1,15 @@
 //! The broker's shared state, one `Arc<Broker>` per running broker: settings, topics, the
 //! group and transaction coordinators, producer-id allocation and metrics.
 //!
-//! Owns: wiring these together at startup (including recovery of what is on disk) and the
-//! producer-id block file. Must not: do network I/O.
+//! Owns: wiring these together at startup (including recovery of what is on disk) and
+//! producer-id blocks (a file on a single node, the quorum's blocks on a cluster node). Must not: do network I/O.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::cluster::ClusterHandle;
+use crate::cluster::coordinator::Coordination;
+use crate::cluster::{ClusterHandle, Command, Controller, Reply};
 use crate::group::{offsets::OffsetStore, Coordinator};
 use crate::log::LogConfig;
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct Broker {
     pub metrics: Metrics,
     /// This node's cluster, when it is one of several (`None`: the single-node broker).
     pub cluster: Option<ClusterHandle>,
+    /// Which `__consumer_offsets` partitions this node has loaded and coordinates (cluster).
+    pub coordination: Coordination,
 }
 
 impl Broker {
@@ -43,6 +46,35 @@ impl Broker {
         data_dir: &Path,
         advertised_host: String,
         advertised_port: i32,
+    ) -> anyhow::Result<Self> {
+        Self::open_with(cfg, data_dir, advertised_host, advertised_port, None)
+    }
+
+    /// Opens a node of a cluster: as `open`, with the node's handle on the metadata quorum.
+    /// Its committed offsets and producer ids come from the cluster (the replicated
+    /// `__consumer_offsets` and the quorum's producer-id blocks), not from node-local files.
+    pub fn open_clustered(
+        cfg: BrokerConfig,
+        data_dir: &Path,
+        advertised_host: String,
+        advertised_port: i32,
+        cluster: ClusterHandle,
+    ) -> anyhow::Result<Self> {
+        Self::open_with(
+            cfg,
+            data_dir,
+            advertised_host,
+            advertised_port,
+            Some(cluster),
+        )
+    }
+
+    fn open_with(
+        cfg: BrokerConfig,
+        data_dir: &Path,
+        advertised_host: String,
+        advertised_port: i32,
+        cluster: Option<ClusterHandle>,
     ) -> anyhow::Result<Self> {
         let log_cfg = LogConfig {
             segment_bytes: cfg.segment_bytes,
@@ -54,18 +86,25 @@ impl Broker {
         let topics = Topics::open(data_dir, log_cfg).map_err(|e| {
             anyhow::anyhow!("cannot open the data directory {}: {e}", data_dir.display())
         })?;
-        let offsets = OffsetStore::open(data_dir)?;
+        let offsets = match cluster {
+            None => OffsetStore::open(data_dir)?,
+            Some(_) => OffsetStore::in_memory(),
+        };
         let groups = Coordinator::new(
             offsets,
             Duration::from_millis(cfg.group_initial_rebalance_delay_ms),
         );
         let txns = TxnCoordinator::open(data_dir, cfg.transaction_max_timeout_ms)?;
         let metrics = Metrics::new();
-        // A single node is its own controller, as Kafka reports for a one-node cluster.
-        metrics.set_active_controller(true);
+        // A single node is its own controller, as Kafka reports for a one-node cluster; a
+        // cluster node is one when the quorum says so.
+        metrics.set_active_controller(cluster.is_none());
         Ok(Broker {
             txns,
-            producer_ids: ProducerIds::open(data_dir)?,
+            producer_ids: match cluster {
+                None => ProducerIds::open(data_dir)?,
+                Some(_) => ProducerIds::from_quorum(),
+            },
             metrics,
             data_dir: data_dir.to_path_buf(),
             advertised_host,
@@ -73,32 +112,24 @@ impl Broker {
             topics,
             groups,
             cfg,
-            cluster: None,
+            cluster,
+            coordination: Coordination::default(),
         })
-    }
-
-    /// Opens a node of a cluster: as `open`, with the node's handle on the metadata quorum.
-    pub fn open_clustered(
-        cfg: BrokerConfig,
-        data_dir: &Path,
-        advertised_host: String,
-        advertised_port: i32,
-        cluster: ClusterHandle,
-    ) -> anyhow::Result<Self> {
-        let mut broker = Self::open(cfg, data_dir, advertised_host, advertised_port)?;
-        // Until the quorum says this node leads it.
-        broker.metrics.set_active_controller(false);
-        broker.cluster = Some(cluster);
-        Ok(broker)
     }
 }
 
 /// Hands out producer ids that are never reused across restarts: blocks of ids are reserved
-/// by writing the block's end to `<data dir>/producer_ids` before any id of it is used.
+/// by writing the block's end to `<data dir>/producer_ids` before any id of it is used. On a
+/// cluster node the blocks come from the quorum instead (`AllocateProducerIds`, KIP-730), so
+/// that no two nodes, and no restart, hand out the same id.
 #[derive(Debug)]
 pub struct ProducerIds {
-    path: PathBuf,
+    /// `None`: blocks come from the quorum (`refill`).
+    path: Option<PathBuf>,
+    /// (next id, end of the block)
     state: Mutex<(i64, i64)>,
+    /// One block request at a time.
+    refilling: tokio::sync::Mutex<()>,
 }
 
 const PID_BLOCK: i64 = 1000;
@@ -111,19 +142,61 @@ impl ProducerIds {
             .and_then(|s| s.trim().parse::<i64>().ok())
             .unwrap_or(1000);
         let ids = ProducerIds {
-            path,
+            path: Some(path),
             state: Mutex::new((start, start)),
+            refilling: tokio::sync::Mutex::new(()),
         };
         Ok(ids)
+    }
+
+    /// A cluster node's ids: empty until the first `refill`.
+    fn from_quorum() -> Self {
+        ProducerIds {
+            path: None,
+            state: Mutex::new((0, 0)),
+            refilling: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 >= st.1
+    }
+
+    /// On a cluster node: makes sure a block with free ids is held, asking the quorum for
+    /// one if not, so that the next `next()` succeeds (unless concurrent callers use it up).
+    pub async fn refill(&self, controller: &dyn Controller) -> std::io::Result<()> {
+        let _one = self.refilling.lock().await;
+        if self.path.is_some() || !self.exhausted() {
+            return Ok(());
+        }
+        let reply = controller
+            .submit(Command::AllocateProducerIds { count: PID_BLOCK })
+            .await
+            .map_err(std::io::Error::other)?;
+        match reply {
+            Reply::ProducerIds { first, count } => {
+                *self.state.lock().unwrap_or_else(|p| p.into_inner()) = (first, first + count);
+                Ok(())
+            }
+            other => Err(std::io::Error::other(format!(
+                "the quorum answered AllocateProducerIds with {other:?}"
+            ))),
+        }
     }
 
     pub fn next(&self) -> std::io::Result<i64> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.0 >= st.1 {
+            let Some(path) = &self.path else {
+                return Err(std::io::Error::other(
+                    "this node's producer-id block is used up (refill from the quorum)",
+                ));
+            };
             let end = st.1 + PID_BLOCK;
-            let tmp = self.path.with_extension("tmp");
+            let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, end.to_string())?;
-            std::fs::rename(&tmp, &self.path)?;
+            std::fs::rename(&tmp, path)?;
             st.1 = end;
         }
         let id = st.0;

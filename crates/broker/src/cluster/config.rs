@@ -41,6 +41,10 @@ pub struct ClusterConfig {
     pub quorum_election_timeout: Duration,
     /// How long a starting node waits for the quorum to register it (60 s).
     pub quorum_start_timeout: Duration,
+    /// Kafka's `offsets.topic.num.partitions` (50 there): partitions of `__consumer_offsets`
+    /// (and `__transaction_state`). 5 here: a bundled cluster of 3 still spreads its group
+    /// coordinators over every node, while each rebuild and the topic's creation stay small.
+    pub offsets_topic_num_partitions: i32,
 }
 
 impl ClusterConfig {
@@ -60,6 +64,7 @@ impl ClusterConfig {
             quorum_heartbeat_interval: Duration::from_millis(200),
             quorum_election_timeout: Duration::from_millis(500),
             quorum_start_timeout: Duration::from_secs(60),
+            offsets_topic_num_partitions: 5,
         }
     }
 

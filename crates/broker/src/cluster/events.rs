@@ -1,5 +1,6 @@
 //! The node's event log: one JSON object per line in `<data dir>/events.jsonl`, each with the
-//! wall-clock time (`ts_ms`, Unix milliseconds), the node that wrote it and an `event` name.
+//! wall-clock time (`ts_ms`, Unix milliseconds), the node that wrote it (`logged_by`), the
+//! node it is about (`node`, the writer unless the event names another) and an `event` name.
 //!
 //! Written: metadata changes as this node applied them (fenced, elected with leader and epoch,
 //! ISR shrink/expand, ...) and what the node did itself (truncation, controlled-shutdown
@@ -69,7 +70,9 @@ impl EventLog {
             .map(|d| d.as_millis())
             .unwrap_or(0);
         value.insert("ts_ms".into(), serde_json::json!(ts as u64));
-        value.insert("node".into(), serde_json::json!(self.node));
+        // `node` is whom the event is about (a fenced broker, say); it defaults to the writer.
+        value.entry("node").or_insert(serde_json::json!(self.node));
+        value.insert("logged_by".into(), serde_json::json!(self.node));
         if let Some(name) = name {
             value.insert("event".into(), serde_json::json!(name));
         }
@@ -104,7 +107,9 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines[0]["event"], "fenced");
-        assert_eq!(lines[0]["node"], 2);
+        assert_eq!(lines[0]["node"], 1, "the fenced node");
+        assert_eq!(lines[0]["logged_by"], 2);
+        assert_eq!(lines[1]["node"], 2, "the writer by default");
         assert!(lines[0]["ts_ms"].as_u64().unwrap() > 1_600_000_000_000);
         assert_eq!(lines[1]["event"], "truncated");
         assert_eq!(lines[1]["to"], 5);

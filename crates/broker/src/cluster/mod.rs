@@ -15,6 +15,7 @@
 //!   shutdown. Implements `Controller`.
 //! * `coordinator` — group (and producer-id) coordination across nodes: which node
 //!   coordinates a group, committed offsets in the replicated `__consumer_offsets`.
+//! * `observe` — the cluster's Prometheus metrics, from the applied metadata.
 //! * `replica` — the data path between nodes: follower fetchers, the leader's view of its
 //!   followers, the high watermark, ISR changes, reacting to leadership changes.
 //!
@@ -28,6 +29,7 @@ pub mod coordinator;
 pub mod events;
 pub mod local;
 pub mod model;
+pub mod observe;
 pub mod quorum;
 pub mod replica;
 
@@ -48,6 +50,10 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// and applied on this node (so the watch already shows its effect), with the command's reply.
 pub trait Controller: Send + Sync + std::fmt::Debug {
     fn submit(&self, cmd: Command) -> BoxFuture<anyhow::Result<Reply>>;
+    /// The node of the active controller, when known (Metadata's `controller_id`).
+    fn active_controller(&self) -> Option<NodeId> {
+        None
+    }
 }
 
 /// What a node's broker knows of its cluster.

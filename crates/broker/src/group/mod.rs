@@ -26,6 +26,8 @@ pub const INVALID_SESSION_TIMEOUT: i16 = 26;
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+pub const NOT_COORDINATOR: i16 = 16;
 
 /// Kafka's `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
 const MIN_SESSION: Duration = Duration::from_millis(6_000);
@@ -902,6 +904,36 @@ impl Coordinator {
                 .collect(),
             rebalances: g.rebalances,
         })
+    }
+
+    /// Forgets every group `gone` names (this node stopped coordinating them): members
+    /// waiting in JoinGroup or SyncGroup get NOT_COORDINATOR, so they find the new
+    /// coordinator and rejoin there, as Kafka's do. Returns how many groups were dropped.
+    pub fn drop_groups(&self, gone: impl Fn(&str) -> bool) -> usize {
+        let mut groups = self.lock();
+        let ids: Vec<String> = groups.keys().filter(|g| gone(g)).cloned().collect();
+        for id in &ids {
+            let Some(mut g) = groups.remove(id) else {
+                continue;
+            };
+            for (member_id, m) in g.members.iter_mut() {
+                if let Some(tx) = m.join_tx.take() {
+                    let _ = tx.send(JoinOutcome {
+                        error: NOT_COORDINATOR,
+                        member_id: member_id.clone(),
+                        generation: -1,
+                        ..Default::default()
+                    });
+                }
+                if let Some(tx) = m.sync_tx.take() {
+                    let _ = tx.send(SyncOutcome {
+                        error: NOT_COORDINATOR,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        ids.len()
     }
 
     /// (group id, protocol type, state) of every group, including offset-only ones.

@@ -1,5 +1,8 @@
 //! Committed consumer-group offsets, persisted in an append-only journal
 //! (`<data dir>/__consumer_offsets.journal`) that is replayed and compacted at startup.
+//! A node of a cluster keeps them in memory only (`in_memory`): there the replicated
+//! `__consumer_offsets` partition is the record, and `cluster::coordinator` fills the map
+//! from it.
 //!
 //! Owns: that file and the in-memory map of committed offsets. Must not: validate group
 //! membership (the coordinator does) or know about the wire protocol.
@@ -28,7 +31,8 @@ type Key = (String, String, i32);
 #[derive(Debug)]
 pub struct OffsetStore {
     path: PathBuf,
-    file: Mutex<File>,
+    /// `None`: in memory only (a cluster node; the log is elsewhere).
+    file: Option<Mutex<File>>,
     map: Mutex<HashMap<Key, Committed>>,
 }
 
@@ -113,9 +117,39 @@ impl OffsetStore {
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok(OffsetStore {
             path,
-            file: Mutex::new(file),
+            file: Some(Mutex::new(file)),
             map: Mutex::new(map),
         })
+    }
+
+    /// A store without a journal, for a cluster node (its offsets live in the replicated log).
+    pub fn in_memory() -> Self {
+        OffsetStore {
+            path: PathBuf::new(),
+            file: None,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<()> {
+        match &self.file {
+            Some(f) => f.lock().unwrap_or_else(|p| p.into_inner()).write_all(buf),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces the offsets of the groups `owned` names with `entries` (a rebuild from the
+    /// log of the partition they hash to); a negative offset is a tombstone.
+    pub fn replace_groups(&self, owned: impl Fn(&str) -> bool, entries: Vec<(Key, Committed)>) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|k, _| !owned(&k.0));
+        for (k, c) in entries {
+            if c.offset < 0 {
+                map.remove(&k);
+            } else {
+                map.insert(k, c);
+            }
+        }
     }
 
     /// Records a commit: journal first (one write per call), then the map.
@@ -123,14 +157,13 @@ impl OffsetStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut buf = Vec::new();
-        for (k, c) in &entries {
-            buf.extend_from_slice(&encode(k, c));
+        if self.file.is_some() {
+            let mut buf = Vec::new();
+            for (k, c) in &entries {
+                buf.extend_from_slice(&encode(k, c));
+            }
+            self.write(&buf)?;
         }
-        self.file
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_all(&buf)?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         for (k, c) in entries {
             map.insert(k, c);
@@ -180,10 +213,7 @@ impl OffsetStore {
         for k in &keys {
             buf.extend_from_slice(&encode(k, &tomb));
         }
-        self.file
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_all(&buf)?;
+        self.write(&buf)?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         for k in keys {
             map.remove(&k);

@@ -133,7 +133,7 @@ fn topic_configs(broker: &Broker) -> Vec<(&'static str, String)> {
 
 fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
     let c = &broker.cfg;
-    vec![
+    let mut v = vec![
         (
             "auto.create.topics.enable",
             c.auto_create_topics.to_string(),
@@ -151,7 +151,46 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String)> {
             "group.initial.rebalance.delay.ms",
             c.group_initial_rebalance_delay_ms.to_string(),
         ),
-    ]
+    ];
+    if let Some(cl) = &broker.cluster {
+        let cc = &cl.config;
+        v.extend([
+            ("node.id", cl.node_id.to_string()),
+            (
+                "default.replication.factor",
+                cc.default_replication_factor.to_string(),
+            ),
+            ("min.insync.replicas", cc.min_insync_replicas.to_string()),
+            (
+                "offsets.topic.num.partitions",
+                cc.offsets_topic_num_partitions.to_string(),
+            ),
+            (
+                "unclean.leader.election.enable",
+                cc.unclean_leader_election.to_string(),
+            ),
+        ]);
+    }
+    v
+}
+
+/// A topic's configs: the broker defaults, and on a cluster node the topic's own over them
+/// (config source 1, TOPIC_CONFIG, instead of 5, DEFAULT_CONFIG). `None`: no such topic.
+fn configs_of_topic(broker: &Broker, topic: &str) -> Option<Vec<(String, String, i8)>> {
+    let defaults = topic_configs(broker)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v, 5));
+    let Some(c) = &broker.cluster else {
+        broker.topics.get(topic)?;
+        return Some(defaults.collect());
+    };
+    let own = super::admin_cluster::topic_configs(&c.current(), topic)?;
+    let mut all: Vec<(String, String, i8)> = defaults
+        .filter(|(k, _, _)| !own.iter().any(|(o, _, _)| o == k))
+        .collect();
+    all.extend(own.into_iter().map(|(k, v, _)| (k, v, 1)));
+    all.sort();
+    Some(all)
 }
 
 pub fn describe_configs(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
@@ -162,20 +201,25 @@ pub fn describe_configs(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
         out.resource_type = res.resource_type;
         out.resource_name = res.resource_name.clone();
         let configs = match res.resource_type {
-            2 if broker.topics.get(res.resource_name.as_str()).is_some() => {
-                Some(topic_configs(broker))
-            }
-            2 => {
-                out.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
-                None
-            }
-            4 => Some(broker_configs(broker)),
+            2 => match configs_of_topic(broker, res.resource_name.as_str()) {
+                Some(c) => Some(c),
+                None => {
+                    out.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+                    None
+                }
+            },
+            4 => Some(
+                broker_configs(broker)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v, 5))
+                    .collect(),
+            ),
             _ => {
                 out.error_code = code::INVALID_REQUEST;
                 None
             }
         };
-        for (k, v) in configs.unwrap_or_default() {
+        for (k, v, source) in configs.unwrap_or_default() {
             if res
                 .configuration_keys
                 .as_ref()
@@ -184,10 +228,10 @@ pub fn describe_configs(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
                 continue;
             }
             let mut e = DescribeConfigsResourceResult::default();
-            e.name = StrBytes::from_static_str(k);
+            e.name = StrBytes::from_string(k);
             e.value = Some(StrBytes::from_string(v));
-            e.read_only = true;
-            e.config_source = 5; // DEFAULT_CONFIG
+            e.read_only = source == 5;
+            e.config_source = source;
             out.configs.push(e);
         }
         resp.results.push(out);
@@ -195,14 +239,22 @@ pub fn describe_configs(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
     respond(req, &resp)
 }
 
-pub fn init_producer_id(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+pub async fn init_producer_id(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: InitProducerIdRequest = decode(req)?;
-    if let Some(tid) = &r.transactional_id {
-        return super::txn::init_producer_id(broker, req, &r, tid.0.as_str());
-    }
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
+    if let Some(c) = &broker.cluster {
+        // Ids from the quorum's blocks; a transactional id only at its coordinator.
+        let tid = r.transactional_id.as_ref().map(|t| t.0.as_str());
+        if let Err(e) = cluster_checks(broker, c, tid).await {
+            resp.error_code = e;
+            return respond(req, &resp);
+        }
+    }
+    if let Some(tid) = &r.transactional_id {
+        return super::txn::init_producer_id(broker, req, &r, tid.0.as_str());
+    }
     if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {
         // KIP-360: an idempotent producer bumps its epoch after a sequence problem.
         resp.producer_id = r.producer_id;
@@ -220,4 +272,28 @@ pub fn init_producer_id(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
         }
     }
     respond(req, &resp)
+}
+
+/// On a cluster node: a transactional id is served only by the node FindCoordinator names
+/// for it (NOT_COORDINATOR elsewhere, so the client looks it up again), and a producer-id
+/// block must be at hand (COORDINATOR_NOT_AVAILABLE while the quorum cannot give one).
+async fn cluster_checks(
+    broker: &Broker,
+    c: &crate::cluster::ClusterHandle,
+    transactional_id: Option<&str>,
+) -> Result<(), i16> {
+    if let Some(tid) = transactional_id.filter(|t| !t.is_empty()) {
+        let (node, _, _) = crate::cluster::coordinator::find(broker, tid, true).await?;
+        if node != c.node_id {
+            return Err(crate::group::NOT_COORDINATOR);
+        }
+    }
+    broker
+        .producer_ids
+        .refill(c.controller.as_ref())
+        .await
+        .map_err(|e| {
+            tracing::warn!("no producer-id block from the quorum: {e}");
+            crate::group::COORDINATOR_NOT_AVAILABLE
+        })
 }

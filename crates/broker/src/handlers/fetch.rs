@@ -238,7 +238,10 @@ pub async fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
             .filter_map(|p| p.records.as_ref())
             .map(|s| s.len)
             .sum();
-        if bytes > 0 {
+        if bytes > 0 && r.replica_id.0 >= 0 {
+            // Kafka labels FetchFollower apart: replication is not consumption.
+            broker.metrics.fetch_bytes(true, bytes as u64);
+        } else if bytes > 0 {
             broker.metrics.fetched(&t.name, bytes as u64);
         }
     }

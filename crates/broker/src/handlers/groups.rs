@@ -1,5 +1,7 @@
-//! Group APIs: FindCoordinator (always this node, for groups and transactions), JoinGroup, SyncGroup, Heartbeat,
-//! LeaveGroup, DescribeGroups, ListGroups — thin translations to `group::Coordinator`.
+//! Group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups,
+//! ListGroups — thin translations to `group::Coordinator`. A single node coordinates every
+//! group and transaction; on a cluster node FindCoordinator names the leader of the key's
+//! internal partition and group requests elsewhere get NOT_COORDINATOR (`cluster::coordinator`).
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{decode, respond, str_of, ConnInfo, Response};
+use crate::cluster::coordinator::{self, owner};
 use crate::group::{JoinParams, COORDINATOR_NOT_AVAILABLE, NONE};
 use crate::protocol::Request;
 use crate::state::{Broker, NODE_ID};
@@ -21,7 +24,10 @@ fn sb(s: String) -> StrBytes {
     StrBytes::from_string(s)
 }
 
-pub fn find_coordinator(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+pub async fn find_coordinator(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+    if broker.cluster.is_some() {
+        return find_coordinator_cluster(broker, req).await;
+    }
     let r: FindCoordinatorRequest = decode(req)?;
     let mut resp = FindCoordinatorResponse::default();
     // key_type 0 = group, 1 = transaction: this node coordinates both. Other types (2, share
@@ -60,12 +66,57 @@ pub fn find_coordinator(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Resu
     respond(req, &resp)
 }
 
+/// (error, node, host, port) for one key on a cluster node.
+async fn locate(broker: &Broker, key: &str, key_type: i8) -> (i16, i32, String, i32) {
+    if !matches!(key_type, 0 | 1) {
+        return (COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1);
+    }
+    match coordinator::find(broker, key, key_type == 1).await {
+        Ok((node, host, port)) => (NONE, node, host, port),
+        Err(e) => (e, -1, String::new(), -1),
+    }
+}
+
+async fn find_coordinator_cluster(
+    broker: &Arc<Broker>,
+    req: &mut Request,
+) -> anyhow::Result<Response> {
+    let r: FindCoordinatorRequest = decode(req)?;
+    let mut resp = FindCoordinatorResponse::default();
+    if req.version >= 4 {
+        for k in r.coordinator_keys {
+            let (error, node, host, port) = locate(broker, k.as_str(), r.key_type).await;
+            let mut c = CoordinatorEntry::default();
+            c.key = k;
+            c.node_id = BrokerId(node);
+            c.host = sb(host);
+            c.port = port;
+            c.error_code = error;
+            resp.coordinators.push(c);
+        }
+    } else {
+        let (error, node, host, port) = locate(broker, r.key.as_str(), r.key_type).await;
+        resp.error_code = error;
+        resp.node_id = BrokerId(node);
+        resp.host = sb(host);
+        resp.port = port;
+    }
+    respond(req, &resp)
+}
+
 pub async fn join(
     broker: &Arc<Broker>,
     req: &mut Request,
     conn: &ConnInfo,
 ) -> anyhow::Result<Response> {
     let r: JoinGroupRequest = decode(req)?;
+    if let Err(e) = owner(broker, r.group_id.0.as_str()) {
+        let mut resp = JoinGroupResponse::default();
+        resp.error_code = e;
+        resp.generation_id = -1;
+        resp.member_id = r.member_id.clone();
+        return respond(req, &resp);
+    }
     let params = JoinParams {
         group_id: str_of(&r.group_id.0),
         member_id: str_of(&r.member_id),
@@ -115,6 +166,11 @@ pub async fn join(
 
 pub async fn sync(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: SyncGroupRequest = decode(req)?;
+    if let Err(e) = owner(broker, r.group_id.0.as_str()) {
+        let mut resp = SyncGroupResponse::default();
+        resp.error_code = e;
+        return respond(req, &resp);
+    }
     let assignments: Vec<(String, Bytes)> = r
         .assignments
         .iter()
@@ -143,12 +199,15 @@ pub fn heartbeat(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Resp
     let r: HeartbeatRequest = decode(req)?;
     let inst = r.group_instance_id.as_ref().map(str_of);
     let mut resp = HeartbeatResponse::default();
-    resp.error_code = broker.groups.heartbeat(
-        r.group_id.0.as_str(),
-        r.generation_id,
-        r.member_id.as_str(),
-        inst.as_deref(),
-    );
+    resp.error_code = match owner(broker, r.group_id.0.as_str()) {
+        Err(e) => e,
+        Ok(_) => broker.groups.heartbeat(
+            r.group_id.0.as_str(),
+            r.generation_id,
+            r.member_id.as_str(),
+            inst.as_deref(),
+        ),
+    };
     respond(req, &resp)
 }
 
@@ -167,8 +226,12 @@ pub fn leave(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response
     } else {
         vec![(str_of(&r.member_id), None)]
     };
-    let codes = broker.groups.leave(r.group_id.0.as_str(), &members);
     let mut resp = LeaveGroupResponse::default();
+    if let Err(e) = owner(broker, r.group_id.0.as_str()) {
+        resp.error_code = e;
+        return respond(req, &resp);
+    }
+    let codes = broker.groups.leave(r.group_id.0.as_str(), &members);
     if req.version >= 3 {
         resp.members = members
             .into_iter()
@@ -193,6 +256,12 @@ pub fn describe(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respo
     for gid in r.groups {
         let mut g = DescribedGroup::default();
         g.group_id = gid.clone();
+        if let Err(e) = owner(broker, gid.0.as_str()) {
+            g.error_code = e;
+            g.group_state = StrBytes::from_static_str("Dead");
+            resp.groups.push(g);
+            continue;
+        }
         match broker.groups.describe(gid.0.as_str()) {
             Some(d) => {
                 g.group_state = StrBytes::from_static_str(d.state);

@@ -1,17 +1,21 @@
 //! Request handlers: one function per API, from a decoded request to a response.
 //!
-//! Owns: the meaning of each API for this single-node broker. Must not: touch sockets (the
+//! Owns: the meaning of each API, for the single-node broker and for a node of a cluster
+//! (the `*_cluster` modules, chosen when `Broker::cluster` is set). Must not: touch sockets (the
 //! server writes what handlers return), or encode Fetch records through the codec crate (that
 //! would copy them; see `protocol::fetch_encode`).
 
 mod admin;
+mod admin_cluster;
 mod api_versions;
 mod fetch;
 mod groups;
 mod list_offsets;
 mod metadata;
+mod metadata_cluster;
 mod offset_for_leader_epoch;
 mod offsets;
+mod offsets_cluster;
 pub(crate) mod produce;
 mod txn;
 
@@ -71,23 +75,32 @@ pub async fn dispatch(
 ) -> anyhow::Result<Response> {
     match req.key {
         ApiKey::ApiVersions => api_versions::handle(&mut req),
-        ApiKey::Metadata => metadata::handle(broker, &mut req),
+        ApiKey::Metadata => match &broker.cluster {
+            None => metadata::handle(broker, &mut req),
+            Some(c) => metadata_cluster::handle(broker, c, &mut req).await,
+        },
         ApiKey::Produce => produce::handle(broker, &mut req).await,
         ApiKey::Fetch => fetch::handle(broker, &mut req).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &mut req),
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(broker, &mut req),
-        ApiKey::CreateTopics => admin::create_topics(broker, &mut req),
-        ApiKey::DeleteTopics => admin::delete_topics(broker, &mut req),
+        ApiKey::CreateTopics => match &broker.cluster {
+            None => admin::create_topics(broker, &mut req),
+            Some(c) => admin_cluster::create_topics(broker, c, &mut req).await,
+        },
+        ApiKey::DeleteTopics => match &broker.cluster {
+            None => admin::delete_topics(broker, &mut req),
+            Some(c) => admin_cluster::delete_topics(broker, c, &mut req).await,
+        },
         ApiKey::DescribeConfigs => admin::describe_configs(broker, &mut req),
-        ApiKey::InitProducerId => admin::init_producer_id(broker, &mut req),
-        ApiKey::FindCoordinator => groups::find_coordinator(broker, &mut req),
+        ApiKey::InitProducerId => admin::init_producer_id(broker, &mut req).await,
+        ApiKey::FindCoordinator => groups::find_coordinator(broker, &mut req).await,
         ApiKey::JoinGroup => groups::join(broker, &mut req, conn).await,
         ApiKey::SyncGroup => groups::sync(broker, &mut req).await,
         ApiKey::Heartbeat => groups::heartbeat(broker, &mut req),
         ApiKey::LeaveGroup => groups::leave(broker, &mut req),
         ApiKey::DescribeGroups => groups::describe(broker, &mut req),
         ApiKey::ListGroups => groups::list(broker, &mut req),
-        ApiKey::OffsetCommit => offsets::commit(broker, &mut req),
+        ApiKey::OffsetCommit => offsets::commit(broker, &mut req).await,
         ApiKey::OffsetFetch => offsets::fetch(broker, &mut req),
         ApiKey::AddPartitionsToTxn => txn::add_partitions(broker, &mut req),
         ApiKey::AddOffsetsToTxn => txn::add_offsets(broker, &mut req),

@@ -19,7 +19,10 @@ use crate::group::offsets::Committed;
 use crate::protocol::Request;
 use crate::state::Broker;
 
-pub fn commit(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+pub async fn commit(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
+    if broker.cluster.is_some() {
+        return super::offsets_cluster::commit(broker, req).await;
+    }
     let r: OffsetCommitRequest = decode(req)?;
     let group = str_of(&r.group_id.0);
     let inst = r.group_instance_id.as_ref().map(str_of);
@@ -68,6 +71,15 @@ pub fn fetch(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response
     let r: OffsetFetchRequest = decode(req)?;
     let group = str_of(&r.group_id.0);
     let mut resp = OffsetFetchResponse::default();
+    // Not coordinated here (a cluster node): v2+ has a group-level error; v1 carries it
+    // in every partition.
+    let denied = crate::cluster::coordinator::owner(broker, &group).err();
+    if let Some(e) = denied {
+        resp.error_code = e;
+        if req.version >= 2 {
+            return respond(req, &resp);
+        }
+    }
     let wanted: Vec<(TopicName, Vec<i32>)> = match r.topics {
         Some(ts) => ts
             .into_iter()
@@ -88,9 +100,13 @@ pub fn fetch(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response
     for (name, parts) in wanted {
         let mut tr = OffsetFetchResponseTopic::default();
         for p in parts {
-            let c = broker.groups.offsets.get(&group, name.0.as_str(), p);
+            let c = match denied {
+                None => broker.groups.offsets.get(&group, name.0.as_str(), p),
+                Some(_) => None,
+            };
             let mut pr = OffsetFetchResponsePartition::default();
             pr.partition_index = p;
+            pr.error_code = denied.unwrap_or(code::NONE);
             if r.require_stable && broker.txns.has_pending_offset(&group, name.0.as_str(), p) {
                 pr.error_code = code::UNSTABLE_OFFSET_COMMIT;
             }
