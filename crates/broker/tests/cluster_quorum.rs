@@ -191,6 +191,57 @@ async fn a_write_on_a_follower_is_forwarded_and_every_node_agrees() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_live_broker_is_unfenced_and_a_stale_one_registers_again() {
+    let mut c = Cluster::new(3);
+    c.start_all().await;
+    all_registered(&c).await;
+    let leader = c.controller(Duration::from_secs(5)).await;
+    let target = (leader + 1) % 3;
+    let id = target as NodeId + 1;
+    let epoch = c.node(target).broker_epoch();
+    let ctl = c.node(leader).handle().controller.clone();
+    // Fenced while it still heartbeats (as after a pause): its next heartbeat unfences it.
+    let r = ctl
+        .submit(Command::FenceBroker { id, epoch })
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Ok);
+    assert!(c.node(leader).metadata().brokers[&id].fenced);
+    let unfenced = wait_until(Duration::from_secs(3), || {
+        (!c.node(leader).metadata().brokers[&id].fenced).then_some(())
+    })
+    .await;
+    assert!(
+        unfenced.is_some(),
+        "a heartbeat with the current epoch unfences"
+    );
+    // Another registration of its id makes its epoch stale: it registers itself again.
+    let r = ctl
+        .submit(Command::RegisterBroker {
+            id,
+            host: "elsewhere".into(),
+            port: 1,
+        })
+        .await
+        .unwrap();
+    let Reply::BrokerEpoch(usurper) = r else {
+        panic!("{r:?}")
+    };
+    let back = wait_until(Duration::from_secs(3), || {
+        let md = c.node(leader).metadata();
+        let b = &md.brokers[&id];
+        (b.host == "127.0.0.1" && b.epoch > usurper && c.node(target).broker_epoch() == b.epoch)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "the stale broker registered again with its own address"
+    );
+    c.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_node_is_fenced_its_partitions_move_and_it_returns_with_a_higher_epoch() {
     let mut c = Cluster::new(3);
     c.start_all().await;
@@ -273,6 +324,10 @@ async fn killing_the_raft_leader_elects_a_new_active_controller_and_writes_go_on
     let leader = c.controller(Duration::from_secs(5)).await;
     c.stop(leader).await;
     let t0 = Instant::now();
+    // Proposed at once, during the election: it retries until a new leader commits it.
+    let during = c.node((leader + 1) % 3).handle();
+    let during =
+        tokio::spawn(async move { during.controller.submit(create_topic("during", 1)).await });
     let next = c.controller(Duration::from_secs(5)).await;
     assert_ne!(next, leader);
     let took = t0.elapsed();
@@ -288,6 +343,7 @@ async fn killing_the_raft_leader_elects_a_new_active_controller_and_writes_go_on
         .submit(create_topic("after", 2))
         .await;
     assert_eq!(reply.unwrap(), Reply::Ok);
+    assert_eq!(during.await.unwrap().unwrap(), Reply::Ok);
     // The new controller gave the old one a full session, then fenced it.
     let fenced = wait_until(SESSION + Duration::from_secs(3), || {
         c.node(next).metadata().brokers[&(leader as NodeId + 1)]
