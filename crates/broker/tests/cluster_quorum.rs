@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kbench_broker::cluster::config::Voter;
-use kbench_broker::cluster::model::{ClusterMetadata, Command, NodeId, Reply};
+use kbench_broker::cluster::model::{Change, ClusterMetadata, Command, NodeId, Reply};
 use kbench_broker::cluster::quorum::Quorum;
 use kbench_broker::cluster::{ClusterConfig, EventLog};
 
@@ -369,7 +369,21 @@ async fn a_full_restart_keeps_the_metadata_and_epochs_only_grow() {
     let epochs: Vec<i64> = (0..3).map(|i| c.node(i).broker_epoch()).collect();
     c.stop_all().await;
 
+    // Restarted with unclean leader election on: the flag reaches the metadata.
+    for cfg in &mut c.cfgs {
+        cfg.unclean_leader_election = true;
+    }
     c.start_all().await;
+    let flag = wait_until(Duration::from_secs(3), || {
+        c.running()
+            .all(|q| q.metadata().unclean_leader_election)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        flag.is_some(),
+        "unclean.leader.election.enable applied on every node"
+    );
     // Its own RegisterBroker comes after the CreateTopic in the log, so every node that
     // started has applied the topic too.
     for (i, old) in epochs.iter().enumerate() {
@@ -405,7 +419,11 @@ async fn a_controlled_shutdown_moves_leaderships_away_and_logs_its_steps() {
         .unwrap();
     assert_eq!(reply, Reply::Ok);
     assert!(leaders(&q.metadata(), "t2").iter().any(|(_, l, _)| *l == 2));
+    let mut changes = q.changes();
     let report = q.controlled_shutdown(Duration::from_secs(5)).await.unwrap();
+    let seen = std::iter::from_fn(|| changes.try_recv().ok())
+        .any(|ch| ch == Change::ControlledShutdown { node: 2 });
+    assert!(seen, "the change reached the subscribers");
     assert_eq!(report.leaders_left, 0);
     assert!(leaders(&q.metadata(), "t2").iter().all(|(_, l, _)| *l != 2));
     let events = std::fs::read_to_string(c.dirs[1].path().join(EventLog::FILE)).unwrap();
@@ -449,4 +467,13 @@ async fn a_data_dir_of_another_node_is_refused_before_anything_is_written() {
     .to_string();
     assert!(e.contains("--data-dir") && e.contains("--node-id 2"), "{e}");
     assert!(!c.dirs[0].path().join("__cluster_metadata").exists());
+}
+
+#[tokio::test]
+async fn a_node_without_a_majority_gives_up_and_says_how_many_voters_answered() {
+    let mut c = Cluster::new(3);
+    c.cfgs[0].quorum_start_timeout = Duration::from_millis(800);
+    let e = c.start_node(0).await.unwrap_err().to_string();
+    assert!(e.contains("1 of 3 voters answered"), "{e}");
+    assert!(e.contains("--controller-quorum"), "{e}");
 }
