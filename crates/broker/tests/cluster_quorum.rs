@@ -477,3 +477,46 @@ async fn a_node_without_a_majority_gives_up_and_says_how_many_voters_answered() 
     assert!(e.contains("1 of 3 voters answered"), "{e}");
     assert!(e.contains("--controller-quorum"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_a_purged_log_gets_the_snapshot_and_restarts_from_it() {
+    let mut c = Cluster::new(3);
+    c.start_all().await;
+    all_registered(&c).await;
+    let leader = c.controller(Duration::from_secs(5)).await;
+    let victim = (leader + 1) % 3;
+    c.stop(victim).await;
+    let h = c.node(leader).handle();
+    for name in ["s1", "s2"] {
+        assert_eq!(
+            h.controller.submit(create_topic(name, 2)).await.unwrap(),
+            Reply::Ok
+        );
+    }
+    let purged = c
+        .node(leader)
+        .compact_now(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(purged > 0);
+    // The entries it lacks are gone from the leader's log: it must install the snapshot.
+    c.nodes[victim] = Some(c.start_node(victim).await.unwrap());
+    let md = c.node(victim).metadata();
+    assert!(
+        md.topics.contains_key("s1") && md.topics.contains_key("s2"),
+        "{:?}",
+        md.topics.keys()
+    );
+    let events = std::fs::read_to_string(c.dirs[victim].path().join(EventLog::FILE)).unwrap();
+    assert!(events.contains("metadata_snapshot_installed"), "{events}");
+    // Restarted again, it starts from its own snapshot (and the log after it).
+    c.node(victim)
+        .compact_now(Duration::from_secs(5))
+        .await
+        .unwrap();
+    c.stop(victim).await;
+    c.nodes[victim] = Some(c.start_node(victim).await.unwrap());
+    let again = c.node(victim).metadata();
+    assert_eq!(again.topics["s1"], md.topics["s1"]);
+    c.stop_all().await;
+}

@@ -289,6 +289,35 @@ impl Quorum {
         self.metadata.borrow().clone()
     }
 
+    /// Snapshots the metadata now and purges the log up to it, within `within`; returns the
+    /// purged index. (openraft does both by itself every `SNAPSHOT_EVERY` entries; this is
+    /// for tests of snapshot install and restart from a snapshot.)
+    pub async fn compact_now(&self, within: Duration) -> anyhow::Result<u64> {
+        let applied = self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .context("nothing applied yet")?;
+        self.raft.trigger().snapshot().await?;
+        self.raft
+            .wait(Some(within))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied.index),
+                "snapshot",
+            )
+            .await?;
+        self.raft.trigger().purge_log(applied.index).await?;
+        self.raft
+            .wait(Some(within))
+            .metrics(
+                |m| m.purged.is_some_and(|p| p.index >= applied.index),
+                "purge",
+            )
+            .await?;
+        Ok(applied.index)
+    }
+
     /// Controlled shutdown (SIGTERM): leaderships move away, then heartbeats stop. Call
     /// `shutdown` after it.
     pub async fn controlled_shutdown(&self, timeout: Duration) -> anyhow::Result<ShutdownReport> {
