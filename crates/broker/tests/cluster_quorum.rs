@@ -369,6 +369,11 @@ async fn a_full_restart_keeps_the_metadata_and_epochs_only_grow() {
     let epochs: Vec<i64> = (0..3).map(|i| c.node(i).broker_epoch()).collect();
     c.stop_all().await;
 
+    // A crash mid-append leaves a torn record at the tail of node 1's log: cut at start.
+    let log = c.dirs[0].path().join("__cluster_metadata/log.bin");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(&[0, 0, 0, 99, 1, 2, 3]);
+    std::fs::write(&log, bytes).unwrap();
     // Restarted with unclean leader election on: the flag reaches the metadata.
     for cfg in &mut c.cfgs {
         cfg.unclean_leader_election = true;
