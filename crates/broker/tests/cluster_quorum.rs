@@ -271,6 +271,7 @@ async fn a_silent_node_is_fenced_its_partitions_move_and_it_returns_with_a_highe
     })
     .await
     .expect("the silent node is fenced on every running node");
+    eprintln!("fenced {fenced:?} after it stopped (session {SESSION:?})");
     assert!(
         fenced <= SESSION + Duration::from_millis(1500),
         "fenced after {fenced:?}"
@@ -331,6 +332,7 @@ async fn killing_the_raft_leader_elects_a_new_active_controller_and_writes_go_on
     let next = c.controller(Duration::from_secs(5)).await;
     assert_ne!(next, leader);
     let took = t0.elapsed();
+    eprintln!("a new active controller {took:?} after the old one stopped");
     assert!(
         took < Duration::from_secs(4),
         "a new controller after {took:?}"
