@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kbench_broker::cluster::config::Voter;
-use kbench_broker::cluster::model::{ClusterMetadata, Command, NodeId, Reply};
+use kbench_broker::cluster::model::{Change, ClusterMetadata, Command, NodeId, Reply};
 use kbench_broker::cluster::quorum::Quorum;
 use kbench_broker::cluster::{ClusterConfig, EventLog};
 
@@ -191,6 +191,57 @@ async fn a_write_on_a_follower_is_forwarded_and_every_node_agrees() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_live_broker_is_unfenced_and_a_stale_one_registers_again() {
+    let mut c = Cluster::new(3);
+    c.start_all().await;
+    all_registered(&c).await;
+    let leader = c.controller(Duration::from_secs(5)).await;
+    let target = (leader + 1) % 3;
+    let id = target as NodeId + 1;
+    let epoch = c.node(target).broker_epoch();
+    let ctl = c.node(leader).handle().controller.clone();
+    // Fenced while it still heartbeats (as after a pause): its next heartbeat unfences it.
+    let r = ctl
+        .submit(Command::FenceBroker { id, epoch })
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Ok);
+    assert!(c.node(leader).metadata().brokers[&id].fenced);
+    let unfenced = wait_until(Duration::from_secs(3), || {
+        (!c.node(leader).metadata().brokers[&id].fenced).then_some(())
+    })
+    .await;
+    assert!(
+        unfenced.is_some(),
+        "a heartbeat with the current epoch unfences"
+    );
+    // Another registration of its id makes its epoch stale: it registers itself again.
+    let r = ctl
+        .submit(Command::RegisterBroker {
+            id,
+            host: "elsewhere".into(),
+            port: 1,
+        })
+        .await
+        .unwrap();
+    let Reply::BrokerEpoch(usurper) = r else {
+        panic!("{r:?}")
+    };
+    let back = wait_until(Duration::from_secs(3), || {
+        let md = c.node(leader).metadata();
+        let b = &md.brokers[&id];
+        (b.host == "127.0.0.1" && b.epoch > usurper && c.node(target).broker_epoch() == b.epoch)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "the stale broker registered again with its own address"
+    );
+    c.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_node_is_fenced_its_partitions_move_and_it_returns_with_a_higher_epoch() {
     let mut c = Cluster::new(3);
     c.start_all().await;
@@ -220,6 +271,7 @@ async fn a_silent_node_is_fenced_its_partitions_move_and_it_returns_with_a_highe
     })
     .await
     .expect("the silent node is fenced on every running node");
+    eprintln!("fenced {fenced:?} after it stopped (session {SESSION:?})");
     assert!(
         fenced <= SESSION + Duration::from_millis(1500),
         "fenced after {fenced:?}"
@@ -273,9 +325,14 @@ async fn killing_the_raft_leader_elects_a_new_active_controller_and_writes_go_on
     let leader = c.controller(Duration::from_secs(5)).await;
     c.stop(leader).await;
     let t0 = Instant::now();
+    // Proposed at once, during the election: it retries until a new leader commits it.
+    let during = c.node((leader + 1) % 3).handle();
+    let during =
+        tokio::spawn(async move { during.controller.submit(create_topic("during", 1)).await });
     let next = c.controller(Duration::from_secs(5)).await;
     assert_ne!(next, leader);
     let took = t0.elapsed();
+    eprintln!("a new active controller {took:?} after the old one stopped");
     assert!(
         took < Duration::from_secs(4),
         "a new controller after {took:?}"
@@ -288,6 +345,7 @@ async fn killing_the_raft_leader_elects_a_new_active_controller_and_writes_go_on
         .submit(create_topic("after", 2))
         .await;
     assert_eq!(reply.unwrap(), Reply::Ok);
+    assert_eq!(during.await.unwrap().unwrap(), Reply::Ok);
     // The new controller gave the old one a full session, then fenced it.
     let fenced = wait_until(SESSION + Duration::from_secs(3), || {
         c.node(next).metadata().brokers[&(leader as NodeId + 1)]
@@ -313,7 +371,26 @@ async fn a_full_restart_keeps_the_metadata_and_epochs_only_grow() {
     let epochs: Vec<i64> = (0..3).map(|i| c.node(i).broker_epoch()).collect();
     c.stop_all().await;
 
+    // A crash mid-append leaves a torn record at the tail of node 1's log: cut at start.
+    let log = c.dirs[0].path().join("__cluster_metadata/log.bin");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(&[0, 0, 0, 99, 1, 2, 3]);
+    std::fs::write(&log, bytes).unwrap();
+    // Restarted with unclean leader election on: the flag reaches the metadata.
+    for cfg in &mut c.cfgs {
+        cfg.unclean_leader_election = true;
+    }
     c.start_all().await;
+    let flag = wait_until(Duration::from_secs(3), || {
+        c.running()
+            .all(|q| q.metadata().unclean_leader_election)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        flag.is_some(),
+        "unclean.leader.election.enable applied on every node"
+    );
     // Its own RegisterBroker comes after the CreateTopic in the log, so every node that
     // started has applied the topic too.
     for (i, old) in epochs.iter().enumerate() {
@@ -349,7 +426,11 @@ async fn a_controlled_shutdown_moves_leaderships_away_and_logs_its_steps() {
         .unwrap();
     assert_eq!(reply, Reply::Ok);
     assert!(leaders(&q.metadata(), "t2").iter().any(|(_, l, _)| *l == 2));
+    let mut changes = q.changes();
     let report = q.controlled_shutdown(Duration::from_secs(5)).await.unwrap();
+    let seen = std::iter::from_fn(|| changes.try_recv().ok())
+        .any(|ch| ch == Change::ControlledShutdown { node: 2 });
+    assert!(seen, "the change reached the subscribers");
     assert_eq!(report.leaders_left, 0);
     assert!(leaders(&q.metadata(), "t2").iter().all(|(_, l, _)| *l != 2));
     let events = std::fs::read_to_string(c.dirs[1].path().join(EventLog::FILE)).unwrap();
@@ -393,4 +474,56 @@ async fn a_data_dir_of_another_node_is_refused_before_anything_is_written() {
     .to_string();
     assert!(e.contains("--data-dir") && e.contains("--node-id 2"), "{e}");
     assert!(!c.dirs[0].path().join("__cluster_metadata").exists());
+}
+
+#[tokio::test]
+async fn a_node_without_a_majority_gives_up_and_says_how_many_voters_answered() {
+    let mut c = Cluster::new(3);
+    c.cfgs[0].quorum_start_timeout = Duration::from_millis(800);
+    let e = c.start_node(0).await.unwrap_err().to_string();
+    assert!(e.contains("1 of 3 voters answered"), "{e}");
+    assert!(e.contains("--controller-quorum"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_a_purged_log_gets_the_snapshot_and_restarts_from_it() {
+    let mut c = Cluster::new(3);
+    c.start_all().await;
+    all_registered(&c).await;
+    let leader = c.controller(Duration::from_secs(5)).await;
+    let victim = (leader + 1) % 3;
+    c.stop(victim).await;
+    let h = c.node(leader).handle();
+    for name in ["s1", "s2"] {
+        assert_eq!(
+            h.controller.submit(create_topic(name, 2)).await.unwrap(),
+            Reply::Ok
+        );
+    }
+    let purged = c
+        .node(leader)
+        .compact_now(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(purged > 0);
+    // The entries it lacks are gone from the leader's log: it must install the snapshot.
+    c.nodes[victim] = Some(c.start_node(victim).await.unwrap());
+    let md = c.node(victim).metadata();
+    assert!(
+        md.topics.contains_key("s1") && md.topics.contains_key("s2"),
+        "{:?}",
+        md.topics.keys()
+    );
+    let events = std::fs::read_to_string(c.dirs[victim].path().join(EventLog::FILE)).unwrap();
+    assert!(events.contains("metadata_snapshot_installed"), "{events}");
+    // Restarted again, it starts from its own snapshot (and the log after it).
+    c.node(victim)
+        .compact_now(Duration::from_secs(5))
+        .await
+        .unwrap();
+    c.stop(victim).await;
+    c.nodes[victim] = Some(c.start_node(victim).await.unwrap());
+    let again = c.node(victim).metadata();
+    assert_eq!(again.topics["s1"], md.topics["s1"]);
+    c.stop_all().await;
 }

@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use openraft::{BasicNode, Config, SnapshotPolicy};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 pub use meta_properties::check_data_dir;
@@ -58,7 +58,7 @@ use self::state_machine::StateMachine;
 use self::storage::LogStore;
 use self::submit::{Proposer, SUBMIT_TIMEOUT};
 use self::types::{node_id, raft_id, Raft};
-use super::model::{ClusterMetadata, Command, NodeId, Reply};
+use super::model::{Change, ClusterMetadata, Command, NodeId, Reply};
 use super::{BoxFuture, ClusterConfig, ClusterHandle, Controller, EventLog};
 
 /// The quorum's directory inside the data dir.
@@ -74,6 +74,7 @@ pub struct Quorum {
     active: Arc<ActiveController>,
     node: Arc<Node>,
     metadata: watch::Receiver<Arc<ClusterMetadata>>,
+    changes: broadcast::Sender<Change>,
     events: EventLog,
     shutdown_tx: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -136,6 +137,7 @@ impl Quorum {
         let sm = StateMachine::open(&dir, events.clone(), log.committed().map(|l| l.index))
             .with_context(|| format!("cannot open the metadata snapshot in {}", dir.display()))?;
         let metadata = sm.watch();
+        let changes = sm.changes();
         let own = cfg.own_quorum_addr();
         let listener = tokio::net::TcpListener::bind(own).await.with_context(|| {
             format!(
@@ -197,6 +199,7 @@ impl Quorum {
             active,
             node: node.clone(),
             metadata,
+            changes,
             events,
             shutdown_tx,
             tasks: Mutex::new(Vec::new()),
@@ -275,9 +278,44 @@ impl Quorum {
             .count()
     }
 
+    /// Every change this node applies from now on (fenced, elected, ISR shrink/expand...),
+    /// as written to its event log: for metrics that count them.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
     /// The latest applied metadata.
     pub fn metadata(&self) -> Arc<ClusterMetadata> {
         self.metadata.borrow().clone()
+    }
+
+    /// Snapshots the metadata now and purges the log up to it, within `within`; returns the
+    /// purged index. (openraft does both by itself every `SNAPSHOT_EVERY` entries; this is
+    /// for tests of snapshot install and restart from a snapshot.)
+    pub async fn compact_now(&self, within: Duration) -> anyhow::Result<u64> {
+        let applied = self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .context("nothing applied yet")?;
+        self.raft.trigger().snapshot().await?;
+        self.raft
+            .wait(Some(within))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied.index),
+                "snapshot",
+            )
+            .await?;
+        self.raft.trigger().purge_log(applied.index).await?;
+        self.raft
+            .wait(Some(within))
+            .metrics(
+                |m| m.purged.is_some_and(|p| p.index >= applied.index),
+                "purge",
+            )
+            .await?;
+        Ok(applied.index)
     }
 
     /// Controlled shutdown (SIGTERM): leaderships move away, then heartbeats stop. Call

@@ -15,16 +15,18 @@ use std::sync::{Arc, Mutex};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::files;
 use super::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::cluster::model::{ClusterMetadata, Reply};
+use crate::cluster::model::{Change, ClusterMetadata, Reply};
 use crate::cluster::EventLog;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
+/// Changes buffered for a slow subscriber before it misses some (it is told it lagged).
+const CHANGES_BUFFER: usize = 4096;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSnapshot {
@@ -46,6 +48,7 @@ struct Shared {
     dir: PathBuf,
     inner: Mutex<Inner>,
     tx: watch::Sender<Arc<ClusterMetadata>>,
+    changes: broadcast::Sender<Change>,
     events: EventLog,
     /// Entries up to this index are replays of what this node applied before a restart.
     quiet_until: Option<u64>,
@@ -98,6 +101,7 @@ impl StateMachine {
                     snapshots_built: 0,
                 }),
                 tx,
+                changes: broadcast::channel(CHANGES_BUFFER).0,
                 events,
                 quiet_until,
             }),
@@ -107,6 +111,11 @@ impl StateMachine {
     /// A receiver of every applied metadata.
     pub fn watch(&self) -> watch::Receiver<Arc<ClusterMetadata>> {
         self.shared.tx.subscribe()
+    }
+
+    /// The changes this node applies from now on (replays at start excluded), for metrics.
+    pub fn changes(&self) -> broadcast::Sender<Change> {
+        self.shared.changes.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -128,8 +137,9 @@ impl StateMachine {
                     .quiet_until
                     .is_some_and(|q| entry.log_id.index <= q);
                 if !replay {
-                    for c in &changes {
-                        self.shared.events.record(None, c);
+                    for c in changes {
+                        self.shared.events.record(None, &c);
+                        let _ = self.shared.changes.send(c);
                     }
                 }
                 reply
