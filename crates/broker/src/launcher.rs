@@ -207,12 +207,15 @@ impl LocalCluster {
             Ok(cf) => cf.nodes.iter().map(|n| n.pid).collect(),
             Err(_) => self.children.iter().map(|(_, c)| c.id() as i32).collect(),
         };
+        // One at a time, as a rolling stop: each node's controlled shutdown hands its
+        // leaderships to nodes still up and still in quorum (all at once, they would wait for
+        // a quorum that is leaving too).
         for pid in &pids {
             signal(*pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + STOP_WAIT;
-        while Instant::now() < deadline && pids.iter().any(|p| self.running(*p)) {
-            std::thread::sleep(Duration::from_millis(50));
+            let deadline = Instant::now() + STOP_WAIT;
+            while Instant::now() < deadline && self.running(*pid) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         for pid in pids.iter().filter(|p| self.running(**p)) {
             tracing::warn!(

@@ -299,6 +299,14 @@ impl EmbeddedBroker {
     /// milliseconds, not a session timeout. Nothing to do on a single node.
     pub fn controlled_shutdown(&self, timeout: Duration) -> anyhow::Result<()> {
         let Some(q) = &self.quorum else { return Ok(()) };
+        let me = q.handle().node_id;
+        let md = q.metadata();
+        if !md.brokers.keys().any(|id| *id != me && md.is_available(*id)) {
+            // Nobody to hand over to (the last node of a stopping cluster): waiting for a
+            // quorum that is leaving too would only delay the exit.
+            tracing::info!("controlled shutdown skipped: no other live broker");
+            return Ok(());
+        }
         let report = self.runtime.block_on(q.controlled_shutdown(timeout))?;
         tracing::info!("controlled shutdown: {report:?}");
         Ok(())
