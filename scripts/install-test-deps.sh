@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust itself: real Kafka clients that nobody here
 # wrote (kcat, kafka-python), and Apache Kafka itself (Java 17 JDK, Maven, and the broker and
-# tools jars fetched by scripts/kafka.sh) for tests/kafka_interop.rs and tests/java_peers.rs.
+# tools jars fetched by scripts/kafka.sh) for tests/kafka_interop.rs and tests/java_peers.rs,
+# and Prometheus (promtool) for tests/monitoring_rules.rs.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -20,6 +21,16 @@ if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Prometheus and promtool (Debian's `prometheus`): tests/monitoring_rules.rs checks and unit-tests
+# monitoring/*.rules.yml and runs a real Prometheus against kbench. Without the recommended node
+# exporter; the tests start their own server, the package's service is not needed.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "installing with apt-get: prometheus" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 if ! python3 -c 'import kafka' >/dev/null 2>&1; then

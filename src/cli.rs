@@ -44,6 +44,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run the bundled Kafka-compatible broker in the foreground.
     Broker(kbench_broker::cli::BrokerArgs),
+    /// Run a replicated bundled cluster of N broker processes on loopback in the foreground.
+    Cluster(kbench_broker::cli_cluster::ClusterCmdArgs),
     /// Compare two runs per phase and metric; exit 1 on a significant regression.
     Compare(crate::analyze::compare::CompareArgs),
     /// Merge the result folders of distributed workers into one run (histograms add).
@@ -72,9 +74,10 @@ pub struct TargetArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub partitions: i32,
 
-    /// Replication factor of the topic when kbench creates it.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub replication_factor: i32,
+    /// Replication factor of the topic when kbench creates it [default: 1; with
+    /// --embedded cluster:N, min(3, N)].
+    #[arg(long, value_name = "N")]
+    pub replication_factor: Option<i32>,
 
     /// Create the topic if it is missing. With false, a missing topic is an error.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
@@ -84,8 +87,11 @@ pub struct TargetArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub connect_timeout: humantime::Duration,
 
-    /// Embedded target kind: the bundled broker, or librdkafka's in-memory mock cluster.
-    #[arg(long, value_enum, default_value = "broker", hide = true)]
+    /// Without --bootstrap-server, what kbench starts and removes afterwards: `broker` (the
+    /// bundled broker in-process), `cluster:N` (a replicated bundled cluster of N node
+    /// processes on loopback; faults can target its nodes) or `mock` (librdkafka's mock
+    /// cluster, for deterministic tests).
+    #[arg(long, value_name = "broker|cluster:N|mock", default_value = "broker", value_parser = EmbeddedKind::parse)]
     pub embedded: EmbeddedKind,
 
     /// Mock cluster only: inject this round-trip time on every broker (deterministic tests).
@@ -123,11 +129,45 @@ pub struct FaultArgs {
     pub verify_readback: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbeddedKind {
     Broker,
+    /// A bundled cluster of this many node processes.
+    Cluster(i32),
     Mock,
+}
+
+impl EmbeddedKind {
+    /// `broker`, `mock` or `cluster:N` (N from 1 to 9); the error says what is accepted.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "broker" => Ok(EmbeddedKind::Broker),
+            "mock" => Ok(EmbeddedKind::Mock),
+            _ => match s.strip_prefix("cluster:").map(str::parse::<i32>) {
+                Some(Ok(n)) if (1..=9).contains(&n) => Ok(EmbeddedKind::Cluster(n)),
+                Some(_) => Err(format!(
+                    "`{s}`: a bundled cluster has 1 to 9 nodes, e.g. cluster:3"
+                )),
+                None => Err(format!("`{s}` is not broker, cluster:N or mock")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for EmbeddedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmbeddedKind::Broker => f.write_str("broker"),
+            EmbeddedKind::Cluster(n) => write!(f, "cluster:{n}"),
+            EmbeddedKind::Mock => f.write_str("mock"),
+        }
+    }
+}
+
+impl serde::Serialize for EmbeddedKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Reporting and result files, shared by every command.

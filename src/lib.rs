@@ -48,6 +48,9 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         cli::Command::E2e(a) => plan::Plan::e2e(&a)?.with_bootstrap_from_props()?,
         // The broker handles its own signals.
         cli::Command::Broker(a) => return kbench_broker::cli::run(a).map(|_| ExitCode::SUCCESS),
+        cli::Command::Cluster(a) => {
+            return kbench_broker::cli_cluster::run(a).map(|_| ExitCode::SUCCESS)
+        }
         cli::Command::Run(a) => {
             run::install_ctrlc();
             return profile::run(&a);

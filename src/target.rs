@@ -25,7 +25,15 @@ pub struct Target {
     pub bootstrap: String,
     pub kind: &'static str,
     broker: Option<EmbeddedBroker>,
+    cluster: Option<EmbeddedCluster>,
     mock: Option<MockHandle>,
+}
+
+/// A bundled cluster kbench started (`--embedded cluster:N`): its node processes, stopped
+/// first, then its temp dir.
+struct EmbeddedCluster {
+    nodes: kbench_broker::launcher::LocalCluster,
+    _dir: tempfile::TempDir,
 }
 
 /// One change to the mock cluster, made by the fault scheduler (`fault::mock`).
@@ -75,6 +83,7 @@ impl Target {
             bootstrap: bootstrap.to_string(),
             kind: "external",
             broker: None,
+            cluster: None,
             mock: None,
         }
     }
@@ -94,6 +103,17 @@ impl Target {
                     bootstrap: broker.bootstrap_servers(),
                     kind: "embedded-broker",
                     broker: Some(broker),
+                    cluster: None,
+                    mock: None,
+                })
+            }
+            EmbeddedKind::Cluster(n) => {
+                let cluster = start_cluster(n, num_partitions)?;
+                Ok(Target {
+                    bootstrap: cluster.nodes.bootstrap()?,
+                    kind: "embedded-cluster",
+                    broker: None,
+                    cluster: Some(cluster),
                     mock: None,
                 })
             }
@@ -103,6 +123,7 @@ impl Target {
                     bootstrap: mock.bootstrap.clone(),
                     kind: "embedded-mock",
                     broker: None,
+                    cluster: None,
                     mock: Some(mock),
                 })
             }
@@ -164,6 +185,11 @@ impl Target {
         }
     }
 
+    /// The cluster file of the bundled cluster kbench started, for node faults.
+    pub fn cluster_file(&self) -> Option<&std::path::Path> {
+        self.cluster.as_ref().map(|c| c.nodes.cluster_file())
+    }
+
     /// The mock cluster's control, for the fault scheduler (mock targets only).
     pub fn mock_control(&self) -> Option<MockControl> {
         self.mock.as_ref().map(|m| MockControl {
@@ -186,7 +212,34 @@ impl Drop for Target {
         if let Some(b) = self.broker.take() {
             b.shutdown();
         }
+        if let Some(mut c) = self.cluster.take() {
+            c.nodes.stop();
+        }
     }
+}
+
+/// Starts `--embedded cluster:N`: N `kbench broker` processes (this binary) in a temp dir.
+fn start_cluster(nodes: i32, num_partitions: i32) -> Result<EmbeddedCluster> {
+    let dir = tempfile::Builder::new()
+        .prefix("kbench-cluster-")
+        .tempdir()?;
+    let spec = kbench_broker::launcher::ClusterSpec {
+        nodes,
+        data_dir: dir.path().to_path_buf(),
+        program: std::env::current_exe().context("finding the kbench binary to start the nodes")?,
+        program_args: vec!["broker".into()],
+        broker_args: vec!["--num-partitions".into(), num_partitions.to_string()],
+        metrics: false,
+    };
+    let nodes = kbench_broker::launcher::LocalCluster::start(&spec).with_context(|| {
+        format!("starting the bundled cluster of {nodes} nodes (--embedded cluster:{nodes})")
+    })?;
+    eprintln!(
+        "kbench: bundled cluster of {} nodes up (cluster file {})",
+        spec.nodes,
+        nodes.cluster_file().display()
+    );
+    Ok(EmbeddedCluster { nodes, _dir: dir })
 }
 
 /// Partitions of `topic` with a leader each, or `None` when it does not exist. Fails when the

@@ -96,6 +96,18 @@ fn fetched_bytes_equal_produced_bytes_with_and_without_zero_copy() {
             metrics.contains("kbroker_bytes_out_total{topic=\"bytes\"}"),
             "bytes out counted"
         );
+        // A consumer's fetch is counted as kind=consumer, the same bytes as bytes_out; no
+        // follower bytes on a single node.
+        let value = |series: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+        };
+        let out = value("kbroker_bytes_out_total{topic=\"bytes\"}");
+        assert!(out > 0);
+        assert_eq!(value("kbroker_fetch_bytes_total{kind=\"consumer\"}"), out);
+        assert_eq!(value("kbroker_fetch_bytes_total{kind=\"follower\"}"), 0);
     }
 }
 

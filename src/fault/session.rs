@@ -141,7 +141,11 @@ impl FaultSession {
                 bootstrap: &target.bootstrap,
                 props: &props,
                 mock: target.mock_control(),
-                cluster_file: plan.target.cluster_file.as_deref(),
+                cluster_file: plan
+                    .target
+                    .cluster_file
+                    .as_deref()
+                    .or(target.cluster_file()),
                 consumers: consumers.to_vec(),
             },
             Some(failover.clone()),

@@ -285,6 +285,13 @@ impl Plan {
                 faults::ExecutorKind::Mock,
                 Some((1..=t.mock_faults.brokers).collect()),
             ),
+            // The bundled cluster's nodes, through the cluster file it writes when it starts.
+            (None, None) if matches!(t.embedded, crate::cli::EmbeddedKind::Cluster(_)) => {
+                let crate::cli::EmbeddedKind::Cluster(n) = t.embedded else {
+                    unreachable!()
+                };
+                (faults::ExecutorKind::Nodes, Some((1..=n).collect()))
+            }
             _ => (faults::ExecutorKind::HooksOnly, None),
         };
         let length_ms = self.producer.as_ref().and_then(|p| {
@@ -356,10 +363,19 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
     if t.partitions < 1 {
         bail!("--partitions must be at least 1 (got {})", t.partitions);
     }
-    if t.replication_factor < 1 {
+    let cluster_nodes = match (&t.bootstrap_server, t.embedded) {
+        (None, crate::cli::EmbeddedKind::Cluster(n)) => Some(n),
+        _ => None,
+    };
+    let replication_factor = t
+        .replication_factor
+        .unwrap_or_else(|| cluster_nodes.map_or(1, |n| n.min(3)));
+    if replication_factor < 1 {
+        bail!("--replication-factor must be at least 1 (got {replication_factor})");
+    }
+    if let Some(n) = cluster_nodes.filter(|n| replication_factor > *n) {
         bail!(
-            "--replication-factor must be at least 1 (got {})",
-            t.replication_factor
+            "--replication-factor {replication_factor} is more than the {n} nodes of --embedded cluster:{n}: use at most {n}, or more nodes"
         );
     }
     if let Some(b) = &t.bootstrap_server {
@@ -406,7 +422,7 @@ pub(crate) fn target_plan(t: &TargetArgs) -> Result<TargetPlan> {
         },
         topic: t.topic.clone(),
         partitions: t.partitions,
-        replication_factor: t.replication_factor,
+        replication_factor,
         create_topic: t.create_topic,
         connect_timeout_ms: duration_ms(t.connect_timeout.into(), "--connect-timeout")?,
         cluster_file: t.cluster_file.clone(),

@@ -66,6 +66,9 @@ pub struct TargetSection {
     /// Without a bootstrap server: `"broker"` (the bundled broker, the default) or `"mock"`
     /// (librdkafka's mock cluster, for fault profiles that run anywhere).
     pub embedded: Option<String>,
+    /// Nodes of the bundled cluster kbench starts without a bootstrap server (`3`: the same
+    /// as `embedded = "cluster:3"`; 1, the default, is the single in-process broker).
+    pub nodes: Option<i32>,
     /// Brokers of the mock cluster (`embedded = "mock"`).
     pub mock_brokers: Option<i32>,
 }

@@ -240,7 +240,7 @@ fn plan_for(
         bootstrap_server: t.bootstrap_server.clone(),
         topic,
         partitions: t.partitions.unwrap_or(1),
-        replication_factor: t.replication_factor.unwrap_or(1),
+        replication_factor: t.replication_factor,
         create_topic: t.create_topic.unwrap_or(true),
         connect_timeout: t
             .connect_timeout
@@ -248,13 +248,7 @@ fn plan_for(
             .unwrap_or("10s")
             .parse()
             .map_err(|e| anyhow!("target.connect_timeout: {e}"))?,
-        embedded: match t.embedded.as_deref() {
-            None | Some("broker") => EmbeddedKind::Broker,
-            Some("mock") => EmbeddedKind::Mock,
-            Some(other) => {
-                bail!("target.embedded must be \"broker\" or \"mock\" (got \"{other}\")")
-            }
-        },
+        embedded: embedded_kind(t.embedded.as_deref(), t.nodes)?,
         mock_rtt: None,
         mock_outage: None,
         mock_brokers: t.mock_brokers.unwrap_or(1),
@@ -388,6 +382,27 @@ fn profile_faults(
             Ok(f)
         })
         .collect()
+}
+
+/// `target.embedded` and `target.nodes` together (`nodes = N` above 1 is `cluster:N`).
+fn embedded_kind(embedded: Option<&str>, nodes: Option<i32>) -> Result<EmbeddedKind> {
+    let from_nodes = match nodes {
+        None | Some(1) => None,
+        Some(n) => Some(
+            EmbeddedKind::parse(&format!("cluster:{n}"))
+                .map_err(|e| anyhow!("target.nodes: {e}"))?,
+        ),
+    };
+    let given = embedded
+        .map(EmbeddedKind::parse)
+        .transpose()
+        .map_err(|e| anyhow!("target.embedded: {e}"))?;
+    match (given, from_nodes) {
+        (Some(g), Some(n)) if g != n => {
+            bail!("target.nodes ({n}) and target.embedded = \"{g}\" disagree: give one of them")
+        }
+        (g, n) => Ok(g.or(n).unwrap_or(EmbeddedKind::Broker)),
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::{BrokerConfig, EmbeddedBroker, FlushPolicy};
 
@@ -78,6 +79,97 @@ pub struct BrokerArgs {
     /// Worker threads of the broker.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Flags of a node of a replicated cluster (`kbench cluster` passes them for you). Names and
+/// defaults are Kafka's (KRaft combined mode: every node is a voter and a broker).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Cluster (a node of a replicated cluster)")]
+pub struct ClusterArgs {
+    /// This node's id in the cluster (Kafka's node.id). Needs --controller-quorum and --data-dir.
+    #[arg(long, value_name = "N", requires = "controller_quorum")]
+    pub node_id: Option<i32>,
+    /// Every node's metadata-quorum address, ID@HOST:PORT comma-separated, the same on every
+    /// node (Kafka's controller.quorum.voters), e.g. 1@127.0.0.1:19091,2@127.0.0.1:19092,3@127.0.0.1:19093.
+    #[arg(long, value_name = "ID@HOST:PORT,..", requires = "node_id")]
+    pub controller_quorum: Option<String>,
+    /// A broker without a heartbeat for this long is fenced: it leaves every ISR and its
+    /// partitions get new leaders (Kafka's broker.session.timeout.ms).
+    #[arg(long, value_name = "MS", default_value_t = 9000)]
+    pub broker_session_timeout_ms: u64,
+    /// How often a broker heartbeats the active controller (broker.heartbeat.interval.ms).
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub broker_heartbeat_interval_ms: u64,
+    /// A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms).
+    #[arg(long, value_name = "MS", default_value_t = 30000)]
+    pub replica_lag_time_max_ms: u64,
+    /// How long a follower's fetch waits at the leader for new data (replica.fetch.wait.max.ms).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub replica_fetch_wait_max_ms: u64,
+    /// The broker default of min.insync.replicas: acks=all produces fail with
+    /// NOT_ENOUGH_REPLICAS while a partition's ISR is smaller (a topic config overrides it).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_insync_replicas: i32,
+    /// Replication factor of auto-created topics and of CreateTopics without one
+    /// [default: the number of nodes, at most 3].
+    #[arg(long, value_name = "N")]
+    pub default_replication_factor: Option<i32>,
+    /// Elect a leader outside the ISR when no ISR member is alive: the partition comes back
+    /// sooner, but acknowledged records can be lost (unclean.leader.election.enable).
+    #[arg(long)]
+    pub unclean_leader_election_enable: bool,
+}
+
+impl ClusterArgs {
+    /// The cluster settings, or `None` for a single-node broker. Errors name the flag.
+    pub fn to_config(
+        &self,
+        data_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Option<crate::cluster::ClusterConfig>> {
+        let (Some(node_id), Some(quorum)) = (self.node_id, self.controller_quorum.as_deref())
+        else {
+            return Ok(None);
+        };
+        if data_dir.is_none() {
+            anyhow::bail!(
+                "--node-id needs --data-dir: a cluster node keeps its log and its quorum state across restarts"
+            );
+        }
+        let voters = crate::cluster::config::parse_quorum(quorum).map_err(anyhow::Error::msg)?;
+        let mut c = crate::cluster::ClusterConfig::new(node_id, voters);
+        for (flag, ms) in [
+            (
+                "--broker-session-timeout-ms",
+                self.broker_session_timeout_ms,
+            ),
+            (
+                "--broker-heartbeat-interval-ms",
+                self.broker_heartbeat_interval_ms,
+            ),
+            ("--replica-lag-time-max-ms", self.replica_lag_time_max_ms),
+            (
+                "--replica-fetch-wait-max-ms",
+                self.replica_fetch_wait_max_ms,
+            ),
+        ] {
+            if ms < 1 {
+                anyhow::bail!("{flag} must be at least 1");
+            }
+        }
+        c.session_timeout = Duration::from_millis(self.broker_session_timeout_ms);
+        c.heartbeat_interval = Duration::from_millis(self.broker_heartbeat_interval_ms);
+        c.replica_lag_time_max = Duration::from_millis(self.replica_lag_time_max_ms);
+        c.replica_fetch_wait_max = Duration::from_millis(self.replica_fetch_wait_max_ms);
+        c.min_insync_replicas = self.min_insync_replicas;
+        if let Some(rf) = self.default_replication_factor {
+            c.default_replication_factor = rf;
+        }
+        c.unclean_leader_election = self.unclean_leader_election_enable;
+        c.validate().map_err(anyhow::Error::msg)?;
+        Ok(Some(c))
+    }
 }
 
 impl BrokerArgs {
@@ -128,7 +220,7 @@ impl BrokerArgs {
             transaction_max_timeout_ms: self.transaction_max_timeout_ms,
             transaction_cleanup_interval_ms: self.transaction_cleanup_interval_ms,
             threads: self.threads,
-            cluster: None,
+            cluster: self.cluster.to_config(self.data_dir.as_deref())?,
         })
     }
 }

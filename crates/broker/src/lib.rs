@@ -11,6 +11,7 @@
 //!
 //! # Layout
 //! * `cluster` — the replicated cluster: metadata quorum, replication between nodes.
+//! * `launcher`, `cli_cluster` — `kbench cluster`: N node processes on loopback, their cluster file.
 //! * `server` — accept loop, per-connection framing and in-order responses, idle and arrival bounds.
 //! * `connections` — the connection table: who is idle longest, room for newcomers.
 //! * `zero_copy` — writing Fetch responses with sendfile (or read+write).
@@ -26,12 +27,14 @@
 
 mod alloc;
 pub mod cli;
+pub mod cli_cluster;
 pub mod cluster;
 pub mod connections;
 pub mod fuzzing;
 pub mod group;
 pub mod handlers;
 pub mod journal;
+pub mod launcher;
 pub mod log;
 pub mod metrics;
 pub mod protocol;

@@ -3,6 +3,10 @@
 //! Owns: metric names (prefix `kbroker_`, see the brief §7) and the scrape endpoint. Counters
 //! are bumped per request or per batch, never per record; offsets, lag and disk bytes are read
 //! from the broker state at scrape time. Must not: hold locks of other modules while encoding.
+//!
+//! The cluster metrics keep Apache Kafka's meanings (`UnderReplicatedPartitions`,
+//! `OfflinePartitionsCount`, `ActiveControllerCount`, `IsrShrinksPerSec`, ...): the cluster code
+//! sets them through the methods below; `monitoring/kbench-broker.rules.yml` alerts on them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +45,16 @@ pub struct GroupPartitionLabel {
     pub partition: String,
 }
 
+/// `kind` of `kbroker_fetch_bytes`: Kafka counts follower fetches (FetchFollower) apart from
+/// consumer fetches (FetchConsumer), so replication traffic does not look like consumption.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FetchKindLabel {
+    pub kind: &'static str,
+}
+
+const CONSUMER: FetchKindLabel = FetchKindLabel { kind: "consumer" };
+const FOLLOWER: FetchKindLabel = FetchKindLabel { kind: "follower" };
+
 type HistogramFamily = Family<RequestLabel, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -65,6 +79,22 @@ pub struct Metrics {
     txn_aborted: Counter,
     txn_timed_out: Counter,
     txn_ongoing: Gauge,
+    cluster: ClusterMetrics,
+}
+
+/// The replication and controller metrics (all 0 on a single node until the cluster sets them).
+#[derive(Default)]
+struct ClusterMetrics {
+    under_replicated: Gauge,
+    offline_partitions: Gauge,
+    active_controller: Gauge,
+    leader_partitions: Gauge,
+    fenced_brokers: Gauge,
+    isr_shrinks: Counter,
+    isr_expands: Counter,
+    leader_elections: Counter,
+    unclean_leader_elections: Counter,
+    fetch_bytes: Family<FetchKindLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,6 +138,7 @@ impl Metrics {
             txn_aborted: Counter::default(),
             txn_timed_out: Counter::default(),
             txn_ongoing: Gauge::default(),
+            cluster: ClusterMetrics::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -122,7 +153,7 @@ impl Metrics {
         );
         r.register(
             "kbroker_bytes_out",
-            "Record bytes sent to consumers",
+            "Record bytes sent to consumers (follower fetches are in kbroker_fetch_bytes{kind=\"follower\"})",
             m.bytes_out.clone(),
         );
         r.register(
@@ -210,7 +241,66 @@ impl Metrics {
             "Transactions open now",
             m.txn_ongoing.clone(),
         );
+        m.cluster.register(r);
         m
+    }
+
+    /// Partitions this node leads whose ISR is smaller than their replica set (Kafka's
+    /// `UnderReplicatedPartitions`); set by the leader side after every ISR change.
+    pub fn set_under_replicated(&self, n: i64) {
+        self.cluster.under_replicated.set(n);
+    }
+
+    /// Partitions with no live leader (Kafka's `OfflinePartitionsCount`): set by the active
+    /// controller; every other node keeps it at 0 so a sum over the cluster counts each once.
+    pub fn set_offline_partitions(&self, n: i64) {
+        self.cluster.offline_partitions.set(n);
+    }
+
+    /// Whether this node is the Raft leader of the metadata quorum (Kafka's
+    /// `ActiveControllerCount`): exactly one node of a healthy cluster reports 1.
+    pub fn set_active_controller(&self, active: bool) {
+        self.cluster.active_controller.set(i64::from(active));
+    }
+
+    /// Partitions this node leads now (Kafka's `LeaderCount`).
+    pub fn set_leader_partitions(&self, n: i64) {
+        self.cluster.leader_partitions.set(n);
+    }
+
+    /// Brokers the active controller holds fenced (Kafka's `FencedBrokerCount`); 0 elsewhere.
+    pub fn set_fenced_brokers(&self, n: i64) {
+        self.cluster.fenced_brokers.set(n);
+    }
+
+    /// The leader removed a follower from a partition's ISR (Kafka's `IsrShrinksPerSec`).
+    pub fn isr_shrunk(&self) {
+        self.cluster.isr_shrinks.inc();
+    }
+
+    /// The leader added a caught-up follower back to a partition's ISR (`IsrExpandsPerSec`).
+    pub fn isr_expanded(&self) {
+        self.cluster.isr_expands.inc();
+    }
+
+    /// The active controller gave a partition a new leader (one count per partition, Kafka's
+    /// `LeaderElectionRateAndTimeMs` count); an unclean election also calls `unclean_leader_elected`.
+    pub fn leader_elected(&self) {
+        self.cluster.leader_elections.inc();
+    }
+
+    /// The new leader came from outside the ISR (only with unclean election on): records the old
+    /// leader acknowledged may be lost (Kafka's `UncleanLeaderElectionsPerSec`).
+    pub fn unclean_leader_elected(&self) {
+        self.cluster.unclean_leader_elections.inc();
+    }
+
+    /// Record bytes sent by Fetch, counted by who fetched: a follower replicating (`follower`)
+    /// or a consumer (`consumer`). Follower fetches call this only; consumer fetches go through
+    /// [`Metrics::fetched`], which calls it too and keeps `kbroker_bytes_out` consumer-only.
+    pub fn fetch_bytes(&self, follower: bool, n: u64) {
+        let kind = if follower { &FOLLOWER } else { &CONSUMER };
+        self.cluster.fetch_bytes.get_or_create(kind).inc_by(n);
     }
 
     pub fn transaction_begun(&self) {
@@ -237,7 +327,9 @@ impl Metrics {
         self.bytes_in.get_or_create(&l).inc_by(bytes);
     }
 
+    /// Record bytes a consumer fetched from `topic` (not a follower: see `fetch_bytes`).
     pub fn fetched(&self, topic: &str, bytes: u64) {
+        self.fetch_bytes(false, bytes);
         self.bytes_out
             .get_or_create(&TopicLabel {
                 topic: topic.to_string(),
@@ -298,11 +390,48 @@ impl Metrics {
                     .set((p.log_end_offset() - offset).max(0));
             }
         }
+        self.encode()
+    }
+
+    /// The text exposition of the registry as it stands.
+    fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!("metrics encoding failed: {e}");
         }
         out
+    }
+}
+
+impl ClusterMetrics {
+    fn register(&self, r: &mut Registry) {
+        // Both kinds exist from the start, so rate() over them works before the first fetch.
+        let _ = self.fetch_bytes.get_or_create(&CONSUMER);
+        let _ = self.fetch_bytes.get_or_create(&FOLLOWER);
+        let gauges = [
+            ("kbroker_under_replicated_partitions", "Partitions this node leads whose ISR is smaller than their replica set", &self.under_replicated),
+            ("kbroker_offline_partitions", "Partitions without a live leader (reported by the active controller, 0 on other nodes)", &self.offline_partitions),
+            ("kbroker_active_controller", "1 on the node that is the Raft leader of the metadata quorum, else 0", &self.active_controller),
+            ("kbroker_leader_partitions", "Partitions this node leads", &self.leader_partitions),
+            ("kbroker_fenced_brokers", "Brokers fenced for missing heartbeats (reported by the active controller, 0 on other nodes)", &self.fenced_brokers),
+        ];
+        for (name, help, g) in gauges {
+            r.register(name, help, g.clone());
+        }
+        let counters = [
+            ("kbroker_isr_shrinks", "Followers removed from the ISR of a partition this node leads", &self.isr_shrinks),
+            ("kbroker_isr_expands", "Followers added back to the ISR of a partition this node leads", &self.isr_expands),
+            ("kbroker_leader_elections", "Partition leader changes made by the active controller (one per partition)", &self.leader_elections),
+            ("kbroker_unclean_leader_elections", "Leader elections that picked a replica outside the ISR (acknowledged records may be lost)", &self.unclean_leader_elections),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
+        r.register(
+            "kbroker_fetch_bytes",
+            "Record bytes sent by Fetch, by kind: consumer or follower (replication)",
+            self.fetch_bytes.clone(),
+        );
     }
 }
 
@@ -353,4 +482,101 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let l = std::net::TcpListener::bind(addr)?;
     l.set_nonblocking(true)?;
     Ok(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    fn assert_series(m: &Metrics, series: &[&str]) {
+        let text = m.encode();
+        for s in series {
+            assert!(text.lines().any(|l| l == *s), "missing `{s}` in\n{text}");
+        }
+    }
+
+    #[test]
+    fn cluster_metrics_start_at_zero() {
+        assert_series(
+            &Metrics::new(),
+            &[
+                "kbroker_under_replicated_partitions 0",
+                "kbroker_offline_partitions 0",
+                "kbroker_active_controller 0",
+                "kbroker_leader_partitions 0",
+                "kbroker_fenced_brokers 0",
+                "kbroker_isr_shrinks_total 0",
+                "kbroker_isr_expands_total 0",
+                "kbroker_leader_elections_total 0",
+                "kbroker_unclean_leader_elections_total 0",
+                "kbroker_fetch_bytes_total{kind=\"consumer\"} 0",
+                "kbroker_fetch_bytes_total{kind=\"follower\"} 0",
+            ],
+        );
+    }
+
+    #[test]
+    fn cluster_gauges_show_what_was_set() {
+        let m = Metrics::new();
+        m.set_under_replicated(3);
+        m.set_offline_partitions(2);
+        m.set_active_controller(true);
+        m.set_leader_partitions(7);
+        m.set_fenced_brokers(1);
+        assert_series(
+            &m,
+            &[
+                "kbroker_under_replicated_partitions 3",
+                "kbroker_offline_partitions 2",
+                "kbroker_active_controller 1",
+                "kbroker_leader_partitions 7",
+                "kbroker_fenced_brokers 1",
+            ],
+        );
+        m.set_active_controller(false);
+        m.set_under_replicated(0);
+        assert_series(
+            &m,
+            &[
+                "kbroker_active_controller 0",
+                "kbroker_under_replicated_partitions 0",
+            ],
+        );
+    }
+
+    #[test]
+    fn cluster_counters_count_each_call() {
+        let m = Metrics::new();
+        m.isr_shrunk();
+        m.isr_shrunk();
+        m.isr_expanded();
+        (0..3).for_each(|_| m.leader_elected());
+        m.unclean_leader_elected();
+        assert_series(
+            &m,
+            &[
+                "kbroker_isr_shrinks_total 2",
+                "kbroker_isr_expands_total 1",
+                "kbroker_leader_elections_total 3",
+                "kbroker_unclean_leader_elections_total 1",
+            ],
+        );
+    }
+
+    #[test]
+    fn follower_fetch_bytes_are_apart_from_consumer_bytes() {
+        let m = Metrics::new();
+        m.fetched("t", 100);
+        m.fetch_bytes(true, 40);
+        m.fetch_bytes(true, 2);
+        assert_series(
+            &m,
+            &[
+                "kbroker_fetch_bytes_total{kind=\"consumer\"} 100",
+                "kbroker_fetch_bytes_total{kind=\"follower\"} 42",
+                // bytes_out stays consumer bytes only, as before
+                "kbroker_bytes_out_total{topic=\"t\"} 100",
+            ],
+        );
+    }
 }

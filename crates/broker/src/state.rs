@@ -95,13 +95,17 @@ impl Broker {
             Duration::from_millis(cfg.group_initial_rebalance_delay_ms),
         );
         let txns = TxnCoordinator::open(data_dir, cfg.transaction_max_timeout_ms)?;
+        let metrics = Metrics::new();
+        // A single node is its own controller, as Kafka reports for a one-node cluster; a
+        // cluster node only once the quorum says it leads.
+        metrics.set_active_controller(cluster.is_none());
         Ok(Broker {
             txns,
             producer_ids: match cluster {
                 None => ProducerIds::open(data_dir)?,
                 Some(_) => ProducerIds::from_quorum(),
             },
-            metrics: Metrics::new(),
+            metrics,
             data_dir: data_dir.to_path_buf(),
             advertised_host,
             advertised_port,

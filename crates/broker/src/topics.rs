@@ -2,15 +2,21 @@
 //! `<data dir>/<topic>-<partition>/` (Kafka's layout), found again at startup.
 //!
 //! Owns: creating, loading and deleting topic directories; the append notifier that wakes
-//! long-polling fetches. Must not: speak the protocol (handlers map errors to codes).
+//! long-polling fetches; each partition's high watermark (== the log end on a single node;
+//! in a cluster set by replication, checkpointed in `replication-offset-checkpoint`). Must
+//! not: speak the protocol (handlers map errors to codes).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use crate::cluster::replica::Role;
 use crate::log::partition::PartitionLog;
 use crate::log::LogConfig;
+
+/// Kafka's name for the file of every partition's high watermark, in the data dir.
+pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 
 /// One partition: its log behind a mutex held only for one append or lookup, plus atomics
 /// that let fetch long-polls and metrics look at offsets without taking the lock.
@@ -23,6 +29,15 @@ pub struct Partition {
     lso: AtomicI64,
     log_start: AtomicI64,
     size_bytes: AtomicI64,
+    /// Set once a cluster node holds this partition: the high watermark is then `hw`, kept
+    /// apart from the log end. Unset (single node), the high watermark is the log end.
+    replicated: AtomicBool,
+    hw: AtomicI64,
+    /// Woken when the high watermark advances or the partition's role or ISR changes
+    /// (acks=all produces wait on it).
+    pub changed: tokio::sync::Notify,
+    /// This node's part in replicating the partition (cluster mode; see `cluster::replica`).
+    role: Mutex<Role>,
 }
 
 impl Partition {
@@ -39,6 +54,10 @@ impl Partition {
             .store(log.log_start_offset(), Ordering::Release);
         self.size_bytes
             .store(log.size_bytes() as i64, Ordering::Release);
+        if self.is_replicated() {
+            // A leader alone in its ISR commits at once; otherwise followers' fetches do.
+            crate::cluster::replica::high_watermark::maybe_advance(self);
+        }
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -47,8 +66,80 @@ impl Partition {
     pub fn log_start_offset(&self) -> i64 {
         self.log_start.load(Ordering::Acquire)
     }
+    /// The last stable offset, never beyond the high watermark.
     pub fn last_stable_offset(&self) -> i64 {
-        self.lso.load(Ordering::Acquire)
+        let lso = self.lso.load(Ordering::Acquire);
+        if self.is_replicated() {
+            lso.min(self.hw.load(Ordering::Acquire))
+        } else {
+            lso
+        }
+    }
+
+    /// Offsets below it are committed: consumers read up to here. The log end on a single
+    /// node; in a cluster, min log end over the ISR (leader) or the leader's, capped at the
+    /// own log end (follower).
+    pub fn high_watermark(&self) -> i64 {
+        if self.is_replicated() {
+            self.hw.load(Ordering::Acquire)
+        } else {
+            self.log_end_offset()
+        }
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.replicated.load(Ordering::Acquire)
+    }
+
+    /// Makes the high watermark independent of the log end, starting at `hw` (capped at it).
+    pub fn set_replicated(&self, hw: i64) {
+        self.hw
+            .store(hw.clamp(0, self.log_end_offset()), Ordering::Release);
+        self.replicated.store(true, Ordering::Release);
+    }
+
+    /// Raises the high watermark to `hw` if higher (it never moves back but on truncation);
+    /// wakes the waiters. Returns whether it moved.
+    pub fn raise_high_watermark(&self, hw: i64) -> bool {
+        let moved = self.hw.fetch_max(hw, Ordering::AcqRel) < hw;
+        if moved {
+            self.changed.notify_waiters();
+        }
+        moved
+    }
+
+    /// After a truncation: the high watermark may not stay past the log end.
+    pub fn cap_high_watermark(&self) {
+        self.hw.fetch_min(self.log_end_offset(), Ordering::AcqRel);
+    }
+
+    /// Waits until the high watermark reaches `offset`, or `check` says to stop (it is asked
+    /// at every change of the partition), or `deadline`. `Ok(())`: reached; `Err(Some(e))`:
+    /// `check`'s error; `Err(None)`: timed out.
+    pub async fn wait_high_watermark<E>(
+        &self,
+        offset: i64,
+        deadline: tokio::time::Instant,
+        mut check: impl FnMut(&Self) -> Result<(), E>,
+    ) -> Result<(), Option<E>> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.high_watermark() >= offset {
+                return Ok(());
+            }
+            check(self).map_err(Some)?;
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return Err(None),
+            }
+        }
+    }
+
+    /// This node's replication role (cluster mode).
+    pub fn role(&self) -> MutexGuard<'_, Role> {
+        self.role.lock().unwrap_or_else(|p| p.into_inner())
     }
     pub fn size_bytes(&self) -> i64 {
         self.size_bytes.load(Ordering::Acquire)
@@ -116,6 +207,10 @@ fn open_partition(
         lso: AtomicI64::new(0),
         log_start: AtomicI64::new(0),
         size_bytes: AtomicI64::new(0),
+        replicated: AtomicBool::new(false),
+        hw: AtomicI64::new(0),
+        changed: tokio::sync::Notify::new(),
+        role: Mutex::new(Role::None),
         log: Mutex::new(log),
     };
     p.publish(&p.log());
@@ -262,7 +357,8 @@ impl Topics {
         total
     }
 
-    /// Fsyncs every partition (the `interval:MS` flush policy and clean shutdown).
+    /// Fsyncs every partition (the `interval:MS` flush policy and clean shutdown), and in a
+    /// cluster writes the high-watermark checkpoint.
     pub fn flush_all(&self) {
         for t in self.all() {
             for p in &t.partitions {
@@ -271,6 +367,48 @@ impl Topics {
                 }
             }
         }
+        if self
+            .all()
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| p.is_replicated()))
+        {
+            if let Err(e) = self.checkpoint_high_watermarks() {
+                tracing::warn!("cannot write {HW_CHECKPOINT_FILE}: {e}");
+            }
+        }
+    }
+
+    /// Writes every replicated partition's high watermark in Kafka's checkpoint format
+    /// (version 0, the count, then `topic partition offset` lines), by temp file and rename.
+    pub fn checkpoint_high_watermarks(&self) -> std::io::Result<()> {
+        let mut lines = Vec::new();
+        for t in self.all() {
+            for p in t.partitions.iter().filter(|p| p.is_replicated()) {
+                lines.push(format!("{} {} {}", t.name, p.index, p.high_watermark()));
+            }
+        }
+        let text = format!("0\n{}\n{}", lines.len(), lines.join("\n"));
+        let path = self.dir.join(HW_CHECKPOINT_FILE);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text + "\n")?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    /// The checkpointed high watermarks, by (topic, partition); empty when there is none.
+    pub fn load_high_watermarks(&self) -> HashMap<(String, i32), i64> {
+        let text = std::fs::read_to_string(self.dir.join(HW_CHECKPOINT_FILE)).unwrap_or_default();
+        text.lines()
+            .skip(2)
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                let (t, p, o) = (
+                    it.next()?,
+                    it.next()?.parse().ok()?,
+                    it.next()?.parse().ok()?,
+                );
+                Some(((t.to_string(), p), o))
+            })
+            .collect()
     }
 
     pub fn config(&self) -> &LogConfig {

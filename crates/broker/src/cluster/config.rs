@@ -37,6 +37,14 @@ pub struct ClusterConfig {
     /// (and `__transaction_state`). 5 here: a bundled cluster of 3 still spreads its group
     /// coordinators over every node, while each rebuild and the topic's creation stay small.
     pub offsets_topic_num_partitions: i32,
+    /// How often the metadata quorum's Raft leader heartbeats its followers (200 ms).
+    pub quorum_heartbeat_interval: Duration,
+    /// A follower that hears no Raft leader for its lease and then a random time between
+    /// this and twice this calls an election (500 ms; openraft's lease is twice this, so a
+    /// dead controller is replaced in 1.5–2 s).
+    pub quorum_election_timeout: Duration,
+    /// How long a starting node waits for the quorum to register it (60 s).
+    pub quorum_start_timeout: Duration,
 }
 
 impl ClusterConfig {
@@ -54,6 +62,9 @@ impl ClusterConfig {
             default_replication_factor: rf,
             unclean_leader_election: false,
             offsets_topic_num_partitions: 5,
+            quorum_heartbeat_interval: Duration::from_millis(200),
+            quorum_election_timeout: Duration::from_millis(500),
+            quorum_start_timeout: Duration::from_secs(60),
         }
     }
 

@@ -58,7 +58,9 @@ impl Controller for LocalController {
 }
 
 /// A cluster of `n` in-process nodes sharing one `LocalController`, for tests of the data
-/// path and handlers: each node is registered once it listens. Node ids are 1..=n.
+/// path and handlers: each node is registered once it listens. Node ids are 1..=n. With a
+/// `data_dir` in `base`, node N keeps its data (and its event log) in `<data_dir>/node-N`;
+/// without, each node has a temp dir and no event log.
 pub fn start_nodes(
     n: i32,
     base: crate::BrokerConfig,
@@ -75,16 +77,25 @@ pub fn start_nodes(
     let mut nodes = Vec::new();
     for id in 1..=n {
         let config = ClusterConfig::new(id, voters.clone());
+        let data_dir = base.data_dir.as_ref().map(|d| d.join(format!("node-{id}")));
+        let events = match &data_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                EventLog::open(d, id)?
+            }
+            None => EventLog::disabled(id),
+        };
         let handle = super::ClusterHandle {
             node_id: id,
             config: config.clone(),
             metadata: controller.watch(),
             controller: controller.clone(),
-            events: EventLog::disabled(id),
+            events,
         };
         let node = crate::EmbeddedBroker::start_node(
             crate::BrokerConfig {
                 cluster: Some(config),
+                data_dir,
                 ..base.clone()
             },
             Some(handle),

@@ -28,6 +28,7 @@ pub mod coordinator;
 pub mod events;
 pub mod local;
 pub mod model;
+pub mod quorum;
 pub mod replica;
 
 use std::future::Future;

@@ -4,6 +4,12 @@
 //! one whole batch (KIP-74), and the whole batch containing the fetch offset. A read_committed
 //! fetch (isolation level 1) stops at the last stable offset and carries the aborted
 //! transactions overlapping what it returns; the client drops their records.
+//!
+//! In a cluster: a fetch with `replica_id` ≥ 0 is a follower's. It must come to the leader
+//! at its epoch from a replica; its `last_fetched_epoch` is checked for divergence (no
+//! records, DivergingEpoch, as Kafka's `Partition.readRecords`); it reads up to the log end
+//! and tells the leader where the follower is (`cluster::replica::leader`). Consumers
+//! (`replica_id` -1) are served by the leader only, up to the high watermark.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +17,15 @@ use std::time::Duration;
 use kafka_protocol::messages::FetchRequest;
 use tokio::time::Instant;
 
+use kafka_protocol::messages::fetch_request::FetchPartition;
+
 use super::{code, decode, str_of, Response};
-use crate::log::partition::ReadResult;
+use crate::cluster::replica::leader as replica_leader;
+use crate::log::partition::{PartitionLog, ReadResult};
 use crate::protocol::fetch_encode::{self, PartitionData, TopicData};
 use crate::protocol::Request;
 use crate::state::Broker;
+use crate::topics::Partition;
 
 /// Upper bound on a long poll, whatever the client asks (keeps shutdown and tests bounded).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -26,7 +36,7 @@ struct Gathered {
     errors: bool,
 }
 
-fn gather(broker: &Broker, r: &FetchRequest) -> Gathered {
+fn gather(broker: &Arc<Broker>, r: &FetchRequest) -> Gathered {
     let read_committed = r.isolation_level == 1;
     let mut budget = if r.max_bytes > 0 {
         r.max_bytes as usize
@@ -45,19 +55,21 @@ fn gather(broker: &Broker, r: &FetchRequest) -> Gathered {
             partitions: Vec::with_capacity(t.partitions.len()),
         };
         for fp in &t.partitions {
-            let mut pd = PartitionData {
-                index: fp.partition,
-                error: code::NONE,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                aborted: Vec::new(),
-                records: None,
-            };
+            let mut pd = PartitionData::new(fp.partition);
             match broker.topics.partition(&name, fp.partition) {
                 None => {
                     pd.error = code::UNKNOWN_TOPIC_OR_PARTITION;
                     out.errors = true;
+                }
+                Some(p) if broker.cluster.is_some() => {
+                    let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
+                    let read = limit > 0 || out.bytes == 0;
+                    read_clustered(broker, &p, r, fp, read.then_some(limit.max(1)), &mut pd);
+                    out.errors |= pd.error != code::NONE || pd.diverging_epoch.is_some();
+                    if let Some(slice) = &pd.records {
+                        out.bytes += slice.len;
+                        budget = budget.saturating_sub(slice.len);
+                    }
                 }
                 Some(p) => {
                     let log = p.log();
@@ -107,6 +119,97 @@ fn gather(broker: &Broker, r: &FetchRequest) -> Gathered {
         out.topics.push(td);
     }
     out
+}
+
+/// One partition of a Fetch on a cluster node (`limit`: bytes it may return, `None`: none
+/// this round). Fills `pd`.
+fn read_clustered(
+    broker: &Arc<Broker>,
+    p: &Arc<Partition>,
+    r: &FetchRequest,
+    fp: &FetchPartition,
+    limit: Option<usize>,
+    pd: &mut PartitionData,
+) {
+    let follower = r.replica_id.0;
+    let checked = if follower >= 0 {
+        replica_leader::check_follower(p, follower, fp.current_leader_epoch)
+    } else {
+        p.role().check_leader(fp.current_leader_epoch).map(|_| ())
+    };
+    if let Err(e) = checked {
+        pd.error = e;
+        pd.current_leader = current_leader(broker, p);
+        return;
+    }
+    let log = p.log();
+    // Read before the read, as Kafka does: appends after it must not hold a follower back.
+    let leader_end = log.log_end_offset();
+    pd.high_watermark = p.high_watermark();
+    pd.last_stable_offset = p.last_stable_offset();
+    pd.log_start_offset = log.log_start_offset();
+    if follower >= 0 {
+        match replica_leader::divergence(&log, fp.fetch_offset, fp.last_fetched_epoch) {
+            Err(e) => {
+                pd.error = e;
+                return;
+            }
+            Ok(Some(d)) => {
+                pd.diverging_epoch = Some(d);
+                return;
+            }
+            Ok(None) => {}
+        }
+    }
+    let upper = match (follower >= 0, r.isolation_level == 1) {
+        (true, _) => leader_end,
+        (false, true) => pd.last_stable_offset,
+        (false, false) => pd.high_watermark,
+    };
+    if let Some(limit) = limit {
+        read_into(&log, r, fp, limit, upper, pd);
+    }
+    drop(log);
+    if follower >= 0 && pd.error == code::NONE {
+        replica_leader::on_follower_fetch(broker, p, follower, fp.fetch_offset, leader_end);
+    }
+}
+
+/// Reads below `upper` into `pd` (records, aborted transactions, or an error).
+fn read_into(
+    log: &PartitionLog,
+    r: &FetchRequest,
+    fp: &FetchPartition,
+    limit: usize,
+    upper: i64,
+    pd: &mut PartitionData,
+) {
+    match log.read_below(fp.fetch_offset, limit, upper) {
+        Ok(ReadResult::Data(slice)) => {
+            if r.isolation_level == 1 {
+                pd.aborted = log
+                    .aborted_transactions(fp.fetch_offset, upper)
+                    .iter()
+                    .map(|a| (a.producer_id, a.first_offset))
+                    .collect();
+            }
+            pd.records = Some(slice);
+        }
+        Ok(ReadResult::Empty) => {}
+        Ok(ReadResult::OutOfRange) => pd.error = code::OFFSET_OUT_OF_RANGE,
+        Err(e) => {
+            tracing::error!(partition = fp.partition, "read failed: {e}");
+            pd.error = code::KAFKA_STORAGE_ERROR;
+        }
+    }
+}
+
+/// The leader and epoch the metadata names (for CurrentLeader with NOT_LEADER_OR_FOLLOWER
+/// and FENCED_LEADER_EPOCH).
+fn current_leader(broker: &Broker, p: &Partition) -> Option<(i32, i32)> {
+    let md = broker.cluster.as_ref()?.current();
+    let rec = md.partition(&p.topic, p.index)?;
+    Some((rec.leader, rec.leader_epoch))
 }
 
 pub async fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {

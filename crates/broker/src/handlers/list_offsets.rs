@@ -3,6 +3,9 @@
 //! from offsets smaller than the current LSO" (ListOffsetsRequest.json); a timestamp lookup
 //! with isolation level 1 finds nothing at or past the LSO (Kafka's
 //! `Partition.fetchOffsetForTimestamp`, `lastFetchableOffset`).
+//!
+//! In a cluster only the leader answers, after the `current_leader_epoch` check; latest is
+//! the high watermark (read_uncommitted) and the answer carries the leader epoch (v4+).
 
 use std::sync::Arc;
 
@@ -31,11 +34,23 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
             match broker.topics.partition(&name, lp.partition_index) {
                 None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(p) => {
+                    let epoch = match broker.cluster {
+                        None => None,
+                        Some(_) => match p.role().check_leader(lp.current_leader_epoch) {
+                            Ok(l) => Some(l.leader_epoch),
+                            Err(e) => {
+                                pr.error_code = e;
+                                tr.partitions.push(pr);
+                                continue;
+                            }
+                        },
+                    };
                     let log = p.log();
-                    let last_fetchable = if r.isolation_level == 1 {
-                        log.last_stable_offset()
-                    } else {
-                        log.log_end_offset()
+                    let last_fetchable = match (epoch, r.isolation_level == 1) {
+                        (None, true) => log.last_stable_offset(),
+                        (None, false) => log.log_end_offset(),
+                        (Some(_), true) => p.last_stable_offset(),
+                        (Some(_), false) => p.high_watermark(),
                     };
                     let found = match lp.timestamp {
                         -2 => Ok(Some((log.log_start_offset(), -1))),
@@ -48,6 +63,12 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
                         Ok(Some((offset, ts))) => {
                             pr.offset = offset;
                             pr.timestamp = ts;
+                            if let Some(e) = epoch {
+                                pr.leader_epoch = match lp.timestamp {
+                                    -1 => e,
+                                    _ => log.epoch_for_offset(offset).unwrap_or(-1),
+                                };
+                            }
                         }
                         Ok(None) => {}
                         Err(e) => {

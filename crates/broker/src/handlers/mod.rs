@@ -13,9 +13,10 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod metadata_cluster;
+mod offset_for_leader_epoch;
 mod offsets;
 mod offsets_cluster;
-mod produce;
+pub(crate) mod produce;
 mod txn;
 
 use std::sync::Arc;
@@ -78,9 +79,10 @@ pub async fn dispatch(
             None => metadata::handle(broker, &mut req),
             Some(c) => metadata_cluster::handle(broker, c, &mut req).await,
         },
-        ApiKey::Produce => produce::handle(broker, &mut req),
+        ApiKey::Produce => produce::handle(broker, &mut req).await,
         ApiKey::Fetch => fetch::handle(broker, &mut req).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &mut req),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(broker, &mut req),
         ApiKey::CreateTopics => match &broker.cluster {
             None => admin::create_topics(broker, &mut req),
             Some(c) => admin_cluster::create_topics(broker, c, &mut req).await,

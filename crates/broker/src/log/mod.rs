@@ -1,8 +1,10 @@
 //! On-disk storage: per partition, a segmented log of raw record batches.
 //!
 //! Owns: files under the data directory (segments), offset assignment, recovery, retention,
-//! flushing, and per partition the idempotence and transaction state rebuilt from the batches. Must not: know about the wire protocol beyond the batch header, or about groups.
+//! flushing, and per partition the idempotence, transaction and leader-epoch state rebuilt from
+//! the batches. Must not: know about the wire protocol beyond the batch header, or about groups.
 
+pub mod epochs;
 pub mod index;
 pub mod partition;
 pub mod producers;

@@ -1,5 +1,7 @@
 //! The log of one partition: an ordered set of segments, offset assignment, reads for Fetch,
-//! time lookups for ListOffsets, retention, flushing and crash recovery at open.
+//! time lookups for ListOffsets, retention, flushing and crash recovery at open. In a cluster
+//! also: the leader epoch stamped on what a leader appends, the leader-epoch cache, appends of
+//! a leader's batches as they are (followers) and truncation to a common point.
 //!
 //! Owns: the partition directory. Must not: block on anything but its own files; callers hold
 //! it behind a mutex only for the duration of one append or one lookup.
@@ -10,6 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::log::epochs::EpochCache;
 use crate::log::producers::{ProducerStates, SeqCheck};
 use crate::log::segment::Segment;
 use crate::log::txn_index::{AbortedTxn, TxnIndex};
@@ -53,12 +56,36 @@ pub struct PartitionLog {
     unflushed_messages: u64,
     producers: ProducerStates,
     txns: TxnIndex,
+    epochs: EpochCache,
+    /// The leader epoch stamped on appends while this node leads the partition; `None` keeps
+    /// a batch's own (single node: what the client sent; follower: what the leader wrote).
+    stamp_epoch: Option<i32>,
     /// Bytes cut off torn tails at open (reported by recovery tests and logs).
     pub recovered_truncated_bytes: u64,
 }
 
-/// Feeds one batch (appended, or found at recovery) to the producer and transaction state.
-fn track(producers: &mut ProducerStates, txns: &mut TxnIndex, h: &BatchHeader, m: Option<Marker>) {
+/// The per-batch state rebuilt from the log: idempotence, transactions, leader epochs.
+struct Tracked<'a> {
+    producers: &'a mut ProducerStates,
+    txns: &'a mut TxnIndex,
+    epochs: &'a mut EpochCache,
+}
+
+/// Feeds one batch (appended, or found at recovery) to the producer, transaction and epoch
+/// state; true if the epoch cache changed (a batch of a new epoch).
+fn track(t: Tracked<'_>, h: &BatchHeader, m: Option<Marker>) -> bool {
+    let (producers, txns) = (t.producers, t.txns);
+    let new_epoch = t.epochs.assign(h.partition_leader_epoch, h.base_offset);
+    track_txn(producers, txns, h, m);
+    new_epoch
+}
+
+fn track_txn(
+    producers: &mut ProducerStates,
+    txns: &mut TxnIndex,
+    h: &BatchHeader,
+    m: Option<Marker>,
+) {
     producers.record(h);
     if !h.is_transactional() {
         return;
@@ -89,6 +116,8 @@ impl PartitionLog {
             }
         }
         bases.sort_unstable();
+        let epochs = EpochCache::open(dir);
+        let had_checkpoint = dir.join(super::epochs::CHECKPOINT_FILE).exists();
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             segments: BTreeMap::new(),
@@ -97,19 +126,30 @@ impl PartitionLog {
             unflushed_messages: 0,
             producers: ProducerStates::default(),
             txns: TxnIndex::default(),
+            epochs,
+            stamp_epoch: None,
             recovered_truncated_bytes: 0,
         };
         let last = bases.last().copied();
+        let mut epochs_changed = false;
         for base in bases {
             let path = dir.join(super::segment::file_name(base));
             let verify = Some(base) == last;
-            let (producers, txns) = (&mut log.producers, &mut log.txns);
+            let tracked = &mut epochs_changed;
+            let (producers, txns, epochs) = (&mut log.producers, &mut log.txns, &mut log.epochs);
             let (seg, truncated) = Segment::open(
                 &path,
                 base,
                 log.cfg.index_interval_bytes,
                 verify,
-                &mut |h, m| track(producers, txns, h, m),
+                &mut |h, m| {
+                    let t = Tracked {
+                        producers: &mut *producers,
+                        txns: &mut *txns,
+                        epochs: &mut *epochs,
+                    };
+                    *tracked |= track(t, h, m);
+                },
             )?;
             log.recovered_truncated_bytes += truncated;
             log.next_offset = seg.next_offset.max(log.next_offset);
@@ -121,7 +161,50 @@ impl PartitionLog {
         }
         let log_start = log.log_start_offset();
         log.txns.forget_before(log_start);
+        // The checkpoint may name epochs past a torn tail, or miss some batches' (a crash
+        // between the append and its write): the log's own headers decide.
+        epochs_changed |= log.epochs.truncate_from_end(log.next_offset);
+        epochs_changed |= log.epochs.truncate_from_start(log_start);
+        if epochs_changed || (!had_checkpoint && !log.epochs.entries().is_empty()) {
+            log.epochs.persist()?;
+        }
         Ok(log)
+    }
+
+    /// This node now leads the partition at `epoch`: the epoch starts at the log end (Kafka's
+    /// `makeLeader`), and everything appended from now on is stamped with it.
+    pub fn become_leader(&mut self, epoch: i32) -> io::Result<()> {
+        self.stamp_epoch = Some(epoch);
+        if self.epochs.assign(epoch, self.next_offset) {
+            self.epochs.persist()?;
+        }
+        Ok(())
+    }
+
+    /// This node follows (or no longer holds) the partition: appends keep the leader's epochs.
+    pub fn become_follower(&mut self) {
+        self.stamp_epoch = None;
+    }
+
+    /// The largest epoch ≤ `epoch` known here and the offset where it ended (Kafka's
+    /// `UnifiedLog.endOffsetForEpoch`); `None`: undefined (no such epoch or a newer one).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.next_offset)
+    }
+
+    /// The epoch of the newest entry of the epoch cache (a follower's `LastFetchedEpoch`).
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// The leader epoch `offset` was written in, if known.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epochs.epoch_for_offset(offset)
+    }
+
+    /// (epoch, start offset) pairs of the epoch cache, oldest first.
+    pub fn epoch_entries(&self) -> &[(i32, i64)] {
+        self.epochs.entries()
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -177,7 +260,95 @@ impl PartitionLog {
             SeqCheck::Duplicate(at) => return Ok(Appended::Duplicate(at)),
             SeqCheck::Error(code) => return Ok(Appended::Refused(code)),
         }
-        self.write(batch_bytes, header, None)
+        let h = self.placed(header);
+        self.write(batch_bytes, &h, None)
+    }
+
+    /// The header as this log writes it: at the log end, with the leader's epoch if leading.
+    fn placed(&self, header: &BatchHeader) -> BatchHeader {
+        let mut h = *header;
+        h.base_offset = self.next_offset;
+        if let Some(e) = self.stamp_epoch {
+            h.partition_leader_epoch = e;
+        }
+        h
+    }
+
+    /// A follower's append of batches as its leader wrote them (offsets and epochs already
+    /// assigned), byte for byte; a trailing partial batch is ignored. The first batch must
+    /// start at the log end. Feeds the producer, transaction and epoch state like any append,
+    /// so a follower that becomes leader dedupes retries from before the failover. Returns
+    /// the batches appended.
+    pub fn append_replicated(&mut self, records: &[u8]) -> io::Result<usize> {
+        let batches = batch::split_replicated(records)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        for (h, range) in &batches {
+            if h.base_offset != self.next_offset {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "replicated batch at offset {} but the log ends at {}",
+                        h.base_offset, self.next_offset
+                    ),
+                ));
+            }
+            let bytes = &records[range.clone()];
+            let marker = h
+                .is_control()
+                .then(|| batch::control_marker(bytes))
+                .flatten();
+            self.write(bytes, h, marker)?;
+        }
+        Ok(batches.len())
+    }
+
+    /// Cuts the log back to `offset` (the batch holding it goes too, as Kafka's
+    /// `truncateTo`): later segments are deleted, the epoch cache truncated, and the producer
+    /// and transaction state rebuilt from what remains, so idempotence stays right. Returns
+    /// whether anything was removed.
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<bool> {
+        if offset >= self.next_offset {
+            return Ok(false);
+        }
+        if offset <= self.log_start_offset() {
+            self.reset_to(offset.max(0))?;
+            return Ok(true);
+        }
+        let later: Vec<i64> = self.segments.range(offset..).map(|(k, _)| *k).collect();
+        for base in later {
+            if let Some(seg) = self.segments.remove(&base) {
+                std::fs::remove_file(&seg.path)?;
+            }
+        }
+        let cut = {
+            let seg = self.active();
+            let pos = seg.find(offset)?.map_or(seg.size, |(pos, _)| pos);
+            seg.file.set_len(pos)?;
+            seg.file.sync_all()?;
+            pos
+        };
+        tracing::debug!(dir = %self.dir.display(), offset, cut, "log truncated");
+        self.reload()
+    }
+
+    /// Empties the log and starts it again at `offset` (Kafka's `truncateFullyAndStartAt`).
+    pub fn reset_to(&mut self, offset: i64) -> io::Result<()> {
+        for (_, seg) in std::mem::take(&mut self.segments) {
+            std::fs::remove_file(&seg.path)?;
+        }
+        Segment::create(&self.dir, offset, self.cfg.index_interval_bytes)?;
+        self.epochs.truncate_from_end(i64::MIN);
+        self.epochs.persist()?;
+        self.reload().map(|_| ())
+    }
+
+    /// Reopens the directory: segments rescanned, producer, transaction and epoch state
+    /// rebuilt from the batches. The leader epoch being stamped is kept.
+    fn reload(&mut self) -> io::Result<bool> {
+        let stamp = self.stamp_epoch;
+        *self = PartitionLog::open(&self.dir, self.cfg.clone())?;
+        self.stamp_epoch = stamp;
+        Ok(true)
     }
 
     /// Appends an end-transaction marker (a control batch) for `producer_id` at `epoch`;
@@ -194,16 +365,18 @@ impl PartitionLog {
             batch::build_control_batch(producer_id, epoch, marker, coordinator_epoch, timestamp_ms);
         let header = BatchHeader::parse(&bytes)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "control batch header"))?;
-        match self.write(&bytes, &header, Some(marker))? {
+        let h = self.placed(&header);
+        match self.write(&bytes, &h, Some(marker))? {
             Appended::At(o) => Ok(o),
             other => Err(io::Error::other(format!("marker not appended: {other:?}"))),
         }
     }
 
+    /// Writes a batch at `h.base_offset` (the log end) with `h`'s epoch.
     fn write(
         &mut self,
         batch_bytes: &[u8],
-        header: &BatchHeader,
+        h: &BatchHeader,
         marker: Option<Marker>,
     ) -> io::Result<Appended> {
         let needs_roll = {
@@ -213,11 +386,16 @@ impl PartitionLog {
         if needs_roll {
             self.roll()?;
         }
-        let mut h = *header;
-        h.base_offset = self.next_offset;
-        self.active().append(batch_bytes, &h)?;
+        self.active().append(batch_bytes, h)?;
         self.next_offset = h.last_offset() + 1;
-        track(&mut self.producers, &mut self.txns, &h, marker);
+        let t = Tracked {
+            producers: &mut self.producers,
+            txns: &mut self.txns,
+            epochs: &mut self.epochs,
+        };
+        if track(t, h, marker) {
+            self.epochs.persist()?;
+        }
         self.unflushed_messages += h.records_count.max(0) as u64;
         if let FlushPolicy::Messages(n) = self.cfg.flush {
             if self.unflushed_messages >= n {
@@ -362,6 +540,9 @@ impl PartitionLog {
         }
         let log_start = self.log_start_offset();
         self.txns.forget_before(log_start);
+        if self.epochs.truncate_from_start(log_start) {
+            self.epochs.persist()?;
+        }
         Ok(deleted)
     }
 }
@@ -584,5 +765,113 @@ mod tests {
         );
         assert_eq!(log.offset_for_timestamp(i64::MAX).unwrap(), None);
         assert!(log.max_timestamp_offset().unwrap().is_some());
+    }
+
+    fn segment_bytes(dir: &Path) -> Vec<u8> {
+        std::fs::read(dir.join(super::super::segment::file_name(0))).unwrap()
+    }
+
+    #[test]
+    fn a_leader_stamps_its_epoch_outside_the_crc_and_the_cache_survives_a_lost_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = PartitionLog::open(dir.path(), cfg(1 << 20)).unwrap();
+            append(&mut log, &[b"before"]);
+            log.become_leader(3).unwrap();
+            append(&mut log, &[b"a", b"b"]);
+            log.become_leader(5).unwrap();
+            append(&mut log, &[b"c"]);
+            assert_eq!(log.epoch_entries(), &[(3, 1), (5, 3)]);
+            assert_eq!(log.end_offset_for_epoch(3), Some((3, 3)));
+            assert_eq!(log.end_offset_for_epoch(4), Some((3, 3)));
+            assert_eq!(log.end_offset_for_epoch(5), Some((5, 4)));
+            assert_eq!(log.latest_epoch(), Some(5));
+        }
+        let bytes = segment_bytes(dir.path());
+        let batches = validate_all(&bytes).unwrap();
+        let epochs: Vec<i32> = batches
+            .iter()
+            .map(|(h, _)| h.partition_leader_epoch)
+            .collect();
+        assert_eq!(
+            epochs,
+            vec![-1, 3, 5],
+            "stamped, and every CRC still checks"
+        );
+        std::fs::remove_file(dir.path().join(super::super::epochs::CHECKPOINT_FILE)).unwrap();
+        let log = PartitionLog::open(dir.path(), cfg(1 << 20)).unwrap();
+        assert_eq!(
+            log.epoch_entries(),
+            &[(3, 1), (5, 3)],
+            "rebuilt from batch headers"
+        );
+        assert!(dir
+            .path()
+            .join(super::super::epochs::CHECKPOINT_FILE)
+            .exists());
+    }
+
+    #[test]
+    fn replicated_appends_are_byte_identical_and_must_start_at_the_log_end() {
+        let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = PartitionLog::open(ld.path(), cfg(1 << 20)).unwrap();
+        leader.become_leader(2).unwrap();
+        let b = build_test_batch(&[b"x", b"y"], Some((42, 0, 0)));
+        let (h, _) = validate_all(&b).unwrap()[0];
+        leader.append(&b, &h).unwrap();
+        append(&mut leader, &[b"z"]);
+        leader.append_marker(42, 0, Marker::Commit, 0, 1).unwrap();
+        let wire = segment_bytes(ld.path());
+        let mut follower = PartitionLog::open(fd.path(), cfg(1 << 20)).unwrap();
+        // A fetch slice may end inside a batch: the partial tail is left for the next fetch.
+        assert_eq!(
+            follower.append_replicated(&wire[..wire.len() - 3]).unwrap(),
+            2
+        );
+        let err = follower.append_replicated(&wire).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "offset 0 again");
+        let rest = &wire[segment_bytes(fd.path()).len()..];
+        assert_eq!(follower.append_replicated(rest).unwrap(), 1);
+        assert_eq!(segment_bytes(fd.path()), wire);
+        assert_eq!(follower.log_end_offset(), 4);
+        assert_eq!(follower.latest_epoch(), Some(2));
+        assert_eq!(
+            follower.last_stable_offset(),
+            4,
+            "the marker closed the transaction"
+        );
+        // The follower, now leading, knows the producer: its retry is a duplicate.
+        assert_eq!(follower.append(&b, &h).unwrap(), Appended::Duplicate(0));
+    }
+
+    #[test]
+    fn truncation_cuts_batches_segments_epochs_and_producer_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg(200)).unwrap();
+        log.become_leader(1).unwrap();
+        for _ in 0..4 {
+            append(&mut log, &[&[7u8; 60]]);
+        }
+        log.become_leader(2).unwrap();
+        let b = build_test_batch(&[b"idem"], Some((9, 0, 0)));
+        let (h, _) = validate_all(&b).unwrap()[0];
+        assert_eq!(log.append(&b, &h).unwrap(), Appended::At(4));
+        append(&mut log, &[&[7u8; 60]]);
+        assert!(log.segment_count() > 2);
+        assert!(log.truncate_to(4).unwrap());
+        assert_eq!(log.log_end_offset(), 4);
+        assert_eq!(log.epoch_entries(), &[(1, 0)]);
+        assert!(matches!(log.read(4, 100).unwrap(), ReadResult::Empty));
+        // The idempotent batch is gone, so its retry is appended again, not a duplicate.
+        assert_eq!(log.append(&b, &h).unwrap(), Appended::At(4));
+        assert_eq!(
+            log.latest_epoch(),
+            Some(2),
+            "still stamping as leader of epoch 2"
+        );
+        assert!(!log.truncate_to(99).unwrap());
+        assert!(log.truncate_to(0).unwrap());
+        assert_eq!((log.log_end_offset(), log.segment_count()), (0, 1));
+        assert_eq!(log.latest_epoch(), None);
     }
 }

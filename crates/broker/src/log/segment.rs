@@ -137,22 +137,19 @@ impl Segment {
         self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
     }
 
-    /// Appends one batch whose first 8 bytes (base offset) are replaced by `base_offset`,
-    /// without copying the batch: a vectored positional write of the patch plus the rest.
+    /// Appends one batch with its base offset (bytes 0..8) and partition leader epoch (bytes
+    /// 12..16) replaced by the header's, without copying the batch: a vectored positional
+    /// write of the patches and the rest. Neither field is under the CRC.
     pub fn append(&mut self, batch_bytes: &[u8], h: &BatchHeader) -> io::Result<()> {
-        let patch = h.base_offset.to_be_bytes();
-        let rest = &batch_bytes[8..];
+        let base = h.base_offset.to_be_bytes();
+        let epoch = h.partition_leader_epoch.to_be_bytes();
+        let pieces: [&[u8]; 4] = [&base, &batch_bytes[8..12], &epoch, &batch_bytes[16..]];
         let pos = self.size;
-        let total = 8 + rest.len();
+        let total = batch_bytes.len();
         let mut written = 0usize;
         while written < total {
-            let n = if written < 8 {
-                let bufs = [io::IoSlice::new(&patch[written..]), io::IoSlice::new(rest)];
-                rustix::io::pwritev(&*self.file, &bufs, pos + written as u64)?
-            } else {
-                let r = &rest[written - 8..];
-                rustix::io::pwrite(&*self.file, r, pos + written as u64)?
-            };
+            let bufs = remaining(&pieces, written);
+            let n = rustix::io::pwritev(&*self.file, &bufs, pos + written as u64)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
@@ -211,4 +208,14 @@ impl Segment {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as i64)
     }
+}
+
+/// The unwritten tail of `pieces` once `skip` bytes went out (fully written pieces become
+/// empty slices: no allocation on the append path).
+fn remaining<'a>(pieces: &[&'a [u8]; 4], mut skip: usize) -> [io::IoSlice<'a>; 4] {
+    pieces.map(|p| {
+        let from = skip.min(p.len());
+        skip -= from;
+        io::IoSlice::new(&p[from..])
+    })
 }

@@ -9,6 +9,8 @@ pub const HEADER_LEN: usize = 61;
 /// Bytes before the `length` field ends: base offset (8) + length (4).
 pub const LOG_OVERHEAD: usize = 12;
 
+/// Where the partition leader epoch sits (not covered by the CRC, like the base offset).
+pub const PARTITION_LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 const ATTRIBUTES_AT: usize = 21;
@@ -22,6 +24,9 @@ pub struct BatchHeader {
     pub base_offset: i64,
     /// Bytes after the length field; the whole batch is `LOG_OVERHEAD + length`.
     pub length: i32,
+    /// Bytes 12..16, outside the CRC: the leader epoch the batch was appended in (-1 from
+    /// clients; stamped by a cluster leader, kept byte for byte by followers).
+    pub partition_leader_epoch: i32,
     pub magic: i8,
     pub crc: u32,
     pub attributes: i16,
@@ -72,6 +77,7 @@ impl BatchHeader {
         Some(BatchHeader {
             base_offset: be_i64(b, 0),
             length: be_i32(b, 8),
+            partition_leader_epoch: be_i32(b, PARTITION_LEADER_EPOCH_AT),
             magic: b[MAGIC_AT] as i8,
             crc: be_i32(b, CRC_AT) as u32,
             attributes: be_i16(b, ATTRIBUTES_AT),
@@ -145,6 +151,34 @@ pub fn validate_all(
     }
     if out.is_empty() {
         return Err(BatchError::Truncated);
+    }
+    Ok(out)
+}
+
+/// Splits what a leader sent a follower into whole, valid batches (control batches included:
+/// transaction markers replicate too). A trailing partial batch is dropped, as Kafka's
+/// follower does: a Fetch slice may end inside a batch (KIP-74).
+pub fn split_replicated(
+    records: &[u8],
+) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(h) = BatchHeader::parse(&records[pos..]) {
+        let total = h.total_len();
+        if total > records.len() - pos {
+            break;
+        }
+        if h.magic != 2 {
+            return Err(BatchError::Magic(h.magic));
+        }
+        if h.length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
+            return Err(BatchError::Truncated);
+        }
+        if crc32c::crc32c(&records[pos + ATTRIBUTES_AT..pos + total]) != h.crc {
+            return Err(BatchError::Crc);
+        }
+        out.push((h, pos..pos + total));
+        pos += total;
     }
     Ok(out)
 }

@@ -2,8 +2,9 @@
 //! to the socket with `sendfile`: the response is a list of parts, small encoded buffers
 //! interleaved with file slices, whose total size is known before anything is written.
 //!
-//! Owns: the Fetch response byte layout (FetchResponse.json field order). Must not: read files;
-//! the slices are sent by `server::zero_copy`.
+//! Owns: the Fetch response byte layout (FetchResponse.json field order), including v12's
+//! tagged DivergingEpoch (tag 0) and CurrentLeader (tag 1). Must not: read files; the slices
+//! are sent by `server::zero_copy`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -28,6 +29,27 @@ pub struct PartitionData {
     /// (producer id, first offset) of aborted transactions (read_committed fetches only).
     pub aborted: Vec<(i64, i64)>,
     pub records: Option<FileSlice>,
+    /// (epoch, end offset) for a follower whose log diverges (v12+, tagged).
+    pub diverging_epoch: Option<(i32, i64)>,
+    /// (leader id, leader epoch) with NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH (v12+).
+    pub current_leader: Option<(i32, i32)>,
+}
+
+impl PartitionData {
+    /// A partition with no data yet: offsets unknown (-1), no error.
+    pub fn new(index: i32) -> Self {
+        PartitionData {
+            index,
+            error: 0,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            aborted: Vec::new(),
+            records: None,
+            diverging_epoch: None,
+            current_leader: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -49,6 +71,27 @@ fn put_array_len(buf: &mut BytesMut, n: usize, flexible: bool) {
         put_uvarint(buf, n as u64 + 1);
     } else {
         buf.put_i32(n as i32);
+    }
+}
+
+/// The partition's tagged fields: count, then each as tag, size, struct (with its own empty
+/// tagged-field section).
+fn put_partition_tags(buf: &mut BytesMut, p: &PartitionData) {
+    let count = p.diverging_epoch.is_some() as u64 + p.current_leader.is_some() as u64;
+    put_uvarint(buf, count);
+    if let Some((epoch, end_offset)) = p.diverging_epoch {
+        put_uvarint(buf, 0);
+        put_uvarint(buf, 4 + 8 + 1);
+        buf.put_i32(epoch);
+        buf.put_i64(end_offset);
+        buf.put_u8(0);
+    }
+    if let Some((leader_id, leader_epoch)) = p.current_leader {
+        put_uvarint(buf, 1);
+        put_uvarint(buf, 4 + 4 + 1);
+        buf.put_i32(leader_id);
+        buf.put_i32(leader_epoch);
+        buf.put_u8(0);
     }
 }
 
@@ -106,7 +149,7 @@ pub fn encode(version: i16, correlation_id: i32, topics: &[TopicData]) -> Vec<Pa
                 }
             }
             if flexible {
-                buf.put_u8(0); // partition tagged fields
+                put_partition_tags(&mut buf, p);
             }
         }
         if flexible {
@@ -164,6 +207,8 @@ mod tests {
                             pos: 2,
                             len: 5,
                         }),
+                        diverging_epoch: Some((3, 77)),
+                        current_leader: None,
                     },
                     PartitionData {
                         index: 1,
@@ -173,6 +218,8 @@ mod tests {
                         log_start_offset: -1,
                         aborted: Vec::new(),
                         records: None,
+                        diverging_epoch: None,
+                        current_leader: Some((2, 9)),
                     },
                 ],
             }];
@@ -204,6 +251,12 @@ mod tests {
                 (1001, 5)
             );
             assert_eq!(resp.responses[0].partitions[1].error_code, 1);
+            if version >= 12 {
+                let de = &p0.diverging_epoch;
+                assert_eq!((de.epoch, de.end_offset), (3, 77));
+                let cl = &resp.responses[0].partitions[1].current_leader;
+                assert_eq!((cl.leader_id.0, cl.leader_epoch), (2, 9));
+            }
         }
     }
 }

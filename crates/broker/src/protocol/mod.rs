@@ -50,6 +50,11 @@ pub const ADVERTISED: &[Advertised] = &[
         max: 7,
     },
     Advertised {
+        key: ApiKey::OffsetForLeaderEpoch,
+        min: 2,
+        max: 4,
+    },
+    Advertised {
         key: ApiKey::Metadata,
         min: 0,
         max: 12,

@@ -1,0 +1,434 @@
+//! `kbench cluster`: starts N broker processes on loopback as one replicated cluster, writes
+//! its cluster file, and stops them again. Also `--embedded cluster:N` in the load commands.
+//!
+//! One OS process per node (`kbench broker --node-id N --controller-quorum ...`), so that
+//! SIGKILL, SIGSTOP and SIGTERM of a node mean what they mean for Kafka. Nothing is restarted
+//! by itself: a node that dies stays dead until someone runs the `restart` argv of the cluster
+//! file (`kbench cluster restart-node`). Signals go to one pid each, checked to be > 1 and
+//! not ours: never a process group, never a negative pid.
+//!
+//! The cluster file (`<data dir>/cluster.json`) has the format of `scripts/kafka.sh --nodes 3`
+//! (schema/cluster.schema.json), so fault steps drive a bundled cluster and Apache Kafka alike.
+//! A data dir used before keeps its ports: the quorum's voters are part of its state.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// How long a node may take from spawn to accepting client connections (it first joins the
+/// quorum and registers, which needs a majority of the nodes up).
+const START_WAIT: Duration = Duration::from_secs(60);
+/// How long a SIGTERMed node may take to exit (a controlled shutdown moves its leaderships).
+const STOP_WAIT: Duration = Duration::from_secs(30);
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub nodes: i32,
+    /// Holds `node-N/` data dirs, `node-N.log` and `cluster.json`.
+    pub data_dir: PathBuf,
+    /// The kbench binary and the arguments before the broker flags (`["broker"]`).
+    pub program: PathBuf,
+    pub program_args: Vec<String>,
+    /// Flags given to every node after its own (`--broker-session-timeout-ms 2000`, ...).
+    pub broker_args: Vec<String>,
+    /// Serve each node's Prometheus metrics on a port of its own.
+    pub metrics: bool,
+}
+
+/// One node as the cluster file describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub id: i32,
+    pub pid: i32,
+    pub bootstrap: String,
+    pub direct: String,
+    /// The node's metadata-quorum listener.
+    pub controller: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
+    pub log: String,
+    pub restart: Vec<String>,
+    /// The argv that starts this node (what `restart` runs again).
+    pub argv: Vec<String>,
+    pub client_proxy: Option<serde_json::Value>,
+    pub peer_proxy: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterFile {
+    pub schema_version: u32,
+    pub kind: String,
+    pub state_dir: String,
+    pub bootstrap: String,
+    pub nodes: Vec<NodeEntry>,
+}
+
+impl ClusterFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the cluster file {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a kbench cluster file", path.display()))
+    }
+
+    /// Replaces the file atomically (a reader never sees half of it).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+}
+
+/// A running cluster started by this process; dropping it stops every node.
+#[derive(Debug)]
+pub struct LocalCluster {
+    file: PathBuf,
+    children: Vec<(i32, Child)>,
+    stopped: bool,
+}
+
+impl LocalCluster {
+    /// Starts every node and returns once all accept client connections.
+    pub fn start(spec: &ClusterSpec) -> Result<Self> {
+        if !(1..=9).contains(&spec.nodes) {
+            bail!("--nodes {}: a bundled cluster has 1 to 9 nodes", spec.nodes);
+        }
+        std::fs::create_dir_all(&spec.data_dir).with_context(|| {
+            format!(
+                "cannot create the data dir {} (--data-dir)",
+                spec.data_dir.display()
+            )
+        })?;
+        let file = spec.data_dir.join("cluster.json");
+        let ports = ports_for(spec, &file)?;
+        let quorum = (0..spec.nodes as usize)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[i].quorum))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut entries = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            entries.push(node_entry(spec, &file, i as i32 + 1, p, &quorum));
+        }
+        let mut cluster = LocalCluster {
+            file: file.clone(),
+            children: Vec::new(),
+            stopped: false,
+        };
+        for e in &mut entries {
+            let child = spawn_node(&e.argv, Path::new(&e.log))?;
+            e.pid = child.id() as i32;
+            cluster.children.push((e.id, child));
+        }
+        let cf = ClusterFile {
+            schema_version: 1,
+            kind: "kbench-bundled".into(),
+            state_dir: spec.data_dir.display().to_string(),
+            bootstrap: entries
+                .iter()
+                .map(|e| e.bootstrap.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+            nodes: entries,
+        };
+        cf.write(&file)?;
+        let deadline = Instant::now() + START_WAIT;
+        for e in &cf.nodes {
+            cluster.wait_listening(e, deadline)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn cluster_file(&self) -> &Path {
+        &self.file
+    }
+
+    pub fn bootstrap(&self) -> Result<String> {
+        Ok(ClusterFile::read(&self.file)?.bootstrap)
+    }
+
+    fn wait_listening(&mut self, e: &NodeEntry, deadline: Instant) -> Result<()> {
+        let addr: SocketAddr = e.direct.parse()?;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if let Some((_, child)) = self.children.iter_mut().find(|(id, _)| *id == e.id) {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "node {} exited while starting ({status}):\n{}",
+                        e.id,
+                        log_tail(Path::new(&e.log))
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {} did not accept connections on {} within {}s:\n{}",
+                    e.id,
+                    e.direct,
+                    START_WAIT.as_secs(),
+                    log_tail(Path::new(&e.log))
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Nodes this process started that have exited since the last call (reaped), with how.
+    pub fn reap_exited(&mut self) -> Vec<(i32, std::process::ExitStatus)> {
+        let mut out = Vec::new();
+        self.children
+            .retain_mut(|(id, child)| match child.try_wait() {
+                Ok(Some(status)) => {
+                    out.push((*id, status));
+                    false
+                }
+                _ => true,
+            });
+        out
+    }
+
+    /// SIGTERM to every node's current pid (from the cluster file: restarted nodes too), then
+    /// SIGKILL to those still running after the wait.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let pids: Vec<i32> = match ClusterFile::read(&self.file) {
+            Ok(cf) => cf.nodes.iter().map(|n| n.pid).collect(),
+            Err(_) => self.children.iter().map(|(_, c)| c.id() as i32).collect(),
+        };
+        for pid in &pids {
+            signal(*pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        while Instant::now() < deadline && pids.iter().any(|p| self.running(*p)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for pid in pids.iter().filter(|p| self.running(**p)) {
+            tracing::warn!(
+                "node pid {pid} did not stop within {}s of SIGTERM: SIGKILL",
+                STOP_WAIT.as_secs()
+            );
+            signal(*pid, rustix::process::Signal::KILL);
+        }
+        let deadline = Instant::now() + KILL_WAIT;
+        while Instant::now() < deadline && pids.iter().any(|p| self.running(*p)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether `pid` still runs, reaping it when it is our child.
+    fn running(&mut self, pid: i32) -> bool {
+        if let Some((_, child)) = self.children.iter_mut().find(|(_, c)| c.id() as i32 == pid) {
+            return matches!(child.try_wait(), Ok(None));
+        }
+        process_alive(pid)
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Ports {
+    client: u16,
+    quorum: u16,
+    metrics: Option<u16>,
+}
+
+/// The ports of a data dir used before (its quorum knows its voters by address), else free
+/// ones.
+fn ports_for(spec: &ClusterSpec, file: &Path) -> Result<Vec<Ports>> {
+    if file.exists() {
+        let cf = ClusterFile::read(file)?;
+        if cf.nodes.len() != spec.nodes as usize {
+            bail!(
+                "--data-dir {} holds a cluster of {} nodes, not {}: use --nodes {} or another data dir",
+                spec.data_dir.display(),
+                cf.nodes.len(),
+                spec.nodes,
+                cf.nodes.len()
+            );
+        }
+        return cf
+            .nodes
+            .iter()
+            .map(|n| {
+                let port = |a: &str| -> Result<u16> { Ok(a.parse::<SocketAddr>()?.port()) };
+                Ok(Ports {
+                    client: port(&n.direct)?,
+                    quorum: port(&n.controller)?,
+                    metrics: n.metrics.as_deref().map(port).transpose()?,
+                })
+            })
+            .collect();
+    }
+    let per_node = if spec.metrics { 3 } else { 2 };
+    let free = free_ports(spec.nodes as usize * per_node)?;
+    Ok(free
+        .chunks(per_node)
+        .map(|c| Ports {
+            client: c[0],
+            quorum: c[1],
+            metrics: c.get(2).copied(),
+        })
+        .collect())
+}
+
+fn node_entry(spec: &ClusterSpec, file: &Path, id: i32, p: &Ports, quorum: &str) -> NodeEntry {
+    let client = format!("127.0.0.1:{}", p.client);
+    let dir = spec.data_dir.join(format!("node-{id}"));
+    let mut argv = vec![spec.program.display().to_string()];
+    argv.extend(spec.program_args.iter().cloned());
+    argv.extend([
+        "--node-id".to_string(),
+        id.to_string(),
+        "--controller-quorum".into(),
+        quorum.to_string(),
+        "--listen".into(),
+        client.clone(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+    ]);
+    let metrics = p.metrics.map(|m| format!("127.0.0.1:{m}"));
+    if let Some(m) = &metrics {
+        argv.extend(["--metrics-listen".to_string(), m.clone()]);
+    }
+    argv.extend(spec.broker_args.iter().cloned());
+    let mut restart = vec![spec.program.display().to_string()];
+    restart.extend([
+        "cluster".to_string(),
+        "restart-node".into(),
+        "--cluster-file".into(),
+        file.display().to_string(),
+        "--node".into(),
+        id.to_string(),
+    ]);
+    NodeEntry {
+        id,
+        pid: 0,
+        bootstrap: client.clone(),
+        direct: client,
+        controller: format!("127.0.0.1:{}", p.quorum),
+        metrics,
+        log: spec
+            .data_dir
+            .join(format!("node-{id}.log"))
+            .display()
+            .to_string(),
+        restart,
+        argv,
+        client_proxy: None,
+        peer_proxy: None,
+    }
+}
+
+fn spawn_node(argv: &[String], log: &Path) -> Result<Child> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open the node log {}", log.display()))?;
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("cannot start {}", argv[0]))
+}
+
+/// `kbench cluster restart-node`: stops the node if it runs (SIGTERM, then SIGKILL), starts it
+/// again with its argv, waits until it accepts connections and records the new pid.
+pub fn restart_node(file: &Path, id: i32) -> Result<()> {
+    let mut cf = ClusterFile::read(file)?;
+    let Some(i) = cf.nodes.iter().position(|n| n.id == id) else {
+        let ids: Vec<String> = cf.nodes.iter().map(|n| n.id.to_string()).collect();
+        bail!(
+            "--node {id} is not in {} (its nodes: {})",
+            file.display(),
+            ids.join(", ")
+        );
+    };
+    let old = cf.nodes[i].pid;
+    if process_alive(old) {
+        signal(old, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + STOP_WAIT;
+        while process_alive(old) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if process_alive(old) {
+            signal(old, rustix::process::Signal::KILL);
+        }
+    }
+    let entry = cf.nodes[i].clone();
+    let child = spawn_node(&entry.argv, Path::new(&entry.log))?;
+    cf.nodes[i].pid = child.id() as i32;
+    cf.write(file)?;
+    let mut waiter = LocalCluster {
+        file: file.to_path_buf(),
+        children: vec![(id, child)],
+        stopped: true,
+    };
+    waiter.wait_listening(&entry, Instant::now() + START_WAIT)?;
+    // The node outlives this command: it is not ours to stop.
+    waiter.children.clear();
+    Ok(())
+}
+
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    // Held together so that no two are the same; released just before the nodes bind them.
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// Sends `sig` to one process: never 0, 1, a negative pid (a group) or ourselves.
+fn signal(pid: i32, sig: rustix::process::Signal) {
+    if pid <= 1 || pid == std::process::id() as i32 {
+        return;
+    }
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next())
+                != Some('Z')
+        }
+        Err(_) => false,
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let Ok(f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let lines: Vec<String> = BufReader::new(f).lines().map_while(|l| l.ok()).collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}

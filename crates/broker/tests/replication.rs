@@ -1,0 +1,444 @@
+//! The replicated data path on three in-process nodes sharing one `LocalController`: acks=all
+//! waits for the followers and the replicas end byte-identical; min.insync.replicas; a new
+//! leader at a higher epoch dedupes an idempotent retry from before the failover; a deposed
+//! leader truncates its un-replicated suffix when it follows again; OffsetForLeaderEpoch and
+//! the epoch checks. Requests are raw Kafka requests (the kafka-protocol crate), so each one
+//! goes to the node the test chooses.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::RecordBatchDecoder;
+use kbench_broker::cluster::local::{start_nodes, LocalController};
+use kbench_broker::cluster::{ClusterConfig, ClusterHandle, Command, EventLog, Voter};
+use kbench_broker::protocol::batch::build_test_batch;
+use kbench_broker::{BrokerConfig, EmbeddedBroker};
+
+struct Client(TcpStream, i32);
+
+impl Client {
+    fn connect(boot: &str) -> Self {
+        let s = TcpStream::connect(boot).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        Client(s, 0)
+    }
+
+    fn call<Q: Encodable, R: Decodable>(&mut self, key: ApiKey, version: i16, req: &Q) -> R {
+        self.1 += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = self.1;
+        header.client_id = Some(StrBytes::from_static_str("replication-test"));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
+        req.encode(&mut buf, version).unwrap();
+        let n = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&n.to_be_bytes());
+        self.0.write_all(&buf).unwrap();
+        let mut size = [0u8; 4];
+        self.0.read_exact(&mut size).expect("a response");
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.0.read_exact(&mut body).unwrap();
+        let mut body = Bytes::from(body);
+        ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
+        R::decode(&mut body, version).unwrap()
+    }
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Produce v10 of one batch to partition 0; the partition's response.
+fn produce(boot: &str, topic: &str, batch: &[u8], acks: i16) -> (i16, i64, ProduceResponse) {
+    let mut pd = PartitionProduceData::default();
+    pd.index = 0;
+    pd.records = Some(Bytes::copy_from_slice(batch));
+    let mut td = TopicProduceData::default();
+    td.name = name(topic);
+    td.partition_data = vec![pd];
+    let mut r = ProduceRequest::default();
+    r.acks = acks;
+    r.timeout_ms = 5000;
+    r.topic_data = vec![td];
+    let resp: ProduceResponse = Client::connect(boot).call(ApiKey::Produce, 10, &r);
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset, resp.clone())
+}
+
+/// A consumer's (or with `replica_id` ≥ 0, a follower's) Fetch v12 of partition 0.
+fn fetch(
+    boot: &str,
+    topic: &str,
+    offset: i64,
+    replica_id: i32,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
+) -> fetch_response::PartitionData {
+    let mut fp = FetchPartition::default();
+    fp.partition = 0;
+    fp.fetch_offset = offset;
+    fp.current_leader_epoch = current_leader_epoch;
+    fp.last_fetched_epoch = last_fetched_epoch;
+    fp.partition_max_bytes = 1 << 20;
+    let mut ft = FetchTopic::default();
+    ft.topic = name(topic);
+    ft.partitions = vec![fp];
+    let mut r = FetchRequest::default();
+    r.replica_id = BrokerId(replica_id);
+    r.max_wait_ms = 0;
+    r.min_bytes = 1;
+    r.max_bytes = 10 << 20;
+    r.session_epoch = -1;
+    r.topics = vec![ft];
+    let resp: FetchResponse = Client::connect(boot).call(ApiKey::Fetch, 12, &r);
+    resp.responses[0].partitions[0].clone()
+}
+
+/// Every record value a consumer reads from the leader, from offset 0 up to the HW.
+fn consume_all(boot: &str, topic: &str) -> Vec<Vec<u8>> {
+    let mut values = Vec::new();
+    let mut offset = 0;
+    loop {
+        let pd = fetch(boot, topic, offset, -1, -1, -1);
+        assert_eq!(pd.error_code, 0, "consumer fetch at {offset}");
+        let Some(mut records) = pd.records.filter(|r| !r.is_empty()) else {
+            return values;
+        };
+        for set in RecordBatchDecoder::decode_all(&mut records).unwrap() {
+            for r in set.records {
+                values.push(r.value.unwrap().to_vec());
+                offset = r.offset + 1;
+            }
+        }
+    }
+}
+
+fn offset_for_leader_epoch(
+    boot: &str,
+    topic: &str,
+    current: i32,
+    epoch: i32,
+    version: i16,
+) -> (i16, i32, i64) {
+    let mut op = OffsetForLeaderPartition::default();
+    op.partition = 0;
+    op.current_leader_epoch = current;
+    op.leader_epoch = epoch;
+    let mut ot = OffsetForLeaderTopic::default();
+    ot.topic = name(topic);
+    ot.partitions = vec![op];
+    let mut r = OffsetForLeaderEpochRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.topics = vec![ot];
+    let resp: OffsetForLeaderEpochResponse =
+        Client::connect(boot).call(ApiKey::OffsetForLeaderEpoch, version, &r);
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn create_topic(c: &LocalController, topic: &str, min_isr: i32) {
+    let reply = c.apply(&Command::CreateTopic {
+        name: topic.into(),
+        partitions: 1,
+        replication_factor: 3,
+        min_insync_replicas: min_isr,
+        configs: BTreeMap::new(),
+    });
+    assert_eq!(reply, kbench_broker::cluster::Reply::Ok);
+}
+
+/// The partition's leader and epoch as the controller says.
+fn leader_of(c: &LocalController, topic: &str) -> (i32, i32) {
+    let md = c.watch().borrow().clone();
+    let p = md.partition(topic, 0).unwrap();
+    (p.leader, p.leader_epoch)
+}
+
+fn broker_epoch(c: &LocalController, id: i32) -> i64 {
+    c.watch().borrow().brokers[&id].epoch
+}
+
+/// A produce with acks=1 that succeeds once the leader knows it leads.
+fn produce_when_led(boot: &str, topic: &str, batch: &[u8], acks: i16) -> i64 {
+    let mut base = -1;
+    wait_for("the leader to take the produce", || {
+        let (e, b, _) = produce(boot, topic, batch, acks);
+        base = b;
+        e == 0
+    });
+    base
+}
+
+fn node_dir(root: &Path, id: i32) -> PathBuf {
+    root.join(format!("node-{id}"))
+}
+
+fn segment(root: &Path, id: i32, topic: &str) -> Vec<u8> {
+    std::fs::read(node_dir(root, id).join(format!("{topic}-0/{:020}.log", 0))).unwrap_or_default()
+}
+
+fn cluster(root: &Path) -> (Arc<LocalController>, Vec<EmbeddedBroker>) {
+    let base = BrokerConfig {
+        data_dir: Some(root.to_path_buf()),
+        ..BrokerConfig::embedded()
+    };
+    start_nodes(3, base).unwrap()
+}
+
+fn batch(values: &[&str], producer: Option<(i64, i16, i32)>) -> Vec<u8> {
+    let v: Vec<&[u8]> = values.iter().map(|s| s.as_bytes()).collect();
+    build_test_batch(&v, producer)
+}
+
+#[test]
+fn acks_all_waits_for_the_followers_and_the_replicas_are_byte_identical() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "rep", 2);
+    let (leader, epoch) = leader_of(&c, "rep");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "rep", &batch(&["first"], None), -1);
+    let mut expected = vec![b"first".to_vec()];
+    for i in 0..20 {
+        let vals = [format!("a{i}"), format!("b{i}")];
+        let (err, _, _) = produce(&boot, "rep", &batch(&[&vals[0], &vals[1]], None), -1);
+        assert_eq!(err, 0, "acks=all produce {i}");
+        expected.extend(vals.iter().map(|v| v.as_bytes().to_vec()));
+    }
+    // acks=all answered: the high watermark covers everything, so a consumer sees it all.
+    assert_eq!(consume_all(&boot, "rep"), expected);
+    let leader_log = segment(root.path(), leader, "rep");
+    for id in 1..=3 {
+        wait_for("a follower to hold the leader's bytes", || {
+            segment(root.path(), id, "rep") == leader_log
+        });
+    }
+    // The leader stamped its epoch on every batch (bytes 12..16).
+    assert_eq!(&leader_log[12..16], &epoch.to_be_bytes());
+    // Followers do not serve consumers; a stale epoch is fenced, a future one unknown.
+    let follower = nodes[(leader % 3) as usize].bootstrap_servers();
+    assert_eq!(fetch(&follower, "rep", 0, -1, -1, -1).error_code, 6);
+    assert_eq!(fetch(&boot, "rep", 0, -1, epoch + 1, -1).error_code, 75);
+    let (err, _, resp) = produce(&follower, "rep", &batch(&["x"], None), 1);
+    assert_eq!(err, 6, "a follower refuses produces");
+    let cl = &resp.responses[0].partition_responses[0].current_leader;
+    assert_eq!(
+        (cl.leader_id.0, cl.leader_epoch),
+        (leader, epoch),
+        "KIP-951"
+    );
+    assert_eq!(resp.node_endpoints[0].node_id.0, leader);
+}
+
+#[test]
+fn acks_all_needs_min_insync_replicas_while_acks_one_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "minisr", 2);
+    let (leader, _) = leader_of(&c, "minisr");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "minisr", &batch(&["ok"], None), -1);
+    // The quorum fences both followers (their sessions expired): the ISR is the leader alone.
+    for id in (1..=3).filter(|id| *id != leader) {
+        c.apply(&Command::FenceBroker {
+            id,
+            epoch: broker_epoch(&c, id),
+        });
+    }
+    // Until this leader has applied the new ISR, acks=all still appends (and is answered
+    // 0, or 20 if the ISR shrank while it waited): such values are in the log.
+    let mut expected = vec![b"ok".to_vec()];
+    let mut i = 0;
+    wait_for("acks=all to be refused", || {
+        i += 1;
+        let v = format!("v{i}");
+        match produce(&boot, "minisr", &batch(&[&v], None), -1).0 {
+            19 => return true,
+            0 | 20 => expected.push(v.into_bytes()),
+            e => panic!("acks=all answered {e}"),
+        }
+        false
+    });
+    let (err, base, _) = produce(&boot, "minisr", &batch(&["one"], None), 1);
+    assert_eq!(
+        (err, base),
+        (0, expected.len() as i64),
+        "acks=1 still appends"
+    );
+    expected.push(b"one".to_vec());
+    assert_eq!(consume_all(&boot, "minisr"), expected);
+}
+
+#[test]
+fn a_new_leader_at_a_higher_epoch_dedupes_an_idempotent_retry_from_before_the_failover() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "idem", 2);
+    let (old, epoch) = leader_of(&c, "idem");
+    let boot = nodes[(old - 1) as usize].bootstrap_servers();
+    let first = batch(&["p0", "p1"], Some((4242, 0, 0)));
+    assert_eq!(produce_when_led(&boot, "idem", &first, -1), 0);
+    c.apply(&Command::FenceBroker {
+        id: old,
+        epoch: broker_epoch(&c, old),
+    });
+    let (new, new_epoch) = leader_of(&c, "idem");
+    assert!(new != old && new_epoch > epoch, "{new}@{new_epoch}");
+    let boot = nodes[(new - 1) as usize].bootstrap_servers();
+    // The producer never saw its ack and retries on the new leader: the same offsets back.
+    assert_eq!(produce_when_led(&boot, "idem", &first, -1), 0);
+    let next = batch(&["p2"], Some((4242, 0, 2)));
+    assert_eq!(produce(&boot, "idem", &next, -1).0, 0);
+    assert_eq!(
+        consume_all(&boot, "idem"),
+        vec![b"p0".to_vec(), b"p1".to_vec(), b"p2".to_vec()]
+    );
+    // OffsetForLeaderEpoch, as a consumer validating its position: the old epoch ended at 2.
+    for version in 2..=4 {
+        assert_eq!(
+            offset_for_leader_epoch(&boot, "idem", new_epoch, epoch, version),
+            (0, epoch, 2),
+            "v{version}"
+        );
+    }
+    assert_eq!(
+        offset_for_leader_epoch(&boot, "idem", new_epoch, new_epoch, 2),
+        (0, new_epoch, 3)
+    );
+    assert_eq!(
+        offset_for_leader_epoch(&boot, "idem", epoch, epoch, 3).0,
+        74
+    );
+    assert_eq!(
+        offset_for_leader_epoch(&boot, "idem", new_epoch + 1, 0, 3).0,
+        75
+    );
+}
+
+/// Starts node `id` again on its data dir, registered anew (as a restarted process would).
+fn restart(c: &Arc<LocalController>, root: &Path, id: i32) -> EmbeddedBroker {
+    let voters: Vec<Voter> = (1..=3)
+        .map(|id| Voter {
+            id,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+        })
+        .collect();
+    let config = ClusterConfig::new(id, voters);
+    let dir = node_dir(root, id);
+    let handle = ClusterHandle {
+        node_id: id,
+        config: config.clone(),
+        metadata: c.watch(),
+        controller: c.clone(),
+        events: EventLog::open(&dir, id).unwrap(),
+    };
+    let node = EmbeddedBroker::start_node(
+        BrokerConfig {
+            data_dir: Some(dir),
+            cluster: Some(config),
+            ..BrokerConfig::embedded()
+        },
+        Some(handle),
+    )
+    .unwrap();
+    let addr = node.bootstrap_servers();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    c.apply(&Command::RegisterBroker {
+        id,
+        host: host.into(),
+        port: port.parse().unwrap(),
+    });
+    node
+}
+
+#[test]
+fn a_deposed_leader_truncates_its_unreplicated_suffix_when_it_follows_again() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, mut nodes) = cluster(root.path());
+    create_topic(&c, "div", 1);
+    let (old, _) = leader_of(&c, "div");
+    let boot = nodes[(old - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "div", &batch(&["kept"], None), -1);
+    let committed = segment(root.path(), old, "div");
+    let followers: Vec<i32> = (1..=3).filter(|id| *id != old).collect();
+    for id in &followers {
+        wait_for("the follower to catch up", || {
+            segment(root.path(), *id, "div") == committed
+        });
+    }
+    // Both followers stop; the leader takes acks=1 writes only it has.
+    let mut stopped = Vec::new();
+    for id in followers.iter().rev() {
+        stopped.push(nodes.remove((*id - 1) as usize));
+    }
+    drop(stopped);
+    for i in 0..3 {
+        let (err, _, _) = produce(&boot, "div", &batch(&[&format!("lost{i}")], None), 1);
+        assert_eq!(err, 0);
+    }
+    let diverged = segment(root.path(), old, "div");
+    assert!(diverged.len() > committed.len());
+    // The quorum fences the old leader; the followers come back and one of them leads.
+    c.apply(&Command::FenceBroker {
+        id: old,
+        epoch: broker_epoch(&c, old),
+    });
+    let _back: Vec<EmbeddedBroker> = followers
+        .iter()
+        .map(|id| restart(&c, root.path(), *id))
+        .collect();
+    let (new, new_epoch) = leader_of(&c, "div");
+    assert!(followers.contains(&new), "leader {new}");
+    wait_for("the old leader to truncate to the new leader's log", || {
+        segment(root.path(), old, "div") == committed
+    });
+    let events_file = node_dir(root.path(), old).join(EventLog::FILE);
+    let truncations = || {
+        let events = std::fs::read_to_string(&events_file).unwrap();
+        let found: Vec<serde_json::Value> = events
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["event"] == "truncated")
+            .collect();
+        (events, found)
+    };
+    // The event follows the cut.
+    wait_for("the truncation event", || !truncations().1.is_empty());
+    let (events, truncated) = truncations();
+    assert_eq!(truncated.len(), 1, "{events}");
+    assert_eq!(truncated[0]["to"], 1);
+    assert_eq!(truncated[0]["from"], 4);
+    assert_eq!(truncated[0]["reason"], "diverging_epoch");
+    // Its follower fetch at the old epoch: fenced.
+    let new_boot = _back[followers.iter().position(|id| *id == new).unwrap()].bootstrap_servers();
+    assert_eq!(
+        fetch(&new_boot, "div", 1, old, new_epoch - 1, 0).error_code,
+        74
+    );
+    drop(nodes);
+}
