@@ -218,8 +218,18 @@ fn unload(broker: &Broker, p: i32, n: usize) {
     );
 }
 
-/// Rebuilds the committed offsets of partition `p` from its log, then serves its groups.
+/// Rebuilds the committed offsets of partition `p` from its log, then serves its groups;
+/// first waits for the data path to lead the partition at this epoch (it follows the same
+/// metadata), so that the first commits are not refused as from a non-leader.
 async fn load(broker: &Arc<Broker>, p: i32, epoch: i32, n: usize) {
+    if !log::wait_leader_role(broker, p, epoch).await {
+        tracing::warn!(
+            partition = p,
+            epoch,
+            "__consumer_offsets-{p}: not its leader at epoch {epoch} after all"
+        );
+        return;
+    }
     let b = broker.clone();
     let read = tokio::task::spawn_blocking(move || log::read_commits(&b, p, n)).await;
     match read {
