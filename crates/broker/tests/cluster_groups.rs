@@ -267,3 +267,38 @@ fn committed_offsets_survive_the_coordinators_fencing() {
         "UNKNOWN_MEMBER_ID: rejoin"
     );
 }
+
+#[test]
+fn a_deleted_topics_offsets_are_tombstoned_and_stay_gone_after_failover() {
+    let cl = Cluster::start(3);
+    cl.controller.apply(&Command::CreateTopic {
+        name: "t".into(),
+        partitions: 3,
+        replication_factor: 3,
+        min_insync_replicas: 1,
+        configs: Default::default(),
+    });
+    let group = "deleter";
+    let (_, old) = find(&mut cl.client(1), group);
+    wait_loaded(&cl, old, group);
+    let mut c = cl.client(old);
+    assert_eq!(commit(&mut c, group, "", -1, &[(0, 4), (2, 6)]), vec![0, 0]);
+    let (p, _) = offsets_leader(&cl, group);
+    assert_eq!(log_end(&cl, old, p), 2);
+    cl.controller
+        .apply(&Command::DeleteTopic { name: "t".into() });
+    eventually(Duration::from_secs(5), || {
+        (fetch(&mut c, group).1 == vec![(-1, -1); 3]).then_some(())
+    });
+    // The tombstones are replicated records: the next leader rebuilds without the offsets.
+    eventually(Duration::from_secs(5), || {
+        (1..=3).all(|id| log_end(&cl, id, p) == 4).then_some(())
+    });
+    cl.controller.apply(&Command::FenceBroker {
+        id: old,
+        epoch: cl.broker_epoch(old),
+    });
+    let (_, new) = offsets_leader(&cl, group);
+    wait_loaded(&cl, new, group);
+    assert_eq!(fetch(&mut cl.client(new), group), (0, vec![(-1, -1); 3]));
+}
