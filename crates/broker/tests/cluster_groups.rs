@@ -1,7 +1,8 @@
 //! Group coordination in a 3-node cluster: FindCoordinator names the leader of the group's
 //! `__consumer_offsets` partition (Kafka's partitionFor), other nodes answer NOT_COORDINATOR,
-//! commits are records of that partition, and when the coordinator's node is fenced the new
-//! leader rebuilds the offsets from its log and serves them.
+//! commits are records of that partition replicated before they are answered, and when the
+//! coordinator's node is fenced the new leader rebuilds the offsets from its log and serves
+//! them.
 
 mod cluster_support;
 
@@ -19,7 +20,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kbench_broker::cluster::coordinator::{partition_for, OFFSETS_TOPIC};
 use kbench_broker::cluster::Command;
-use kbench_broker::protocol::batch::BatchHeader;
 
 const NOT_COORDINATOR: i16 = 16;
 const LOAD_IN_PROGRESS: i16 = 14;
@@ -169,38 +169,13 @@ fn wait_loaded(cl: &Cluster, node: i32, group: &str) {
     });
 }
 
-/// Copies the leader's log of an offsets partition to the other nodes, batch by batch: what
-/// the followers' fetchers do once the data path replicates (this test checks the rebuild).
-fn replicate_by_hand(cl: &Cluster, partition: i32, leader: i32) {
-    let n = cl.nodes.len();
-    let src = cl
-        .node(leader)
+/// The log end of an offsets partition on `node` (0 when it holds no copy).
+fn log_end(cl: &Cluster, node: i32, partition: i32) -> i64 {
+    cl.node(node)
         .state()
         .topics
         .partition(OFFSETS_TOPIC, partition)
-        .unwrap();
-    let bytes = {
-        let log = src.log();
-        match log.read(0, 1 << 20).unwrap() {
-            kbench_broker::log::partition::ReadResult::Data(sl) => {
-                let mut buf = vec![0u8; sl.len];
-                std::os::unix::fs::FileExt::read_exact_at(&*sl.file, &mut buf, sl.pos).unwrap();
-                buf
-            }
-            other => panic!("the leader's log is empty: {other:?}"),
-        }
-    };
-    for id in (1..=n as i32).filter(|i| *i != leader) {
-        let b = cl.node(id).state();
-        let dst = kbench_broker::cluster::coordinator::log::partition(b, partition, 5).unwrap();
-        let mut log = dst.log();
-        let mut pos = 0;
-        while let Some(h) = BatchHeader::parse(&bytes[pos..]) {
-            log.append(&bytes[pos..pos + h.total_len()], &h).unwrap();
-            pos += h.total_len();
-        }
-        dst.publish(&log);
-    }
+        .map_or(0, |p| p.log_end_offset())
 }
 
 #[test]
@@ -258,20 +233,12 @@ fn committed_offsets_survive_the_coordinators_fencing() {
         vec![0]
     );
     assert_eq!(fetch(&mut c, group).1, vec![(11, 3), (20, 3), (-1, -1)]);
-    // The commits are Kafka OffsetCommit records in the group's partition.
+    // The commits are records of the group's partition (one per committed partition), and
+    // a commit is answered only once every ISR member holds it (acks=all).
     let (p, _) = offsets_leader(&cl, group);
-    let log = cl
-        .node(old)
-        .state()
-        .topics
-        .partition(OFFSETS_TOPIC, p)
-        .unwrap();
-    assert_eq!(
-        log.log_end_offset(),
-        3,
-        "one record per committed partition, two batches"
-    );
-    replicate_by_hand(&cl, p, old);
+    for id in 1..=3 {
+        assert_eq!(log_end(&cl, id, p), 3, "node {id}");
+    }
 
     cl.controller.apply(&Command::FenceBroker {
         id: old,
@@ -299,4 +266,39 @@ fn committed_offsets_survive_the_coordinators_fencing() {
         25,
         "UNKNOWN_MEMBER_ID: rejoin"
     );
+}
+
+#[test]
+fn a_deleted_topics_offsets_are_tombstoned_and_stay_gone_after_failover() {
+    let cl = Cluster::start(3);
+    cl.controller.apply(&Command::CreateTopic {
+        name: "t".into(),
+        partitions: 3,
+        replication_factor: 3,
+        min_insync_replicas: 1,
+        configs: Default::default(),
+    });
+    let group = "deleter";
+    let (_, old) = find(&mut cl.client(1), group);
+    wait_loaded(&cl, old, group);
+    let mut c = cl.client(old);
+    assert_eq!(commit(&mut c, group, "", -1, &[(0, 4), (2, 6)]), vec![0, 0]);
+    let (p, _) = offsets_leader(&cl, group);
+    assert_eq!(log_end(&cl, old, p), 2);
+    cl.controller
+        .apply(&Command::DeleteTopic { name: "t".into() });
+    eventually(Duration::from_secs(5), || {
+        (fetch(&mut c, group).1 == vec![(-1, -1); 3]).then_some(())
+    });
+    // The tombstones are replicated records: the next leader rebuilds without the offsets.
+    eventually(Duration::from_secs(5), || {
+        (1..=3).all(|id| log_end(&cl, id, p) == 4).then_some(())
+    });
+    cl.controller.apply(&Command::FenceBroker {
+        id: old,
+        epoch: cl.broker_epoch(old),
+    });
+    let (_, new) = offsets_leader(&cl, group);
+    wait_loaded(&cl, new, group);
+    assert_eq!(fetch(&mut cl.client(new), group), (0, vec![(-1, -1); 3]));
 }

@@ -255,4 +255,28 @@ mod tests {
         assert_eq!(s.get("g", "t", 1), Some(c(7)));
         assert_eq!(s.for_group("g").len(), 2);
     }
+
+    #[test]
+    fn an_in_memory_store_writes_no_journal_and_replaces_a_partitions_groups() {
+        let c = |o| Committed {
+            offset: o,
+            leader_epoch: -1,
+            metadata: None,
+        };
+        let k = |g: &str, p| (g.to_string(), "t".to_string(), p);
+        let s = OffsetStore::in_memory();
+        s.commit(vec![(k("a", 0), c(1)), (k("b", 0), c(2))])
+            .unwrap();
+        // A rebuild of the partition holding "a": its offsets replaced, "b" untouched, a
+        // tombstone in the log removes the entry.
+        s.replace_groups(
+            |g| g == "a",
+            vec![(k("a", 1), c(5)), (k("a", 1), c(-1)), (k("a", 2), c(7))],
+        );
+        assert_eq!(s.get("a", "t", 0), None);
+        assert_eq!(s.get("a", "t", 1), None);
+        assert_eq!(s.get("a", "t", 2), Some(c(7)));
+        assert_eq!(s.get("b", "t", 0), Some(c(2)));
+        assert_eq!(s.path(), Path::new(""));
+    }
 }

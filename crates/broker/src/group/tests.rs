@@ -137,3 +137,27 @@ fn session_timeouts_outside_kafkas_bounds_are_refused() {
         .unwrap();
     assert_eq!(rt.block_on(c.join(p)).error, INVALID_SESSION_TIMEOUT);
 }
+
+#[tokio::test]
+async fn dropped_groups_answer_parked_joins_with_not_coordinator_and_are_forgotten() {
+    let (c, _d) = coordinator();
+    let c = std::sync::Arc::new(c);
+    let a = c.join(params("", 5)).await.member_id;
+    assert_eq!(c.join(params(&a, 5)).await.error, NONE);
+    let b = c.join(params("", 5)).await.member_id;
+    // B's join waits for A to rejoin the rebalance it started.
+    let parked = tokio::spawn({
+        let c = c.clone();
+        async move { c.join(params(&b, 5)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!parked.is_finished());
+    assert_eq!(c.drop_groups(|g| g == "other"), 0);
+    assert_eq!(c.drop_groups(|g| g == "g"), 1);
+    let answer = tokio::time::timeout(Duration::from_secs(5), parked)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(answer.error, NOT_COORDINATOR);
+    assert!(c.describe("g").is_none());
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::records::{decode_batches, encode_batch, Key};
 use super::OFFSETS_TOPIC;
+use crate::cluster::replica::Role;
 use crate::group::offsets::Committed;
 use crate::log::partition::ReadResult;
 use crate::state::Broker;
@@ -17,6 +18,8 @@ use crate::topics::Partition;
 
 /// Kafka's `offsets.commit.timeout.ms`: how long a commit waits for the ISR.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_millis(5000);
+/// How long a new leader's coordinator waits for its data path to take the lead.
+const ROLE_WAIT: Duration = Duration::from_secs(10);
 /// How much log one read step of the rebuild takes.
 const READ_STEP_BYTES: usize = 1 << 20;
 
@@ -33,6 +36,37 @@ pub fn partition(broker: &Broker, p: i32, n: usize) -> std::io::Result<Arc<Parti
         .get(p as usize)
         .cloned()
         .ok_or_else(|| std::io::Error::other(format!("{OFFSETS_TOPIC} has no partition {p}")))
+}
+
+/// Waits (at most `ROLE_WAIT`) until this node's data path leads offsets partition `p` at
+/// `epoch`; false if it does not, or if the metadata moved on meanwhile.
+pub async fn wait_leader_role(broker: &Broker, p: i32, epoch: i32) -> bool {
+    let Some(c) = &broker.cluster else {
+        return true;
+    };
+    let deadline = tokio::time::Instant::now() + ROLE_WAIT;
+    loop {
+        // A partition may not be open yet: the data path opens it from the same metadata.
+        if let Some(part) = broker.topics.partition(OFFSETS_TOPIC, p) {
+            let changed = part.changed.notified();
+            if matches!(&*part.role(), Role::Leader(l) if l.leader_epoch == epoch) {
+                return true;
+            }
+            let still = c
+                .current()
+                .partition(OFFSETS_TOPIC, p)
+                .is_some_and(|r| r.leader == c.node_id && r.leader_epoch == epoch);
+            if !still || tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), changed).await;
+        } else {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// Every commit in partition `p`, from its log start to its log end, in log order.
@@ -104,34 +138,17 @@ fn map_append_error(error: i16) -> i16 {
     }
 }
 
-/// The append itself: the leader's local append. The replicated path
-/// (`cluster::replica::append_as_leader`, acks=all) replaces it once the data path exists.
-async fn append(broker: &Broker, part: &Partition, batch: &[u8]) -> i16 {
-    let Some(header) = crate::protocol::batch::BatchHeader::parse(batch) else {
-        return code::CORRUPT_MESSAGE;
-    };
-    let appended = {
-        let mut log = part.log();
-        let r = log.append(batch, &header);
-        part.publish(&log);
-        r
-    };
-    broker.topics.appended.notify_waiters();
-    match appended {
-        Ok(crate::log::partition::Appended::Refused(c)) => c,
-        Ok(_) => code::NONE,
-        Err(e) => {
-            tracing::error!("cannot append to {OFFSETS_TOPIC}-{}: {e}", part.index);
-            code::KAFKA_STORAGE_ERROR
-        }
-    }
+/// The append itself: the replicated produce path of a leader, acks=all (the commit is
+/// answered only once the ISR has it, as Kafka's `offsets.commit.required.acks` -1).
+async fn append(broker: &Arc<Broker>, part: &Arc<Partition>, batch: &[u8]) -> i16 {
+    crate::cluster::replica::append_as_leader(broker, part, batch, -1, COMMIT_TIMEOUT)
+        .await
+        .error
 }
 
 /// The Kafka error codes of this module.
 mod code {
-    pub const NONE: i16 = 0;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub const MESSAGE_TOO_LARGE: i16 = 10;

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use super::model::{ClusterMetadata, Command, Reply, NO_LEADER};
+use crate::group::offsets::Committed;
 use crate::group::{COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR};
 use crate::state::Broker;
 
@@ -157,9 +158,14 @@ pub fn spawn(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     };
     let mut rx = c.metadata.clone();
     tokio::spawn(async move {
+        let mut prev = Arc::new(ClusterMetadata::default());
         loop {
             let meta = rx.borrow_and_update().clone();
             reconcile(&broker, &meta).await;
+            for topic in prev.topics.keys().filter(|t| !meta.topics.contains_key(*t)) {
+                tokio::spawn(forget_topic(broker.clone(), topic.clone()));
+            }
+            prev = meta;
             tokio::select! {
                 r = rx.changed() => if r.is_err() { break },
                 _ = shutdown.changed() => break,
@@ -204,6 +210,42 @@ async fn reconcile(broker: &Arc<Broker>, meta: &ClusterMetadata) {
     }
 }
 
+/// A deleted topic's committed offsets go, as Kafka's coordinator removes them: tombstones in
+/// the offsets partitions this node leads (so a new leader does not bring them back), then
+/// out of memory (so a topic created again with that name starts afresh).
+async fn forget_topic(broker: Arc<Broker>, topic: String) {
+    let Some(c) = &broker.cluster else { return };
+    let Some(n) = c
+        .current()
+        .topics
+        .get(OFFSETS_TOPIC)
+        .map(|t| t.partitions.len())
+    else {
+        return;
+    };
+    let mut by_partition: BTreeMap<i32, Vec<(records::Key, Committed)>> = BTreeMap::new();
+    for (group, t, part, _) in broker.groups.offsets.all() {
+        if t == topic {
+            let tomb = Committed {
+                offset: -1,
+                leader_epoch: -1,
+                metadata: None,
+            };
+            by_partition
+                .entry(partition_for(&group, n))
+                .or_default()
+                .push(((group, t, part), tomb));
+        }
+    }
+    for (p, tombs) in by_partition {
+        let e = log::append_commits(&broker, p, n, &tombs).await;
+        if e != 0 {
+            tracing::warn!(topic = %topic, partition = p, error = e, "offsets of a deleted topic not tombstoned");
+        }
+    }
+    let _ = broker.groups.offsets.forget_topic(&topic);
+}
+
 /// Stops coordinating the groups of partition `p`: their members rejoin at the new
 /// coordinator, which serves their offsets from the replicated log.
 fn unload(broker: &Broker, p: i32, n: usize) {
@@ -218,8 +260,18 @@ fn unload(broker: &Broker, p: i32, n: usize) {
     );
 }
 
-/// Rebuilds the committed offsets of partition `p` from its log, then serves its groups.
+/// Rebuilds the committed offsets of partition `p` from its log, then serves its groups;
+/// first waits for the data path to lead the partition at this epoch (it follows the same
+/// metadata), so that the first commits are not refused as from a non-leader.
 async fn load(broker: &Arc<Broker>, p: i32, epoch: i32, n: usize) {
+    if !log::wait_leader_role(broker, p, epoch).await {
+        tracing::warn!(
+            partition = p,
+            epoch,
+            "__consumer_offsets-{p}: not its leader at epoch {epoch} after all"
+        );
+        return;
+    }
     let b = broker.clone();
     let read = tokio::task::spawn_blocking(move || log::read_commits(&b, p, n)).await;
     match read {

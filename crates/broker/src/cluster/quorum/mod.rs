@@ -396,4 +396,8 @@ impl Controller for Quorum {
         let proposer = self.node.proposer.clone();
         Box::pin(async move { proposer.submit(cmd, SUBMIT_TIMEOUT).await })
     }
+
+    fn active_controller(&self) -> Option<NodeId> {
+        Quorum::active_controller(self)
+    }
 }
