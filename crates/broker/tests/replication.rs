@@ -342,14 +342,26 @@ fn a_new_leader_at_a_higher_epoch_dedupes_an_idempotent_retry_from_before_the_fa
 
 /// Starts node `id` again on its data dir, registered anew (as a restarted process would).
 fn restart(c: &Arc<LocalController>, root: &Path, id: i32) -> EmbeddedBroker {
+    start_node(c, root, id, |_| {})
+}
+
+/// Starts node `id` on `<root>/node-<id>` with its cluster settings tweaked, and registers it.
+fn start_node(
+    c: &Arc<LocalController>,
+    root: &Path,
+    id: i32,
+    tweak: impl Fn(&mut ClusterConfig),
+) -> EmbeddedBroker {
     let voters: Vec<Voter> = (1..=3)
         .map(|id| Voter {
             id,
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
         })
         .collect();
-    let config = ClusterConfig::new(id, voters);
+    let mut config = ClusterConfig::new(id, voters);
+    tweak(&mut config);
     let dir = node_dir(root, id);
+    std::fs::create_dir_all(&dir).unwrap();
     let handle = ClusterHandle {
         node_id: id,
         config: config.clone(),
@@ -441,4 +453,66 @@ fn a_deposed_leader_truncates_its_unreplicated_suffix_when_it_follows_again() {
         74
     );
     drop(nodes);
+}
+
+fn events(root: &Path, id: i32, name: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(node_dir(root, id).join(EventLog::FILE)).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == name)
+        .collect()
+}
+
+fn isr_of(c: &LocalController, topic: &str) -> Vec<i32> {
+    let md = c.watch().borrow().clone();
+    md.partition(topic, 0).unwrap().isr.clone()
+}
+
+#[test]
+fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
+    let root = tempfile::tempdir().unwrap();
+    let c = LocalController::new();
+    let fast = |cfg: &mut ClusterConfig| {
+        cfg.replica_lag_time_max = Duration::from_millis(1000);
+        cfg.replica_fetch_wait_max = Duration::from_millis(100);
+    };
+    let mut nodes: Vec<Option<EmbeddedBroker>> = (1..=3)
+        .map(|id| Some(start_node(&c, root.path(), id, fast)))
+        .collect();
+    create_topic(&c, "lag", 1);
+    let (leader, _) = leader_of(&c, "lag");
+    let boot = nodes[(leader - 1) as usize]
+        .as_ref()
+        .unwrap()
+        .bootstrap_servers();
+    produce_when_led(&boot, "lag", &batch(&["a"], None), -1);
+    let lagging = leader % 3 + 1;
+    nodes[(lagging - 1) as usize] = None;
+    // A stopped follower as far as the leader's end is in sync (Kafka's isCaughtUp): it
+    // falls behind once the leader appends.
+    assert_eq!(produce(&boot, "lag", &batch(&["b"], None), 1).0, 0);
+    let t0 = Instant::now();
+    wait_for("the ISR to shrink", || {
+        !isr_of(&c, "lag").contains(&lagging)
+    });
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "not before the lag limit"
+    );
+    let shrinks = events(root.path(), leader, "isr_shrink_requested");
+    assert_eq!(shrinks[0]["out_of_sync"], serde_json::json!([lagging]));
+    for i in 0..5 {
+        assert_eq!(
+            produce(&boot, "lag", &batch(&[&format!("c{i}")], None), -1).0,
+            0
+        );
+    }
+    // Back, it fetches what it missed and is let into the ISR again.
+    nodes[(lagging - 1) as usize] = Some(start_node(&c, root.path(), lagging, fast));
+    wait_for("the ISR to expand", || isr_of(&c, "lag").len() == 3);
+    assert_eq!(events(root.path(), leader, "isr_expand_requested").len(), 1);
+    assert_eq!(
+        segment(root.path(), lagging, "lag"),
+        segment(root.path(), leader, "lag")
+    );
 }
