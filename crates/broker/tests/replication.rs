@@ -67,6 +67,16 @@ fn name(s: &str) -> TopicName {
 
 /// Produce v10 of one batch to partition 0; the partition's response.
 fn produce(boot: &str, topic: &str, batch: &[u8], acks: i16) -> (i16, i64, ProduceResponse) {
+    produce_within(boot, topic, batch, acks, 5000)
+}
+
+fn produce_within(
+    boot: &str,
+    topic: &str,
+    batch: &[u8],
+    acks: i16,
+    timeout_ms: i32,
+) -> (i16, i64, ProduceResponse) {
     let mut pd = PartitionProduceData::default();
     pd.index = 0;
     pd.records = Some(Bytes::copy_from_slice(batch));
@@ -75,7 +85,7 @@ fn produce(boot: &str, topic: &str, batch: &[u8], acks: i16) -> (i16, i64, Produ
     td.partition_data = vec![pd];
     let mut r = ProduceRequest::default();
     r.acks = acks;
-    r.timeout_ms = 5000;
+    r.timeout_ms = timeout_ms;
     r.topic_data = vec![td];
     let resp: ProduceResponse = Client::connect(boot).call(ApiKey::Produce, 10, &r);
     let p = &resp.responses[0].partition_responses[0];
@@ -515,4 +525,35 @@ fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
         segment(root.path(), lagging, "lag"),
         segment(root.path(), leader, "lag")
     );
+}
+
+#[test]
+fn acks_all_times_out_on_silent_followers_then_fails_after_append_when_the_isr_shrinks() {
+    let root = tempfile::tempdir().unwrap();
+    let c = LocalController::new();
+    let fast = |cfg: &mut ClusterConfig| {
+        cfg.replica_lag_time_max = Duration::from_millis(1000);
+        cfg.replica_fetch_wait_max = Duration::from_millis(100);
+    };
+    let mut nodes: Vec<Option<EmbeddedBroker>> = (1..=3)
+        .map(|id| Some(start_node(&c, root.path(), id, fast)))
+        .collect();
+    create_topic(&c, "slow", 2);
+    let (leader, _) = leader_of(&c, "slow");
+    let boot = nodes[(leader - 1) as usize]
+        .as_ref()
+        .unwrap()
+        .bootstrap_servers();
+    produce_when_led(&boot, "slow", &batch(&["a"], None), -1);
+    for id in (1..=3).filter(|id| *id != leader) {
+        nodes[(id - 1) as usize] = None;
+    }
+    // Still in the ISR (within the lag), so the high watermark waits for them.
+    let (err, base, _) = produce_within(&boot, "slow", &batch(&["b"], None), -1, 300);
+    assert_eq!((err, base), (7, 1), "REQUEST_TIMED_OUT, appended");
+    // The ISR shrinks below min.insync.replicas while this one waits.
+    let (err, _, _) = produce_within(&boot, "slow", &batch(&["c"], None), -1, 5000);
+    assert_eq!(err, 20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
+    assert_eq!(isr_of(&c, "slow"), vec![leader]);
+    assert_eq!(produce(&boot, "slow", &batch(&["d"], None), -1).0, 19);
 }
