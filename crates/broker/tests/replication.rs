@@ -163,6 +163,23 @@ fn offset_for_leader_epoch(
     (p.error_code, p.leader_epoch, p.end_offset)
 }
 
+/// ListOffsets v4 of partition 0: (error, offset, leader epoch).
+fn list_offsets(boot: &str, topic: &str, timestamp: i64, current: i32) -> (i16, i64, i32) {
+    let mut lp = list_offsets_request::ListOffsetsPartition::default();
+    lp.partition_index = 0;
+    lp.current_leader_epoch = current;
+    lp.timestamp = timestamp;
+    let mut lt = list_offsets_request::ListOffsetsTopic::default();
+    lt.name = name(topic);
+    lt.partitions = vec![lp];
+    let mut r = ListOffsetsRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.topics = vec![lt];
+    let resp: ListOffsetsResponse = Client::connect(boot).call(ApiKey::ListOffsets, 4, &r);
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.leader_epoch)
+}
+
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ok() {
@@ -348,6 +365,15 @@ fn a_new_leader_at_a_higher_epoch_dedupes_an_idempotent_retry_from_before_the_fa
         offset_for_leader_epoch(&boot, "idem", new_epoch + 1, 0, 3).0,
         75
     );
+    // ListOffsets: the leader's high watermark and epochs; only the leader answers.
+    assert_eq!(
+        list_offsets(&boot, "idem", -1, new_epoch),
+        (0, 3, new_epoch)
+    );
+    assert_eq!(list_offsets(&boot, "idem", -2, -1), (0, 0, epoch));
+    assert_eq!(list_offsets(&boot, "idem", -1, epoch).0, 74);
+    let old_boot = nodes[(old - 1) as usize].bootstrap_servers();
+    assert_eq!(list_offsets(&old_boot, "idem", -1, -1).0, 6);
 }
 
 /// Starts node `id` again on its data dir, registered anew (as a restarted process would).
