@@ -583,3 +583,23 @@ fn acks_all_times_out_on_silent_followers_then_fails_after_append_when_the_isr_s
     assert_eq!(isr_of(&c, "slow"), vec![leader]);
     assert_eq!(produce(&boot, "slow", &batch(&["d"], None), -1).0, 19);
 }
+
+#[test]
+fn a_deleted_topic_leaves_every_replica() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "gone", 2);
+    let (leader, _) = leader_of(&c, "gone");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "gone", &batch(&["x"], None), -1);
+    c.apply(&Command::DeleteTopic {
+        name: "gone".into(),
+    });
+    for id in 1..=3 {
+        wait_for("the replica's directory to go, and its event", || {
+            !node_dir(root.path(), id).join("gone-0").exists()
+                && events(root.path(), id, "replica_deleted").len() == 1
+        });
+    }
+    assert_eq!(produce(&boot, "gone", &batch(&["y"], None), 1).0, 3);
+}
