@@ -602,4 +602,20 @@ fn a_deleted_topic_leaves_every_replica() {
         });
     }
     assert_eq!(produce(&boot, "gone", &batch(&["y"], None), 1).0, 3);
+    // Deleted and created again at once: the new topic starts empty on every replica.
+    create_topic(&c, "again", 2);
+    let (leader, _) = leader_of(&c, "again");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "again", &batch(&["old"], None), -1);
+    c.apply(&Command::DeleteTopic {
+        name: "again".into(),
+    });
+    create_topic(&c, "again", 2);
+    let (leader, _) = leader_of(&c, "again");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    assert_eq!(
+        produce_when_led(&boot, "again", &batch(&["new"], None), -1),
+        0
+    );
+    assert_eq!(consume_all(&boot, "again"), vec![b"new".to_vec()]);
 }

@@ -31,6 +31,15 @@ pub fn apply(
     checkpoint: &HashMap<(String, i32), i64>,
 ) -> Following {
     let mut following = Following::new();
+    // Gone, or deleted and created again under the same name (a new topic id): the old log
+    // goes before anything is created.
+    let gone = prev
+        .topics
+        .values()
+        .filter(|t| md.topics.get(&t.name).is_none_or(|now| now.id != t.id));
+    for t in gone {
+        delete(broker, c, &t.name);
+    }
     for topic in md.topics.values() {
         if !topic
             .partitions
@@ -69,9 +78,6 @@ pub fn apply(
             }
             p.changed.notify_waiters();
         }
-    }
-    for name in prev.topics.keys().filter(|t| !md.topics.contains_key(*t)) {
-        delete(broker, c, name);
     }
     following
 }
