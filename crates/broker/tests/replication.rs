@@ -619,3 +619,24 @@ fn a_deleted_topic_leaves_every_replica() {
     );
     assert_eq!(consume_all(&boot, "again"), vec![b"new".to_vec()]);
 }
+
+#[test]
+fn a_follower_learns_the_new_high_watermark_without_waiting_out_its_long_poll() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, mut nodes) = cluster(root.path());
+    create_topic(&c, "hw", 2);
+    let (leader, _) = leader_of(&c, "hw");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "hw", &batch(&["a"], None), -1);
+    assert_eq!(produce(&boot, "hw", &batch(&["b"], None), -1).0, 0);
+    // Well inside replica.fetch.wait.max.ms (500): the follower's confirming fetch returned
+    // as soon as the leader's high watermark moved. Its shutdown checkpoints what it knows.
+    std::thread::sleep(Duration::from_millis(150));
+    let follower = leader % 3 + 1;
+    drop(nodes.remove((follower - 1) as usize));
+    let text = std::fs::read_to_string(
+        node_dir(root.path(), follower).join("replication-offset-checkpoint"),
+    )
+    .unwrap();
+    assert!(text.lines().any(|l| l == "hw 0 2"), "{text}");
+}
