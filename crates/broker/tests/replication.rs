@@ -640,3 +640,59 @@ fn a_follower_learns_the_new_high_watermark_without_waiting_out_its_long_poll() 
     .unwrap();
     assert!(text.lines().any(|l| l == "hw 0 2"), "{text}");
 }
+
+#[test]
+fn a_node_never_leads_at_an_epoch_older_than_its_logs() {
+    let root = tempfile::tempdir().unwrap();
+    {
+        let (c, nodes) = cluster(root.path());
+        create_topic(&c, "old", 1);
+        // Two elections: the partition's epoch reaches 2 and its leader stamps it.
+        for _ in 0..2 {
+            let (leader, _) = leader_of(&c, "old");
+            c.apply(&Command::FenceBroker {
+                id: leader,
+                epoch: broker_epoch(&c, leader),
+            });
+            c.apply(&Command::UnfenceBroker {
+                id: leader,
+                epoch: broker_epoch(&c, leader),
+            });
+        }
+        let (leader, epoch) = leader_of(&c, "old");
+        assert_eq!(epoch, 2);
+        let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+        produce_when_led(&boot, "old", &batch(&["at2"], None), 1);
+        for id in 1..=3 {
+            wait_for("every replica to hold the epoch-2 batch", || {
+                segment(root.path(), id, "old") == segment(root.path(), leader, "old")
+            });
+        }
+    }
+    // Metadata that lags the logs (here a fresh controller naming epoch 0): nobody whose log
+    // holds epoch 2 takes leadership at epoch 0.
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "old", 1);
+    let (leader, epoch) = leader_of(&c, "old");
+    assert_eq!(epoch, 0);
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    let led_before = events(root.path(), leader, "became_leader").len();
+    wait_for("the node to act on the metadata", || {
+        events(root.path(), leader, "became_leader").len() > led_before
+            || !events(root.path(), leader, "stale_leader_epoch").is_empty()
+    });
+    assert_eq!(
+        events(root.path(), leader, "became_leader").len(),
+        led_before
+    );
+    let stale = &events(root.path(), leader, "stale_leader_epoch")[0];
+    assert_eq!(
+        (
+            stale["leader_epoch"].as_i64(),
+            stale["log_leader_epoch"].as_i64()
+        ),
+        (Some(0), Some(2))
+    );
+    let (err, _, _) = produce(&boot, "old", &batch(&["at0"], None), 1);
+    assert_eq!(err, 6, "refused rather than stamping an older epoch");
+}
