@@ -508,6 +508,33 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// A follower follows its leader's log start (Kafka's `maybeIncrementLogStartOffset`):
+    /// sealed segments wholly below `offset` go. Returns bytes deleted.
+    pub fn advance_log_start(&mut self, offset: i64) -> io::Result<u64> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let mut bases = self.segments.keys();
+            let (Some(&first), Some(&second)) = (bases.next(), bases.next()) else {
+                break;
+            };
+            if second > offset {
+                break;
+            }
+            if let Some(seg) = self.segments.remove(&first) {
+                deleted += seg.size;
+                std::fs::remove_file(&seg.path)?;
+            }
+        }
+        if deleted > 0 {
+            let log_start = self.log_start_offset();
+            self.txns.forget_before(log_start);
+            if self.epochs.truncate_from_start(log_start) {
+                self.epochs.persist()?;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Deletes whole sealed segments beyond the size or time limits. Returns bytes deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<u64> {
         let mut deleted = 0;
@@ -873,5 +900,23 @@ mod tests {
         assert!(log.truncate_to(0).unwrap());
         assert_eq!((log.log_end_offset(), log.segment_count()), (0, 1));
         assert_eq!(log.latest_epoch(), None);
+    }
+
+    #[test]
+    fn a_follower_drops_whole_segments_below_its_leaders_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg(200)).unwrap();
+        for _ in 0..6 {
+            append(&mut log, &[&[7u8; 60]]);
+        }
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        assert!(bases.len() >= 3, "{bases:?}");
+        // The second segment's first offset: only the first segment is wholly below it.
+        assert!(log.advance_log_start(bases[1]).unwrap() > 0);
+        assert_eq!(log.log_start_offset(), bases[1]);
+        assert_eq!(log.advance_log_start(bases[1]).unwrap(), 0);
+        assert!(log.advance_log_start(i64::MAX).unwrap() > 0);
+        assert_eq!(log.segment_count(), 1, "the active segment stays");
+        assert_eq!(log.log_end_offset(), 6);
     }
 }
