@@ -696,3 +696,47 @@ fn a_node_never_leads_at_an_epoch_older_than_its_logs() {
     let (err, _, _) = produce(&boot, "old", &batch(&["at0"], None), 1);
     assert_eq!(err, 6, "refused rather than stamping an older epoch");
 }
+
+#[test]
+fn a_followers_log_takes_no_transaction_marker_of_its_own() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "txn", 2);
+    let (leader, _) = leader_of(&c, "txn");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "txn", &batch(&["a"], None), -1);
+    // A transaction ended on a follower node (its coordinator is still node-local): the
+    // marker would sit where the leader puts its next batch.
+    let follower = nodes[(leader % 3) as usize].bootstrap_servers();
+    let tid = TransactionalId(StrBytes::from_static_str("stray"));
+    let mut init = InitProducerIdRequest::default();
+    init.transactional_id = Some(tid.clone());
+    init.transaction_timeout_ms = 60_000;
+    let ids: InitProducerIdResponse =
+        Client::connect(&follower).call(ApiKey::InitProducerId, 1, &init);
+    assert_eq!(ids.error_code, 0);
+    let mut topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+    topic.name = name("txn");
+    topic.partitions = vec![0];
+    let mut add = AddPartitionsToTxnRequest::default();
+    add.v3_and_below_transactional_id = tid.clone();
+    add.v3_and_below_producer_id = ids.producer_id;
+    add.v3_and_below_producer_epoch = ids.producer_epoch;
+    add.v3_and_below_topics = vec![topic];
+    let _: AddPartitionsToTxnResponse =
+        Client::connect(&follower).call(ApiKey::AddPartitionsToTxn, 3, &add);
+    let mut end = EndTxnRequest::default();
+    end.transactional_id = tid;
+    end.producer_id = ids.producer_id;
+    end.producer_epoch = ids.producer_epoch;
+    end.committed = false;
+    let ended: EndTxnResponse = Client::connect(&follower).call(ApiKey::EndTxn, 3, &end);
+    assert_ne!(ended.error_code, 0, "the marker is refused");
+    assert_eq!(produce(&boot, "txn", &batch(&["b"], None), -1).0, 0);
+    let leader_log = segment(root.path(), leader, "txn");
+    for id in 1..=3 {
+        wait_for("every replica to hold the leader's bytes", || {
+            segment(root.path(), id, "txn") == leader_log
+        });
+    }
+}

@@ -107,6 +107,7 @@ fn become_leader(c: &ClusterHandle, topic: &TopicRecord, p: &Partition, rec: &Pa
     let start = {
         let mut log = p.log();
         if let Some(newer) = log.latest_epoch().filter(|e| *e > rec.leader_epoch) {
+            log.become_follower();
             drop(log);
             c.events.record(
                 Some("stale_leader_epoch"),
