@@ -415,3 +415,42 @@ impl Topics {
         &self.cfg
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::{build_test_batch, validate_all};
+
+    fn append(p: &Partition) {
+        let b = build_test_batch(&[b"v"], None);
+        let (h, _) = validate_all(&b).unwrap()[0];
+        let mut log = p.log();
+        log.append(&b, &h).unwrap();
+        p.publish(&log);
+    }
+
+    #[test]
+    fn the_high_watermark_is_the_log_end_until_replicated_and_is_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::open(dir.path(), LogConfig::default()).unwrap();
+        let t = topics.create("t", 2, false).unwrap();
+        let (p0, p1) = (&t.partitions[0], &t.partitions[1]);
+        append(p0);
+        append(p0);
+        assert_eq!(p0.high_watermark(), 2, "single node: the log end");
+        p0.set_replicated(1);
+        append(p0);
+        assert_eq!((p0.high_watermark(), p0.log_end_offset()), (1, 3));
+        assert_eq!(p0.last_stable_offset(), 1, "never past the high watermark");
+        assert!(p0.raise_high_watermark(3));
+        assert!(!p0.raise_high_watermark(2), "never backwards");
+        p1.set_replicated(7);
+        assert_eq!(p1.high_watermark(), 0, "capped at the log end");
+        topics.flush_all();
+        let text = std::fs::read_to_string(dir.path().join(HW_CHECKPOINT_FILE)).unwrap();
+        assert_eq!(text, "0\n2\nt 0 3\nt 1 0\n");
+        let loaded = topics.load_high_watermarks();
+        assert_eq!(loaded[&("t".to_string(), 0)], 3);
+        assert_eq!(loaded.len(), 2);
+    }
+}

@@ -67,6 +67,16 @@ fn name(s: &str) -> TopicName {
 
 /// Produce v10 of one batch to partition 0; the partition's response.
 fn produce(boot: &str, topic: &str, batch: &[u8], acks: i16) -> (i16, i64, ProduceResponse) {
+    produce_within(boot, topic, batch, acks, 5000)
+}
+
+fn produce_within(
+    boot: &str,
+    topic: &str,
+    batch: &[u8],
+    acks: i16,
+    timeout_ms: i32,
+) -> (i16, i64, ProduceResponse) {
     let mut pd = PartitionProduceData::default();
     pd.index = 0;
     pd.records = Some(Bytes::copy_from_slice(batch));
@@ -75,7 +85,7 @@ fn produce(boot: &str, topic: &str, batch: &[u8], acks: i16) -> (i16, i64, Produ
     td.partition_data = vec![pd];
     let mut r = ProduceRequest::default();
     r.acks = acks;
-    r.timeout_ms = 5000;
+    r.timeout_ms = timeout_ms;
     r.topic_data = vec![td];
     let resp: ProduceResponse = Client::connect(boot).call(ApiKey::Produce, 10, &r);
     let p = &resp.responses[0].partition_responses[0];
@@ -151,6 +161,23 @@ fn offset_for_leader_epoch(
         Client::connect(boot).call(ApiKey::OffsetForLeaderEpoch, version, &r);
     let p = &resp.topics[0].partitions[0];
     (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+/// ListOffsets v4 of partition 0: (error, offset, leader epoch).
+fn list_offsets(boot: &str, topic: &str, timestamp: i64, current: i32) -> (i16, i64, i32) {
+    let mut lp = list_offsets_request::ListOffsetsPartition::default();
+    lp.partition_index = 0;
+    lp.current_leader_epoch = current;
+    lp.timestamp = timestamp;
+    let mut lt = list_offsets_request::ListOffsetsTopic::default();
+    lt.name = name(topic);
+    lt.partitions = vec![lp];
+    let mut r = ListOffsetsRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.topics = vec![lt];
+    let resp: ListOffsetsResponse = Client::connect(boot).call(ApiKey::ListOffsets, 4, &r);
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.leader_epoch)
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
@@ -338,18 +365,39 @@ fn a_new_leader_at_a_higher_epoch_dedupes_an_idempotent_retry_from_before_the_fa
         offset_for_leader_epoch(&boot, "idem", new_epoch + 1, 0, 3).0,
         75
     );
+    // ListOffsets: the leader's high watermark and epochs; only the leader answers.
+    assert_eq!(
+        list_offsets(&boot, "idem", -1, new_epoch),
+        (0, 3, new_epoch)
+    );
+    assert_eq!(list_offsets(&boot, "idem", -2, -1), (0, 0, epoch));
+    assert_eq!(list_offsets(&boot, "idem", -1, epoch).0, 74);
+    let old_boot = nodes[(old - 1) as usize].bootstrap_servers();
+    assert_eq!(list_offsets(&old_boot, "idem", -1, -1).0, 6);
 }
 
 /// Starts node `id` again on its data dir, registered anew (as a restarted process would).
 fn restart(c: &Arc<LocalController>, root: &Path, id: i32) -> EmbeddedBroker {
+    start_node(c, root, id, |_| {})
+}
+
+/// Starts node `id` on `<root>/node-<id>` with its cluster settings tweaked, and registers it.
+fn start_node(
+    c: &Arc<LocalController>,
+    root: &Path,
+    id: i32,
+    tweak: impl Fn(&mut ClusterConfig),
+) -> EmbeddedBroker {
     let voters: Vec<Voter> = (1..=3)
         .map(|id| Voter {
             id,
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
         })
         .collect();
-    let config = ClusterConfig::new(id, voters);
+    let mut config = ClusterConfig::new(id, voters);
+    tweak(&mut config);
     let dir = node_dir(root, id);
+    std::fs::create_dir_all(&dir).unwrap();
     let handle = ClusterHandle {
         node_id: id,
         config: config.clone(),
@@ -441,4 +489,254 @@ fn a_deposed_leader_truncates_its_unreplicated_suffix_when_it_follows_again() {
         74
     );
     drop(nodes);
+}
+
+fn events(root: &Path, id: i32, name: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(node_dir(root, id).join(EventLog::FILE)).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == name)
+        .collect()
+}
+
+fn isr_of(c: &LocalController, topic: &str) -> Vec<i32> {
+    let md = c.watch().borrow().clone();
+    md.partition(topic, 0).unwrap().isr.clone()
+}
+
+#[test]
+fn a_lagging_follower_leaves_the_isr_and_rejoins_once_caught_up() {
+    let root = tempfile::tempdir().unwrap();
+    let c = LocalController::new();
+    let fast = |cfg: &mut ClusterConfig| {
+        cfg.replica_lag_time_max = Duration::from_millis(1000);
+        cfg.replica_fetch_wait_max = Duration::from_millis(100);
+    };
+    let mut nodes: Vec<Option<EmbeddedBroker>> = (1..=3)
+        .map(|id| Some(start_node(&c, root.path(), id, fast)))
+        .collect();
+    create_topic(&c, "lag", 1);
+    let (leader, _) = leader_of(&c, "lag");
+    let boot = nodes[(leader - 1) as usize]
+        .as_ref()
+        .unwrap()
+        .bootstrap_servers();
+    produce_when_led(&boot, "lag", &batch(&["a"], None), -1);
+    let lagging = leader % 3 + 1;
+    nodes[(lagging - 1) as usize] = None;
+    // A stopped follower as far as the leader's end is in sync (Kafka's isCaughtUp): it
+    // falls behind once the leader appends.
+    assert_eq!(produce(&boot, "lag", &batch(&["b"], None), 1).0, 0);
+    let t0 = Instant::now();
+    wait_for("the ISR to shrink", || {
+        !isr_of(&c, "lag").contains(&lagging)
+    });
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "not before the lag limit"
+    );
+    let shrinks = events(root.path(), leader, "isr_shrink_requested");
+    assert_eq!(shrinks[0]["out_of_sync"], serde_json::json!([lagging]));
+    for i in 0..5 {
+        assert_eq!(
+            produce(&boot, "lag", &batch(&[&format!("c{i}")], None), -1).0,
+            0
+        );
+    }
+    // Back, it fetches what it missed and is let into the ISR again.
+    nodes[(lagging - 1) as usize] = Some(start_node(&c, root.path(), lagging, fast));
+    wait_for("the ISR to expand", || isr_of(&c, "lag").len() == 3);
+    assert_eq!(events(root.path(), leader, "isr_expand_requested").len(), 1);
+    assert_eq!(
+        segment(root.path(), lagging, "lag"),
+        segment(root.path(), leader, "lag")
+    );
+}
+
+#[test]
+fn acks_all_times_out_on_silent_followers_then_fails_after_append_when_the_isr_shrinks() {
+    let root = tempfile::tempdir().unwrap();
+    let c = LocalController::new();
+    let fast = |cfg: &mut ClusterConfig| {
+        cfg.replica_lag_time_max = Duration::from_millis(1000);
+        cfg.replica_fetch_wait_max = Duration::from_millis(100);
+    };
+    let mut nodes: Vec<Option<EmbeddedBroker>> = (1..=3)
+        .map(|id| Some(start_node(&c, root.path(), id, fast)))
+        .collect();
+    create_topic(&c, "slow", 2);
+    let (leader, _) = leader_of(&c, "slow");
+    let boot = nodes[(leader - 1) as usize]
+        .as_ref()
+        .unwrap()
+        .bootstrap_servers();
+    produce_when_led(&boot, "slow", &batch(&["a"], None), -1);
+    for id in (1..=3).filter(|id| *id != leader) {
+        nodes[(id - 1) as usize] = None;
+    }
+    // Still in the ISR (within the lag), so the high watermark waits for them.
+    let (err, base, _) = produce_within(&boot, "slow", &batch(&["b"], None), -1, 300);
+    assert_eq!((err, base), (7, 1), "REQUEST_TIMED_OUT, appended");
+    // The ISR shrinks below min.insync.replicas while this one waits.
+    let (err, _, _) = produce_within(&boot, "slow", &batch(&["c"], None), -1, 5000);
+    assert_eq!(err, 20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
+    assert_eq!(isr_of(&c, "slow"), vec![leader]);
+    assert_eq!(produce(&boot, "slow", &batch(&["d"], None), -1).0, 19);
+}
+
+#[test]
+fn a_deleted_topic_leaves_every_replica() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "gone", 2);
+    let (leader, _) = leader_of(&c, "gone");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "gone", &batch(&["x"], None), -1);
+    c.apply(&Command::DeleteTopic {
+        name: "gone".into(),
+    });
+    for id in 1..=3 {
+        wait_for("the replica's directory to go, and its event", || {
+            !node_dir(root.path(), id).join("gone-0").exists()
+                && events(root.path(), id, "replica_deleted").len() == 1
+        });
+    }
+    assert_eq!(produce(&boot, "gone", &batch(&["y"], None), 1).0, 3);
+    // Deleted and created again at once: the new topic starts empty on every replica.
+    create_topic(&c, "again", 2);
+    let (leader, _) = leader_of(&c, "again");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "again", &batch(&["old"], None), -1);
+    c.apply(&Command::DeleteTopic {
+        name: "again".into(),
+    });
+    create_topic(&c, "again", 2);
+    let (leader, _) = leader_of(&c, "again");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    assert_eq!(
+        produce_when_led(&boot, "again", &batch(&["new"], None), -1),
+        0
+    );
+    assert_eq!(consume_all(&boot, "again"), vec![b"new".to_vec()]);
+}
+
+#[test]
+fn a_follower_learns_the_new_high_watermark_without_waiting_out_its_long_poll() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, mut nodes) = cluster(root.path());
+    create_topic(&c, "hw", 2);
+    let (leader, _) = leader_of(&c, "hw");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "hw", &batch(&["a"], None), -1);
+    assert_eq!(produce(&boot, "hw", &batch(&["b"], None), -1).0, 0);
+    // Well inside replica.fetch.wait.max.ms (500): the follower's confirming fetch returned
+    // as soon as the leader's high watermark moved. Its shutdown checkpoints what it knows.
+    std::thread::sleep(Duration::from_millis(150));
+    let follower = leader % 3 + 1;
+    drop(nodes.remove((follower - 1) as usize));
+    let text = std::fs::read_to_string(
+        node_dir(root.path(), follower).join("replication-offset-checkpoint"),
+    )
+    .unwrap();
+    assert!(text.lines().any(|l| l == "hw 0 2"), "{text}");
+}
+
+#[test]
+fn a_node_never_leads_at_an_epoch_older_than_its_logs() {
+    let root = tempfile::tempdir().unwrap();
+    {
+        let (c, nodes) = cluster(root.path());
+        create_topic(&c, "old", 1);
+        // Two elections: the partition's epoch reaches 2 and its leader stamps it.
+        for _ in 0..2 {
+            let (leader, _) = leader_of(&c, "old");
+            c.apply(&Command::FenceBroker {
+                id: leader,
+                epoch: broker_epoch(&c, leader),
+            });
+            c.apply(&Command::UnfenceBroker {
+                id: leader,
+                epoch: broker_epoch(&c, leader),
+            });
+        }
+        let (leader, epoch) = leader_of(&c, "old");
+        assert_eq!(epoch, 2);
+        let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+        produce_when_led(&boot, "old", &batch(&["at2"], None), 1);
+        for id in 1..=3 {
+            wait_for("every replica to hold the epoch-2 batch", || {
+                segment(root.path(), id, "old") == segment(root.path(), leader, "old")
+            });
+        }
+    }
+    // Metadata that lags the logs (here a fresh controller naming epoch 0): nobody whose log
+    // holds epoch 2 takes leadership at epoch 0.
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "old", 1);
+    let (leader, epoch) = leader_of(&c, "old");
+    assert_eq!(epoch, 0);
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    let led_before = events(root.path(), leader, "became_leader").len();
+    wait_for("the node to act on the metadata", || {
+        events(root.path(), leader, "became_leader").len() > led_before
+            || !events(root.path(), leader, "stale_leader_epoch").is_empty()
+    });
+    assert_eq!(
+        events(root.path(), leader, "became_leader").len(),
+        led_before
+    );
+    let stale = &events(root.path(), leader, "stale_leader_epoch")[0];
+    assert_eq!(
+        (
+            stale["leader_epoch"].as_i64(),
+            stale["log_leader_epoch"].as_i64()
+        ),
+        (Some(0), Some(2))
+    );
+    let (err, _, _) = produce(&boot, "old", &batch(&["at0"], None), 1);
+    assert_eq!(err, 6, "refused rather than stamping an older epoch");
+}
+
+#[test]
+fn a_followers_log_takes_no_transaction_marker_of_its_own() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, nodes) = cluster(root.path());
+    create_topic(&c, "txn", 2);
+    let (leader, _) = leader_of(&c, "txn");
+    let boot = nodes[(leader - 1) as usize].bootstrap_servers();
+    produce_when_led(&boot, "txn", &batch(&["a"], None), -1);
+    // A transaction ended on a follower node (its coordinator is still node-local): the
+    // marker would sit where the leader puts its next batch.
+    let follower = nodes[(leader % 3) as usize].bootstrap_servers();
+    let tid = TransactionalId(StrBytes::from_static_str("stray"));
+    let mut init = InitProducerIdRequest::default();
+    init.transactional_id = Some(tid.clone());
+    init.transaction_timeout_ms = 60_000;
+    let ids: InitProducerIdResponse =
+        Client::connect(&follower).call(ApiKey::InitProducerId, 1, &init);
+    assert_eq!(ids.error_code, 0);
+    let mut topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+    topic.name = name("txn");
+    topic.partitions = vec![0];
+    let mut add = AddPartitionsToTxnRequest::default();
+    add.v3_and_below_transactional_id = tid.clone();
+    add.v3_and_below_producer_id = ids.producer_id;
+    add.v3_and_below_producer_epoch = ids.producer_epoch;
+    add.v3_and_below_topics = vec![topic];
+    let _: AddPartitionsToTxnResponse =
+        Client::connect(&follower).call(ApiKey::AddPartitionsToTxn, 3, &add);
+    let mut end = EndTxnRequest::default();
+    end.transactional_id = tid;
+    end.producer_id = ids.producer_id;
+    end.producer_epoch = ids.producer_epoch;
+    end.committed = false;
+    let ended: EndTxnResponse = Client::connect(&follower).call(ApiKey::EndTxn, 3, &end);
+    assert_ne!(ended.error_code, 0, "the marker is refused");
+    assert_eq!(produce(&boot, "txn", &batch(&["b"], None), -1).0, 0);
+    let leader_log = segment(root.path(), leader, "txn");
+    for id in 1..=3 {
+        wait_for("every replica to hold the leader's bytes", || {
+            segment(root.path(), id, "txn") == leader_log
+        });
+    }
 }

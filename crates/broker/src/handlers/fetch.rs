@@ -121,6 +121,14 @@ fn gather(broker: &Arc<Broker>, r: &FetchRequest) -> Gathered {
     out
 }
 
+fn hw_sum(g: &Gathered) -> i64 {
+    g.topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.high_watermark)
+        .sum()
+}
+
 /// One partition of a Fetch on a cluster node (`limit`: bytes it may return, `None`: none
 /// this round). Fills `pd`.
 fn read_clustered(
@@ -217,6 +225,8 @@ pub async fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
     let wait = Duration::from_millis(r.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = r.min_bytes.max(1) as usize;
+    let follower = broker.cluster.is_some() && r.replica_id.0 >= 0;
+    let mut first_hw = None;
     let gathered = loop {
         // Register for wake-ups before looking, so an append in between is not missed.
         let notified = broker.topics.appended.notified();
@@ -224,6 +234,11 @@ pub async fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
         notified.as_mut().enable();
         let g = gather(broker, &r);
         if g.bytes >= min_bytes || g.errors || Instant::now() >= deadline {
+            break g;
+        }
+        // A follower's long poll also ends when a high watermark moved (its previous fetch
+        // moved it, typically): the follower's own then follows within a round trip.
+        if follower && *first_hw.get_or_insert_with(|| hw_sum(&g)) != hw_sum(&g) {
             break g;
         }
         tokio::select! {

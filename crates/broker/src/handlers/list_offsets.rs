@@ -5,7 +5,10 @@
 //! `Partition.fetchOffsetForTimestamp`, `lastFetchableOffset`).
 //!
 //! In a cluster only the leader answers, after the `current_leader_epoch` check; latest is
-//! the high watermark (read_uncommitted) and the answer carries the leader epoch (v4+).
+//! the high watermark (read_uncommitted) and the answer carries the leader epoch (v4+). A new
+//! leader whose high watermark is still below its epoch's start answers latest (and a
+//! timestamp lookup finding nothing) with OFFSET_NOT_AVAILABLE, as Kafka's
+//! `fetchOffsetForTimestamp` does: clients retry.
 
 use std::sync::Arc;
 
@@ -17,6 +20,27 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::{code, decode, respond, str_of, Response};
 use crate::protocol::Request;
 use crate::state::Broker;
+use crate::topics::Partition;
+
+const OFFSET_NOT_AVAILABLE: i16 = 78;
+
+/// In a cluster: the leader check, then (leader epoch, whether the high watermark has not yet
+/// reached this epoch's start). `Ok(None)` on a single node.
+fn leader_view(
+    broker: &Broker,
+    p: &Partition,
+    current_leader_epoch: i32,
+) -> Result<Option<(i32, bool)>, i16> {
+    if broker.cluster.is_none() {
+        return Ok(None);
+    }
+    let role = p.role();
+    let l = role.check_leader(current_leader_epoch)?;
+    Ok(Some((
+        l.leader_epoch,
+        l.epoch_start_offset > p.high_watermark(),
+    )))
+}
 
 pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: ListOffsetsRequest = decode(req)?;
@@ -34,17 +58,16 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
             match broker.topics.partition(&name, lp.partition_index) {
                 None => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(p) => {
-                    let epoch = match broker.cluster {
-                        None => None,
-                        Some(_) => match p.role().check_leader(lp.current_leader_epoch) {
-                            Ok(l) => Some(l.leader_epoch),
-                            Err(e) => {
-                                pr.error_code = e;
-                                tr.partitions.push(pr);
-                                continue;
-                            }
-                        },
+                    let view = match leader_view(broker, &p, lp.current_leader_epoch) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            pr.error_code = e;
+                            tr.partitions.push(pr);
+                            continue;
+                        }
                     };
+                    let epoch = view.map(|v| v.0);
+                    let not_available = view.is_some_and(|v| v.1);
                     let log = p.log();
                     let last_fetchable = match (epoch, r.isolation_level == 1) {
                         (None, true) => log.last_stable_offset(),
@@ -60,6 +83,12 @@ pub fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Respons
                     }
                     .map(|f| f.filter(|&(o, _)| lp.timestamp < 0 || o < last_fetchable));
                     match found {
+                        Ok(_) if not_available && lp.timestamp == -1 => {
+                            pr.error_code = OFFSET_NOT_AVAILABLE;
+                        }
+                        Ok(None) if not_available && lp.timestamp >= 0 => {
+                            pr.error_code = OFFSET_NOT_AVAILABLE;
+                        }
                         Ok(Some((offset, ts))) => {
                             pr.offset = offset;
                             pr.timestamp = ts;

@@ -19,7 +19,7 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{code, decode, respond, str_of, Response};
-use crate::cluster::replica::{append_as_leader, AppendOutcome};
+use crate::cluster::replica::{append, AppendOutcome};
 use crate::cluster::ClusterMetadata;
 use crate::log::partition::Appended;
 use crate::log::FlushPolicy;
@@ -160,13 +160,32 @@ pub async fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
     respond(req, &resp)
 }
 
-/// Produce on a cluster node: every partition through `append_as_leader`, one after another
-/// (a request's partitions of one leader; acks=all waits overlap little in practice since
-/// the followers fetch them together).
+/// Produce on a cluster node (`cluster::replica::append`): every partition appended first,
+/// then the acks=all ones waited for together, as Kafka's one DelayedProduce per request.
 async fn handle_clustered(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: ProduceRequest = decode(req)?;
     let acks = r.acks;
     let timeout = Duration::from_millis(r.timeout_ms.max(0) as u64);
+    let mut appended = Vec::new();
+    for t in &r.topic_data {
+        let name = str_of(&t.name.0);
+        for pd in &t.partition_data {
+            appended.push(
+                match (
+                    broker.topics.partition(&name, pd.index),
+                    pd.records.as_ref(),
+                ) {
+                    _ if !matches!(acks, -1..=1) => {
+                        Ok(Outcome::failed(code::INVALID_REQUIRED_ACKS))
+                    }
+                    (None, _) => Ok(Outcome::failed(code::UNKNOWN_TOPIC_OR_PARTITION)),
+                    (Some(_), None) => Ok(Outcome::failed(code::CORRUPT_MESSAGE)),
+                    (Some(p), Some(records)) => append::begin(broker, &p, records, acks, timeout),
+                },
+            );
+        }
+    }
+    let mut appended = appended.into_iter();
     let mut resp = ProduceResponse::default();
     let mut leaders = Vec::new();
     let mut any_error = false;
@@ -175,16 +194,9 @@ async fn handle_clustered(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Re
         let mut tr = TopicProduceResponse::default();
         tr.name = t.name.clone();
         for pd in t.partition_data {
-            let outcome = match (
-                broker.topics.partition(&name, pd.index),
-                pd.records.as_ref(),
-            ) {
-                _ if !matches!(acks, -1..=1) => Outcome::failed(code::INVALID_REQUIRED_ACKS),
-                (None, _) => Outcome::failed(code::UNKNOWN_TOPIC_OR_PARTITION),
-                (Some(_), None) => Outcome::failed(code::CORRUPT_MESSAGE),
-                (Some(p), Some(records)) => {
-                    append_as_leader(broker, &p, records, acks, timeout).await
-                }
+            let outcome = match appended.next().expect("one per partition") {
+                Ok(done) => done,
+                Err(pending) => append::wait(pending).await,
             };
             any_error |= outcome.error != code::NONE;
             let mut pr = PartitionProduceResponse::default();

@@ -19,6 +19,9 @@ use crate::log::txn_index::{AbortedTxn, TxnIndex};
 use crate::log::{FlushPolicy, LogConfig};
 use crate::protocol::batch::{self, BatchHeader, Marker};
 
+/// Kafka's NOT_LEADER_OR_FOLLOWER, for a client batch sent to a follower's log.
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
 /// A byte range of a segment file to send to a consumer.
 #[derive(Debug, Clone)]
 pub struct FileSlice {
@@ -60,6 +63,9 @@ pub struct PartitionLog {
     /// The leader epoch stamped on appends while this node leads the partition; `None` keeps
     /// a batch's own (single node: what the client sent; follower: what the leader wrote).
     stamp_epoch: Option<i32>,
+    /// A follower's log takes only its leader's batches (`append_replicated`): a client batch
+    /// or a marker written here would put a batch at an offset where the leader has another.
+    follower: bool,
     /// Bytes cut off torn tails at open (reported by recovery tests and logs).
     pub recovered_truncated_bytes: u64,
 }
@@ -128,6 +134,7 @@ impl PartitionLog {
             txns: TxnIndex::default(),
             epochs,
             stamp_epoch: None,
+            follower: false,
             recovered_truncated_bytes: 0,
         };
         let last = bases.last().copied();
@@ -175,15 +182,17 @@ impl PartitionLog {
     /// `makeLeader`), and everything appended from now on is stamped with it.
     pub fn become_leader(&mut self, epoch: i32) -> io::Result<()> {
         self.stamp_epoch = Some(epoch);
+        self.follower = false;
         if self.epochs.assign(epoch, self.next_offset) {
             self.epochs.persist()?;
         }
         Ok(())
     }
 
-    /// This node follows (or no longer holds) the partition: appends keep the leader's epochs.
+    /// This node follows the partition: only the leader's batches are appended from now on.
     pub fn become_follower(&mut self) {
         self.stamp_epoch = None;
+        self.follower = true;
     }
 
     /// The largest epoch ≤ `epoch` known here and the offset where it ended (Kafka's
@@ -255,6 +264,9 @@ impl PartitionLog {
     /// Appends one validated client batch: sequence check, base-offset patch, write, and the
     /// flush when the policy says so. Returns where it went.
     pub fn append(&mut self, batch_bytes: &[u8], header: &BatchHeader) -> io::Result<Appended> {
+        if self.follower {
+            return Ok(Appended::Refused(NOT_LEADER_OR_FOLLOWER));
+        }
         match self.producers.check(header) {
             SeqCheck::Append => {}
             SeqCheck::Duplicate(at) => return Ok(Appended::Duplicate(at)),
@@ -345,9 +357,10 @@ impl PartitionLog {
     /// Reopens the directory: segments rescanned, producer, transaction and epoch state
     /// rebuilt from the batches. The leader epoch being stamped is kept.
     fn reload(&mut self) -> io::Result<bool> {
-        let stamp = self.stamp_epoch;
+        let (stamp, follower) = (self.stamp_epoch, self.follower);
         *self = PartitionLog::open(&self.dir, self.cfg.clone())?;
         self.stamp_epoch = stamp;
+        self.follower = follower;
         Ok(true)
     }
 
@@ -361,6 +374,11 @@ impl PartitionLog {
         coordinator_epoch: i32,
         timestamp_ms: i64,
     ) -> io::Result<i64> {
+        if self.follower {
+            return Err(io::Error::other(
+                "a follower's log takes no markers: write them on the leader",
+            ));
+        }
         let bytes =
             batch::build_control_batch(producer_id, epoch, marker, coordinator_epoch, timestamp_ms);
         let header = BatchHeader::parse(&bytes)
@@ -506,6 +524,33 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+
+    /// A follower follows its leader's log start (Kafka's `maybeIncrementLogStartOffset`):
+    /// sealed segments wholly below `offset` go. Returns bytes deleted.
+    pub fn advance_log_start(&mut self, offset: i64) -> io::Result<u64> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let mut bases = self.segments.keys();
+            let (Some(&first), Some(&second)) = (bases.next(), bases.next()) else {
+                break;
+            };
+            if second > offset {
+                break;
+            }
+            if let Some(seg) = self.segments.remove(&first) {
+                deleted += seg.size;
+                std::fs::remove_file(&seg.path)?;
+            }
+        }
+        if deleted > 0 {
+            let log_start = self.log_start_offset();
+            self.txns.forget_before(log_start);
+            if self.epochs.truncate_from_start(log_start) {
+                self.epochs.persist()?;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Deletes whole sealed segments beyond the size or time limits. Returns bytes deleted.
@@ -823,6 +868,7 @@ mod tests {
         leader.append_marker(42, 0, Marker::Commit, 0, 1).unwrap();
         let wire = segment_bytes(ld.path());
         let mut follower = PartitionLog::open(fd.path(), cfg(1 << 20)).unwrap();
+        follower.become_follower();
         // A fetch slice may end inside a batch: the partial tail is left for the next fetch.
         assert_eq!(
             follower.append_replicated(&wire[..wire.len() - 3]).unwrap(),
@@ -840,7 +886,15 @@ mod tests {
             4,
             "the marker closed the transaction"
         );
+        // Only the leader's batches: no client batch, no marker.
+        assert_eq!(
+            follower.append(&b, &h).unwrap(),
+            Appended::Refused(NOT_LEADER_OR_FOLLOWER)
+        );
+        assert!(follower.append_marker(42, 0, Marker::Abort, 0, 1).is_err());
+        assert_eq!(follower.log_end_offset(), 4);
         // The follower, now leading, knows the producer: its retry is a duplicate.
+        follower.become_leader(3).unwrap();
         assert_eq!(follower.append(&b, &h).unwrap(), Appended::Duplicate(0));
     }
 
@@ -873,5 +927,23 @@ mod tests {
         assert!(log.truncate_to(0).unwrap());
         assert_eq!((log.log_end_offset(), log.segment_count()), (0, 1));
         assert_eq!(log.latest_epoch(), None);
+    }
+
+    #[test]
+    fn a_follower_drops_whole_segments_below_its_leaders_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), cfg(200)).unwrap();
+        for _ in 0..6 {
+            append(&mut log, &[&[7u8; 60]]);
+        }
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        assert!(bases.len() >= 3, "{bases:?}");
+        // The second segment's first offset: only the first segment is wholly below it.
+        assert!(log.advance_log_start(bases[1]).unwrap() > 0);
+        assert_eq!(log.log_start_offset(), bases[1]);
+        assert_eq!(log.advance_log_start(bases[1]).unwrap(), 0);
+        assert!(log.advance_log_start(i64::MAX).unwrap() > 0);
+        assert_eq!(log.segment_count(), 1, "the active segment stays");
+        assert_eq!(log.log_end_offset(), 6);
     }
 }

@@ -1,8 +1,10 @@
-//! RecordBatch (magic v2) header view: validation, CRC-32C check and the base-offset patch.
+//! RecordBatch (magic v2) header view: validation, CRC-32C check, and the fields a broker
+//! patches (base offset, partition leader epoch).
 //!
 //! Owns: the 61-byte batch header layout (DefaultRecordBatch.java) and what "valid" means for a
-//! batch a client sends. Must not: decompress or re-encode records — batches stay opaque; the CRC
-//! covers attributes..end, so patching the base offset (bytes 0..8) leaves it valid.
+//! batch a client sends, or a leader sends a follower. Must not: decompress or re-encode records
+//! — batches stay opaque; the CRC covers attributes..end, so patching the base offset (bytes
+//! 0..8) or the partition leader epoch (12..16) leaves it valid.
 
 /// Size of the fixed v2 batch header.
 pub const HEADER_LEN: usize = 61;

@@ -43,6 +43,16 @@ fn leading(p: &Partition) -> Result<(i32, bool), i16> {
     }
 }
 
+/// An acks=all append done locally, waiting for the high watermark to pass `end`.
+#[derive(Debug)]
+pub struct Pending {
+    p: Arc<Partition>,
+    epoch: i32,
+    end: i64,
+    deadline: tokio::time::Instant,
+    outcome: AppendOutcome,
+}
+
 /// Appends `records` (client batches) to `p` as its leader. acks=0/1 answer after the local
 /// append; acks=-1 waits until the high watermark passes the append, at most `timeout`.
 pub async fn append_as_leader(
@@ -52,23 +62,57 @@ pub async fn append_as_leader(
     acks: i16,
     timeout: Duration,
 ) -> AppendOutcome {
+    match begin(broker, p, records, acks, timeout) {
+        Ok(done) => done,
+        Err(pending) => wait(pending).await,
+    }
+}
+
+/// The first half of `append_as_leader`: checks and the local append. `Ok`: the answer;
+/// `Err`: an acks=all append to wait for (`wait`), so that a request's partitions are all
+/// appended before any waits (Kafka's one DelayedProduce per request).
+pub fn begin(
+    broker: &Arc<Broker>,
+    p: &Arc<Partition>,
+    records: &[u8],
+    acks: i16,
+    timeout: Duration,
+) -> Result<AppendOutcome, Pending> {
     let (epoch, enough) = match leading(p) {
         Ok(v) => v,
-        Err(e) => return AppendOutcome::failed(e),
+        Err(e) => return Ok(AppendOutcome::failed(e)),
     };
     if acks == -1 && !enough {
-        return AppendOutcome::failed(NOT_ENOUGH_REPLICAS);
+        return Ok(AppendOutcome::failed(NOT_ENOUGH_REPLICAS));
     }
     let (outcome, end) = crate::handlers::produce::append_local(broker, p, records);
     if outcome.error != 0 {
-        return outcome;
+        return Ok(outcome);
     }
     // Followers and consumers long-poll on appends.
     broker.topics.appended.notify_waiters();
     if acks != -1 {
-        return outcome;
+        return Ok(outcome);
     }
-    let deadline = tokio::time::Instant::now() + timeout;
+    Err(Pending {
+        p: p.clone(),
+        epoch,
+        end,
+        deadline: tokio::time::Instant::now() + timeout,
+        outcome,
+    })
+}
+
+/// The second half: waits until the high watermark covers the append, the leadership or the
+/// ISR is lost, or the request's timeout passes.
+pub async fn wait(pending: Pending) -> AppendOutcome {
+    let Pending {
+        p,
+        epoch,
+        end,
+        deadline,
+        outcome,
+    } = pending;
     let waited = p
         .wait_high_watermark(end, deadline, |p| match leading(p) {
             Ok((e, _)) if e != epoch => Err(NOT_LEADER_OR_FOLLOWER),
@@ -79,7 +123,7 @@ pub async fn append_as_leader(
         .await;
     let error = match waited {
         // Kafka's checkEnoughReplicasReachOffset: reached, but by a shrunken ISR.
-        Ok(()) => match leading(p) {
+        Ok(()) => match leading(&p) {
             Ok((_, true)) => 0,
             Ok((_, false)) => NOT_ENOUGH_REPLICAS_AFTER_APPEND,
             Err(e) => e,

@@ -300,13 +300,19 @@ fn apply_data(broker: &Broker, p: &Partition, epoch: i32, pd: &PartitionData) {
         truncate_diverging(broker, p, epoch, e, end);
         return;
     }
+    let mut log = p.log();
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
-        let mut log = p.log();
         if let Err(e) = log.append_replicated(records) {
             tracing::warn!(topic = %p.topic, partition = p.index, "cannot append what the leader sent: {e}");
         }
-        p.publish(&log);
     }
+    if pd.log_start_offset > log.log_start_offset() {
+        if let Err(e) = log.advance_log_start(pd.log_start_offset) {
+            tracing::warn!(topic = %p.topic, partition = p.index, "cannot follow the leader's log start: {e}");
+        }
+    }
+    p.publish(&log);
+    drop(log);
     // Kafka's follower: HW = min(leader's HW, own log end), never backwards.
     p.raise_high_watermark(pd.high_watermark.min(p.log_end_offset()));
 }

@@ -31,6 +31,15 @@ pub fn apply(
     checkpoint: &HashMap<(String, i32), i64>,
 ) -> Following {
     let mut following = Following::new();
+    // Gone, or deleted and created again under the same name (a new topic id): the old log
+    // goes before anything is created.
+    let gone = prev
+        .topics
+        .values()
+        .filter(|t| md.topics.get(&t.name).is_none_or(|now| now.id != t.id));
+    for t in gone {
+        delete(broker, c, &t.name);
+    }
     for topic in md.topics.values() {
         if !topic
             .partitions
@@ -70,9 +79,6 @@ pub fn apply(
             p.changed.notify_waiters();
         }
     }
-    for name in prev.topics.keys().filter(|t| !md.topics.contains_key(*t)) {
-        delete(broker, c, name);
-    }
     following
 }
 
@@ -94,10 +100,26 @@ fn lead(
     }
 }
 
-/// A new leader epoch for this node: the epoch starts at our log end.
+/// A new leader epoch for this node: the epoch starts at our log end. Never at an epoch older
+/// than one already in the log (metadata not yet caught up, e.g. replayed after a restart):
+/// the log's epochs must not go down, so the node waits, leading nothing, for newer metadata.
 fn become_leader(c: &ClusterHandle, topic: &TopicRecord, p: &Partition, rec: &PartitionRecord) {
     let start = {
         let mut log = p.log();
+        if let Some(newer) = log.latest_epoch().filter(|e| *e > rec.leader_epoch) {
+            log.become_follower();
+            drop(log);
+            c.events.record(
+                Some("stale_leader_epoch"),
+                &serde_json::json!({"topic": p.topic, "partition": p.index,
+                    "leader_epoch": rec.leader_epoch, "log_leader_epoch": newer}),
+            );
+            *p.role() = Role::Follower {
+                leader: crate::cluster::model::NO_LEADER,
+                leader_epoch: rec.leader_epoch,
+            };
+            return;
+        }
         if let Err(e) = log.become_leader(rec.leader_epoch) {
             tracing::error!(topic = %p.topic, partition = p.index, "cannot write the epoch cache: {e}");
         }
