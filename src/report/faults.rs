@@ -5,8 +5,9 @@
 use serde::Serialize;
 
 use crate::fault::FaultRecord;
-use crate::measure::failover::ProduceFigures;
+use crate::measure::failover::{ms, ProduceFigures};
 use crate::measure::readback::Durability;
+use crate::measure::rebalance::GroupWatch;
 
 /// One fault in summary.json.
 #[derive(Debug, Clone, Serialize)]
@@ -28,14 +29,61 @@ pub struct ConsumeFigures {
     /// [t_f − 1 s, end].
     pub consume_gap_ms: f64,
     pub consume_gap_ms_per_partition: Vec<f64>,
+    /// The group's rebalance pause, three ways.
+    pub rebalance: RebalancePause,
+}
+
+/// The rebalance pause of one fault three ways (`measure::rebalance`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RebalancePause {
+    /// (a) ConsumerPerformance-compatible: per member, revoke (or join) → assign of the
+    /// rebalances completed in the fault's window, summed as kafka-consumer-perf-test sums its
+    /// `rebalance.time.ms`; the longest member's.
+    pub revoke_to_assign_ms: f64,
+    pub revoke_to_assign_ms_per_member: Vec<f64>,
+    pub rebalances: u64,
+    /// (b) Per partition that changed owner: the last record received by the old owner → the
+    /// first received by the new one; the longest (null: no partition changed owner).
+    pub handover_ms: Option<f64>,
+    pub handover_ms_per_partition: Vec<Option<f64>>,
+    /// (c) Whole seconds of the run after the fault in which the whole group consumed nothing,
+    /// and which (seconds from the run's start).
+    pub group_idle_seconds: u64,
+    pub group_idle_seconds_at_s: Vec<u64>,
 }
 
 impl ConsumeFigures {
-    pub fn from_gaps_ns(gaps: Vec<u64>) -> Self {
-        let per: Vec<f64> = gaps.into_iter().map(crate::measure::failover::ms).collect();
+    /// Fault `k`'s figures from the group's watch.
+    pub fn from_watch(
+        w: &GroupWatch,
+        k: usize,
+        t_f_ns: Option<u64>,
+        end_ns: u64,
+        members: usize,
+    ) -> Self {
+        let per: Vec<f64> = w
+            .gaps
+            .window_gaps_ns(k, end_ns)
+            .into_iter()
+            .map(ms)
+            .collect();
+        let pause = t_f_ns
+            .map(|t| w.pause(k, t, end_ns, members))
+            .unwrap_or_default();
+        let handover: Vec<Option<f64>> = pause.handover_ns.iter().map(|h| h.map(ms)).collect();
+        let assign: Vec<f64> = pause.revoke_to_assign_ns.iter().copied().map(ms).collect();
         ConsumeFigures {
             consume_gap_ms: per.iter().copied().fold(0.0, f64::max),
             consume_gap_ms_per_partition: per,
+            rebalance: RebalancePause {
+                revoke_to_assign_ms: assign.iter().copied().fold(0.0, f64::max),
+                revoke_to_assign_ms_per_member: assign,
+                rebalances: pause.rebalances,
+                handover_ms: handover.iter().flatten().copied().reduce(f64::max),
+                handover_ms_per_partition: handover,
+                group_idle_seconds: pause.idle_seconds.len() as u64,
+                group_idle_seconds_at_s: pause.idle_seconds,
+            },
         }
     }
 }
@@ -76,6 +124,7 @@ pub fn lines(faults: &[FaultResult], durability: Option<&Durability>) -> Vec<Str
             line.push_str(&format!("; consume gap {:.1} ms", c.consume_gap_ms));
         }
         out.push(line);
+        out.extend(f.consume.as_ref().map(|c| rebalance_line(&c.rebalance)));
         out.extend(r.errors.iter().map(|e| format!("      error: {e}")));
     }
     if let Some(d) = durability {
@@ -99,4 +148,16 @@ pub fn lines(faults: &[FaultResult], durability: Option<&Durability>) -> Vec<Str
         }
     }
     out
+}
+
+/// The rebalance pause three ways, on a line of its own under its fault.
+fn rebalance_line(r: &RebalancePause) -> String {
+    format!(
+        "      rebalance pause: revoke → assign {:.0} ms (ConsumerPerformance-compatible, {} rebalances), handover {}, {} s with nothing consumed",
+        r.revoke_to_assign_ms,
+        r.rebalances,
+        r.handover_ms
+            .map_or("- (no partition changed owner)".into(), |h| format!("{h:.0} ms")),
+        r.group_idle_seconds
+    )
 }
