@@ -484,6 +484,84 @@ fn a_consumer_joining_mid_run_is_measured_and_takes_a_partition_over() {
     assert!(r["handover_ms"].as_f64().is_some(), "{r}");
     assert_eq!(s["verification"]["lost"], 0, "{}", s["verification"]);
     assert_eq!(s["durability"]["acked_lost"], 0);
+    // The three ways in the report's fault table and in faults.md.
+    let run = run_dir(dir.path());
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("<h2>Faults</h2>"),
+        "no fault table in report.html"
+    );
+    let md = std::fs::read_to_string(run.join("faults.md")).unwrap();
+    let head = md.lines().next().unwrap();
+    for col in [
+        "revoke→assign ms (ConsumerPerformance)",
+        "handover ms",
+        "idle s",
+    ] {
+        assert!(head.contains(col), "{md}");
+    }
+    assert!(
+        md.lines()
+            .nth(2)
+            .unwrap()
+            .contains("consumer-join consumer:1"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_matrix_of_faulted_cells_names_each_fault_s_cell_in_the_fault_table() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        r#"
+name = "cells"
+mode = "produce"
+[target]
+embedded = "mock"
+topic = "cells"
+[workload]
+record_size = 100
+[producer_props]
+"reconnect.backoff.max.ms" = 100
+"retry.backoff.max.ms" = 100
+[matrix]
+"producer_props.acks" = ["1", "all"]
+[[phases]]
+name = "steady"
+rate = 300
+duration = "4s"
+[[faults]]
+at = "1s"
+action = "kill"
+target = "node:1"
+for = "1s"
+"#,
+    )
+    .unwrap();
+    kbench(dir.path(), &["run", profile.to_str().unwrap()])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    let s = summary(dir.path());
+    let faults = s["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    let cells: Vec<String> = faults.iter().map(|f| f["cell"].to_string()).collect();
+    assert!(
+        cells[0].contains("\"1\"") && cells[1].contains("\"all\""),
+        "{cells:?}"
+    );
+    let md = std::fs::read_to_string(run_dir(dir.path()).join("faults.md")).unwrap();
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines.len(), 4, "{md}");
+    assert!(lines[0].starts_with("| cell | fault |"), "{md}");
+    assert!(
+        lines[2].contains("acks=1 |") && lines[3].contains("acks=all |"),
+        "{md}"
+    );
+    assert!(lines[0].contains("acked lost"), "{md}");
 }
 
 #[test]

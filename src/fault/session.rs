@@ -211,6 +211,7 @@ impl FaultSession {
                 produce: has_producers.then_some(produce),
                 consume,
                 durability: None,
+                cell: Default::default(),
             })
             .collect::<Vec<_>>();
         let durability = if self.readback {
