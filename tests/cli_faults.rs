@@ -519,6 +519,8 @@ fn a_matrix_of_faulted_cells_names_each_fault_s_cell_in_the_fault_table() {
         r#"
 name = "cells"
 mode = "produce"
+# Scoped to one cell: only the acks=1 cell is judged (and fails).
+thresholds = [{ expr = "fault.ack_gap_ms < 1ms", phase = "acks=1/steady" }]
 [target]
 embedded = "mock"
 topic = "cells"
@@ -541,10 +543,15 @@ for = "1s"
 "#,
     )
     .unwrap();
-    kbench(dir.path(), &["run", profile.to_str().unwrap()])
+    let out = kbench(dir.path(), &["run", profile.to_str().unwrap()])
         .timeout(Duration::from_secs(120))
         .assert()
-        .success();
+        .code(1)
+        .get_output()
+        .clone();
+    let fails = lines_matching(&out.stdout, r"FAIL.*fault.ack_gap_ms < 1ms");
+    assert_eq!(fails.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(fails[0].contains("[acks=1]"), "{fails:?}");
     let s = summary(dir.path());
     let faults = s["faults"].as_array().unwrap();
     assert_eq!(faults.len(), 2, "{faults:?}");
