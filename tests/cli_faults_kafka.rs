@@ -119,12 +119,12 @@ fn acks_1_loses_acknowledged_records_when_an_isolated_leader_dies_and_acks_all_d
     let lost = |cell: &str| {
         let f = faults
             .iter()
-            .find(|f| f["cell"]["acks"] == cell && f["action"] == "kill")
+            .find(|f| f["cell"]["producer_props.acks"] == cell && f["action"] == "kill")
             .unwrap_or_else(|| panic!("no kill in the acks={cell} cell: {faults:?}"));
         // The kill and the blackhole hit the same node: the leader the followers lost.
         let isolated = faults
             .iter()
-            .find(|g| g["cell"]["acks"] == cell && g["action"] == "blackhole")
+            .find(|g| g["cell"]["producer_props.acks"] == cell && g["action"] == "blackhole")
             .unwrap();
         assert_eq!(f["node"], isolated["node"], "{f}\n{isolated}");
         let d = &f["durability"];

@@ -206,7 +206,9 @@ pub fn table(summary: &serde_json::Value) -> (Vec<&'static str>, Vec<FaultRow>) 
                 .as_object()
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .map(|(k, v)| {
+                            format!("{}={}", short_key(k), v.as_str().unwrap_or_default())
+                        })
                         .collect::<Vec<_>>()
                         .join(",")
                 })
@@ -233,6 +235,14 @@ pub fn table(summary: &serde_json::Value) -> (Vec<&'static str>, Vec<FaultRow>) 
         })
         .collect();
     (used.iter().map(|&c| COLUMNS[c].0).collect(), rows)
+}
+
+/// `producer_props.acks` → `acks`, as the matrix cells' phase names say it.
+fn short_key(k: &str) -> &str {
+    ["producer_props.", "consumer_props.", "workload.", "target."]
+        .iter()
+        .find_map(|p| k.strip_prefix(p))
+        .unwrap_or(k)
 }
 
 fn pick<'v>(v: &'v serde_json::Value, path: &str) -> &'v serde_json::Value {
@@ -333,7 +343,7 @@ mod tests {
     fn the_table_shows_the_columns_some_fault_has() {
         let s = serde_json::json!({"faults": [
             {"index": 0, "action": "kill", "target": "leader-of:t-0/0", "node": 2, "t_f_ms": 8000,
-             "t_h_ms": 18000, "cell": {"acks": "1"},
+             "t_h_ms": 18000, "cell": {"producer_props.acks": "1"},
              "produce": {"ack_gap_ms": 7012.4, "time_to_first_ack_ms": 6500.0, "max_delivery_ms": 7100.2,
                          "recovery_ms": null, "failed": 0},
              "durability": {"acked_lost": 812, "duplicated": 0}, "consume": null},
