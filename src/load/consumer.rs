@@ -183,7 +183,14 @@ impl ConsumerWorker {
             }
         }
         batch.clear();
-        self.update_lag();
+        if stop.load(Ordering::Relaxed) {
+            self.update_lag();
+        } else {
+            // It left or was killed mid-run: it holds nothing now, and its last lag would
+            // stay in the group's sum.
+            self.shared.assigned.store(0, Ordering::Release);
+            self.shared.lag.store(-1, Ordering::Relaxed);
+        }
         if !self.shared.kill.load(Ordering::Relaxed) {
             // Leave the group cleanly so a following run does not wait for our session to
             // expire.
