@@ -325,13 +325,22 @@ pub fn html(summary: &serde_json::Value, esc: fn(&str) -> String) -> Option<Stri
         }
         h.push_str("</tr>\n");
     }
-    h.push_str(
-        "</table>\n<p class=\"note\">ack gap: the longest interval between consecutive acks of a \
-         partition from 1 s before the fault; revoke→assign: kafka-consumer-perf-test's \
-         rebalance time (ConsumerPerformance-compatible); handover: a partition's last record \
-         at its old owner → first at the new one; idle s: whole seconds in which the group \
-         consumed nothing.</p>\n",
-    );
+    h.push_str("</table>\n<p class=\"note\">");
+    if columns.contains(&"ack gap ms") {
+        h.push_str(
+            "ack gap: the longest interval between consecutive acks of a partition from 1 s \
+             before the fault. ",
+        );
+    }
+    if columns.contains(&"handover ms") || columns.contains(&"idle s") {
+        h.push_str(
+            "revoke→assign: kafka-consumer-perf-test's rebalance time \
+             (ConsumerPerformance-compatible); handover: a partition's last record at its old \
+             owner → first at the new one; idle s: whole seconds in which the group consumed \
+             nothing.",
+        );
+    }
+    h.push_str("</p>\n");
     Some(h)
 }
 
@@ -371,6 +380,7 @@ mod tests {
         assert!(lines[3].contains("| 0 | 0 |"), "{md}");
         let h = html(&s, |t| t.replace('<', "&lt;")).unwrap();
         assert!(h.contains("<td>812</td>") && h.contains("acks=all"), "{h}");
+        assert!(h.contains("ack gap: ") && !h.contains("handover:"), "{h}");
         assert!(markdown(&serde_json::json!({"faults": []})).is_none());
     }
 }
