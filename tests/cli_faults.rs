@@ -331,6 +331,14 @@ fn bad_fault_specs_exit_2_naming_the_field() {
         "at=2s stop node:1",
         &["--fault.action", "mock cluster can do"],
     );
+    bad_fault(
+        "at=2s consumer-join consumer:3",
+        &["--fault.target", "write consumer:2"],
+    );
+    bad_fault(
+        "at=2s consumer-kill consumer:0 repeat=2x3s",
+        &["--fault.repeat", "one fault step per member"],
+    );
 }
 
 #[test]
