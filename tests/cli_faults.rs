@@ -1,6 +1,7 @@
 //! Faults on the timeline, through the binary, on librdkafka's mock cluster: a leader switch,
-//! a broker down for 3 s, a NOT_LEADER_OR_FOLLOWER burst, an exec hook (and a consumer leaving
-//! its group, on the bundled broker); the figures in
+//! a broker down for 3 s, a NOT_LEADER_OR_FOLLOWER burst, an exec hook (and, on the bundled
+//! broker, consumers leaving, joining and killed, with the rebalance pause three ways); the
+//! figures in
 //! summary.json (validated against the schema), thresholds over them, and every bad fault spec
 //! exiting 2 with the field named. Timing-sensitive runs go one at a time.
 
@@ -330,6 +331,14 @@ fn bad_fault_specs_exit_2_naming_the_field() {
         "at=2s stop node:1",
         &["--fault.action", "mock cluster can do"],
     );
+    bad_fault(
+        "at=2s consumer-join consumer:3",
+        &["--fault.target", "write consumer:2"],
+    );
+    bad_fault(
+        "at=2s consumer-kill consumer:0 repeat=2x3s",
+        &["--fault.repeat", "one fault step per member"],
+    );
 }
 
 #[test]
@@ -412,6 +421,208 @@ fn a_consumer_leaving_the_group_mid_run_loses_nothing_and_shows_its_gap() {
         .unwrap();
     assert_eq!(gaps.len(), 2, "{f}");
     // The remaining member took the leaver's partition over: every record was consumed.
+    assert_eq!(s["verification"]["lost"], 0, "{}", s["verification"]);
+    assert_eq!(s["durability"]["acked_lost"], 0);
+    // The pause three ways: the remaining member's revoke → assign; the leaver's partition,
+    // if it held one yet (the group may still have been settling at 2 s), handed over
+    // without waiting for its session; and no whole second without a record.
+    let r = &f["consume"]["rebalance"];
+    assert!(r["rebalances"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(
+        r["revoke_to_assign_ms_per_member"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    if let Some(handover) = r["handover_ms"].as_f64() {
+        assert!(handover < 4_000.0, "{r}");
+    }
+    assert_eq!(r["group_idle_seconds"], 0, "{r}");
+}
+
+/// An e2e run on the bundled broker with consumer faults; returns the summary.
+fn e2e_with_consumer_faults(dir: &std::path::Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "e2e",
+        "--record-size",
+        "100",
+        "--throughput",
+        "300",
+        "--reporting-interval",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    kbench(dir, &args)
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .success();
+    summary(dir)
+}
+
+#[test]
+fn a_consumer_joining_mid_run_is_measured_and_takes_a_partition_over() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let s = e2e_with_consumer_faults(
+        dir.path(),
+        &[
+            "--partitions",
+            "2",
+            "--consumers",
+            "1",
+            "--duration",
+            "7s",
+            "--fault",
+            "at=2s consumer-join consumer:1",
+        ],
+    );
+    let f = fault(&s);
+    assert!(f["errors"].as_array().unwrap().is_empty(), "{f}");
+    let r = &f["consume"]["rebalance"];
+    // Two members now: the first revoked and got one partition back, the new one joined and
+    // got the other; both rebalances completed after the fault.
+    let per_member = r["revoke_to_assign_ms_per_member"].as_array().unwrap();
+    assert_eq!(per_member.len(), 2, "{r}");
+    assert!(per_member[1].as_f64().unwrap() > 0.0, "the joiner: {r}");
+    assert!(r["rebalances"].as_u64().unwrap() >= 2, "{r}");
+    // Exactly one partition changed owner: its records reached the new member.
+    let handovers = r["handover_ms_per_partition"].as_array().unwrap();
+    assert_eq!(handovers.iter().filter(|h| !h.is_null()).count(), 1, "{r}");
+    assert!(r["handover_ms"].as_f64().is_some(), "{r}");
+    assert_eq!(s["verification"]["lost"], 0, "{}", s["verification"]);
+    assert_eq!(s["durability"]["acked_lost"], 0);
+    // The three ways in the report's fault table and in faults.md.
+    let run = run_dir(dir.path());
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("<h2>Faults</h2>"),
+        "no fault table in report.html"
+    );
+    let md = std::fs::read_to_string(run.join("faults.md")).unwrap();
+    let head = md.lines().next().unwrap();
+    for col in [
+        "revoke→assign ms (ConsumerPerformance)",
+        "handover ms",
+        "idle s",
+    ] {
+        assert!(head.contains(col), "{md}");
+    }
+    assert!(
+        md.lines()
+            .nth(2)
+            .unwrap()
+            .contains("consumer-join consumer:1"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_matrix_of_faulted_cells_names_each_fault_s_cell_in_the_fault_table() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        r#"
+name = "cells"
+mode = "produce"
+# Scoped to one cell: only the acks=1 cell is judged (and fails).
+thresholds = [{ expr = "fault.ack_gap_ms < 1ms", phase = "acks=1/steady" }]
+[target]
+embedded = "mock"
+topic = "cells"
+[workload]
+record_size = 100
+[producer_props]
+"reconnect.backoff.max.ms" = 100
+"retry.backoff.max.ms" = 100
+[matrix]
+"producer_props.acks" = ["1", "all"]
+[[phases]]
+name = "steady"
+rate = 300
+duration = "4s"
+[[faults]]
+at = "1s"
+action = "kill"
+target = "node:1"
+for = "1s"
+"#,
+    )
+    .unwrap();
+    let out = kbench(dir.path(), &["run", profile.to_str().unwrap()])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let fails = lines_matching(&out.stdout, r"FAIL.*fault.ack_gap_ms < 1ms");
+    assert_eq!(fails.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(fails[0].contains("[acks=1]"), "{fails:?}");
+    let s = summary(dir.path());
+    let faults = s["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    let cells: Vec<String> = faults.iter().map(|f| f["cell"].to_string()).collect();
+    assert!(
+        cells[0].contains("\"1\"") && cells[1].contains("\"all\""),
+        "{cells:?}"
+    );
+    let md = std::fs::read_to_string(run_dir(dir.path()).join("faults.md")).unwrap();
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines.len(), 4, "{md}");
+    assert!(lines[0].starts_with("| cell | fault |"), "{md}");
+    assert!(
+        lines[2].contains("acks=1 |") && lines[3].contains("acks=all |"),
+        "{md}"
+    );
+    assert!(lines[0].contains("acked lost"), "{md}");
+}
+
+#[test]
+fn a_killed_consumer_holds_its_partition_until_its_session_expires() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // One partition, its only member killed at 2 s (no LeaveGroup), a new member joining at
+    // 2.5 s: the coordinator waits for the dead member's session (6 s, heartbeats every 1 s)
+    // before the new member gets the partition, and meanwhile the group consumes nothing. A
+    // member that left instead would hand over within a second (the leave test).
+    let s = e2e_with_consumer_faults(
+        dir.path(),
+        &[
+            "--partitions",
+            "1",
+            "--consumers",
+            "1",
+            "--duration",
+            "12s",
+            "--consumer-props",
+            "session.timeout.ms=6000",
+            "heartbeat.interval.ms=1000",
+            "--fault",
+            "at=2s consumer-kill consumer:0",
+            "--fault",
+            "at=2500ms consumer-join consumer:1",
+        ],
+    );
+    let faults = s["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    for f in faults {
+        assert!(f["errors"].as_array().unwrap().is_empty(), "{f}");
+    }
+    // The join's window holds the takeover (the kill's ends 1 s before the join).
+    let r = &faults[1]["consume"]["rebalance"];
+    let handover = r["handover_ms"].as_f64().unwrap();
+    assert!(
+        (4_500.0..=9_000.0).contains(&handover),
+        "handover {handover} ms for a 6 s session: {r}"
+    );
+    let idle = r["group_idle_seconds"].as_u64().unwrap();
+    assert!((3..=8).contains(&idle), "{idle} idle seconds: {r}");
+    // The new member waited in the join until the dead one was dropped.
+    let joiner = r["revoke_to_assign_ms_per_member"][1].as_f64().unwrap();
+    assert!(joiner >= 3_000.0, "{r}");
+    // Nothing acknowledged was lost; what the dead member had not committed came again.
     assert_eq!(s["verification"]["lost"], 0, "{}", s["verification"]);
     assert_eq!(s["durability"]["acked_lost"], 0);
 }

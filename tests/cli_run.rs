@@ -238,9 +238,25 @@ fn profile_errors_name_the_file_and_the_field() {
 fn every_shipped_profile_parses_and_plans() {
     // A plan check without running: a bootstrap that is never reached would fail later, so
     // parse them through the library instead.
+    // Profiles for scripts/kafka.sh's cluster name its cluster file: plan them against one of
+    // the same shape (nodes 1 to 3), as they would run.
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_file = fake_cluster_file(dir.path());
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles")).unwrap() {
         let path = entry.unwrap().path();
-        let tree = kbench::profile::file::read_tree(&path).unwrap();
+        let mut tree = kbench::profile::file::read_tree(&path).unwrap();
+        if tree
+            .get("target")
+            .and_then(|t| t.get("cluster_file"))
+            .is_some()
+        {
+            kbench::profile::file::set_path(
+                &mut tree,
+                "target.cluster_file",
+                toml::Value::String(cluster_file.display().to_string()),
+            )
+            .unwrap();
+        }
         let p = kbench::profile::file::typed(tree.clone(), &path)
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         let args = <kbench::cli::Cli as clap::Parser>::try_parse_from([
@@ -257,4 +273,30 @@ fn every_shipped_profile_parses_and_plans() {
         kbench::profile::plans::Plans::build(&p, &tree, &args)
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     }
+}
+
+/// A cluster file like scripts/kafka.sh --nodes 3 writes (nodes 1 to 3), for planning only:
+/// nothing is signalled or started.
+fn fake_cluster_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let node = |id: u16| {
+        let port = 39300 + 10 * (id - 1);
+        serde_json::json!({
+            "id": id,
+            "pid": std::os::unix::process::parent_id(),
+            "bootstrap": format!("127.0.0.1:{port}"),
+            "direct": format!("127.0.0.1:{port}"),
+            "restart": ["true"],
+            "client_proxy": null,
+            "peer_proxy": null,
+        })
+    };
+    let file = dir.join("cluster.json");
+    let doc = serde_json::json!({
+        "schema_version": 1,
+        "kind": "apache-kafka",
+        "bootstrap": "127.0.0.1:39300,127.0.0.1:39310,127.0.0.1:39320",
+        "nodes": [node(1), node(2), node(3)],
+    });
+    std::fs::write(&file, doc.to_string()).unwrap();
+    file
 }

@@ -1,6 +1,6 @@
 //! A run's faults from start to result, in one place the run calls at four points: `check`
 //! (before any client: targets against the topic as it is), `start` (with the producers' common
-//! start: the failover state on every producer, the consumers' gap tracker, the scheduler),
+//! start: the failover state on every producer, the consumers' group watch, the scheduler),
 //! `tick` (every tick of the run loop) and `finish` (after the workers stopped: hooks collected,
 //! figures computed, every partition read back).
 
@@ -15,8 +15,8 @@ use crate::load::consumer::ConsumerShared;
 use crate::load::phase_starts::PhaseStarts;
 use crate::load::producer::ProducerShared;
 use crate::measure::failover::{Failover, LOOKBACK_NS};
-use crate::measure::gaps::GapTracker;
 use crate::measure::readback::{Durability, ReadBack};
+use crate::measure::rebalance::GroupWatch;
 use crate::measure::verify::SeqSet;
 use crate::plan::props::Props;
 use crate::plan::Plan;
@@ -37,7 +37,9 @@ pub struct FaultOutcome {
 pub struct FaultSession {
     scheduler: Scheduler,
     failover: Arc<Mutex<Failover>>,
-    consume_gaps: Option<Arc<Mutex<GapTracker>>>,
+    consume_gaps: Option<Arc<Mutex<GroupWatch>>>,
+    /// Members of the group, late ones included.
+    members: usize,
     start_ns: u64,
     bootstrap: String,
     props: Props,
@@ -123,14 +125,15 @@ impl FaultSession {
                     (p.at_ns.saturating_sub(LOOKBACK_NS), to)
                 })
                 .collect();
-            Arc::new(Mutex::new(GapTracker::new(
+            Arc::new(Mutex::new(GroupWatch::new(
+                start_ns,
                 windows,
                 partitions.max(1) as usize,
             )))
         });
         if let Some(g) = &consume_gaps {
             for c in consumers {
-                let _ = c.gaps.set(g.clone());
+                let _ = c.watch.set(g.clone());
             }
         }
         let props = connection_props(plan);
@@ -154,6 +157,7 @@ impl FaultSession {
             scheduler,
             failover,
             consume_gaps,
+            members: consumers.len(),
             start_ns,
             bootstrap: target.bootstrap.clone(),
             props,
@@ -187,11 +191,14 @@ impl FaultSession {
             let mut fo = self.failover.lock().unwrap_or_else(|p| p.into_inner());
             (fo.finish(end_ns), fo.failed_sets().clone())
         };
-        let consume: Vec<Option<ConsumeFigures>> = (0..records.len())
-            .map(|k| {
+        let consume: Vec<Option<ConsumeFigures>> = records
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
                 self.consume_gaps.as_ref().map(|g| {
                     let g = g.lock().unwrap_or_else(|p| p.into_inner());
-                    ConsumeFigures::from_gaps_ns(g.window_gaps_ns(k, end_ns))
+                    let t_f = r.t_f_ms.map(|t| self.start_ns + t * 1_000_000);
+                    ConsumeFigures::from_watch(&g, k, t_f, end_ns, self.members)
                 })
             })
             .collect();
@@ -208,6 +215,7 @@ impl FaultSession {
                 produce: has_producers.then_some(produce),
                 consume,
                 durability: None,
+                cell: Default::default(),
             })
             .collect::<Vec<_>>();
         let durability = if self.readback {

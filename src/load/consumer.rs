@@ -4,6 +4,11 @@
 //! verification) and updates the shared counters once per batch; once a second it reads the
 //! lag of its partitions from the client's cached watermarks. Rebalances, errors and commits
 //! are served by rdkafka on the group's queue, between batches.
+//!
+//! Faults reach a member through its shared flags: a late member (for `consumer-join`)
+//! subscribes only once told to; `consumer-leave` ends the loop and leaves the group cleanly;
+//! `consumer-kill` ends it and destroys the client without leaving, so the group waits for the
+//! member's session to expire.
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,19 +55,25 @@ pub struct ConsumerWorker {
     /// Dropped (in `drop`) before the consumer, whose client it belongs to.
     fetch: ManuallyDrop<FetchQueue>,
     group: ManuallyDrop<GroupQueue>,
-    consumer: BaseConsumer<GroupContext>,
+    /// Dropped in `drop`: closed (leaving the group), or for a killed member destroyed
+    /// without closing.
+    consumer: ManuallyDrop<BaseConsumer<GroupContext>>,
     receiver: Receiver,
+    /// The topic a late member subscribes to when it joins.
+    topic: String,
     pub shared: Arc<ConsumerShared>,
 }
 
 impl ConsumerWorker {
-    /// Creates the client and subscribes, so bad properties fail before any load starts.
+    /// Creates the client and subscribes (a `late` member: creates it only; it subscribes when
+    /// a `consumer-join` fault says so), so bad properties fail before any load starts.
     pub fn new(
         index: u32,
         bootstrap: &str,
         topic: &str,
         plan: &ConsumerPlan,
         how: &ConsumerSetup,
+        late: bool,
     ) -> Result<Self> {
         let ConsumerSetup {
             phases,
@@ -70,7 +81,7 @@ impl ConsumerWorker {
             run_filter,
             from_intended,
         } = *how;
-        let shared = Arc::new(ConsumerShared::new(phase_count));
+        let shared = Arc::new(ConsumerShared::new(phase_count, index, late));
         let mut cfg = client_config(bootstrap, &plan.props);
         if cfg.get("client.id").is_none() {
             cfg.set("client.id", format!("kbench-consumer-{index}"));
@@ -90,28 +101,64 @@ impl ConsumerWorker {
         let worker = ConsumerWorker {
             fetch: ManuallyDrop::new(fetch),
             group: ManuallyDrop::new(group),
-            consumer,
+            consumer: ManuallyDrop::new(consumer),
             receiver: Receiver {
                 phases,
                 run_filter,
                 from_intended,
             },
+            topic: topic.to_string(),
             shared,
         };
-        worker
-            .consumer
-            .subscribe(&[topic])
-            .map_err(|e| anyhow::anyhow!("cannot subscribe to '{topic}': {e}"))?;
+        if !late {
+            worker.subscribe()?;
+        }
         Ok(worker)
+    }
+
+    fn subscribe(&self) -> Result<()> {
+        let topic = &self.topic;
+        self.consumer
+            .subscribe(&[topic])
+            .map_err(|e| anyhow::anyhow!("cannot subscribe to '{topic}': {e}"))
+    }
+
+    /// A late member waits for its `consumer-join` (or the end), then subscribes. False when
+    /// the run ended first or the subscription failed.
+    fn join_when_told(&self, stop: &AtomicBool) -> bool {
+        while !self.shared.join.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(POLL_WAIT);
+        }
+        self.shared.joining(clock::now_ns());
+        match self.subscribe() {
+            Ok(()) => true,
+            Err(e) => {
+                self.set_error(format!("{e:#}"));
+                false
+            }
+        }
+    }
+
+    /// Until the member stops: the run's end, a `consumer-leave` or a `consumer-kill`.
+    fn stopped(&self, stop: &AtomicBool) -> bool {
+        stop.load(Ordering::Relaxed)
+            || self.shared.leave.load(Ordering::Relaxed)
+            || self.shared.kill.load(Ordering::Relaxed)
     }
 
     /// Consumes until `stop`; returns what it saw for verification.
     pub fn run(self, stop: &AtomicBool) -> Seen {
         let mut seen = Seen::default();
+        if self.shared.late && !self.join_when_told(stop) {
+            return seen;
+        }
         let mut batch = Batch::with_capacity(BATCH_RECORDS);
         let mut next_lag_ns = 0u64;
         let mut paused = false;
-        while !stop.load(Ordering::Relaxed) && !self.shared.leave.load(Ordering::Relaxed) {
+        while !self.stopped(stop) {
             let want = self.shared.paused.load(Ordering::Relaxed);
             if want != paused {
                 paused = want;
@@ -136,9 +183,19 @@ impl ConsumerWorker {
             }
         }
         batch.clear();
-        self.update_lag();
-        // Leave the group cleanly so a following run does not wait for our session to expire.
-        self.consumer.unsubscribe();
+        if stop.load(Ordering::Relaxed) {
+            self.update_lag();
+        } else {
+            // It left or was killed mid-run: it holds nothing now, and its last lag would
+            // stay in the group's sum.
+            self.shared.assigned.store(0, Ordering::Release);
+            self.shared.lag.store(-1, Ordering::Relaxed);
+        }
+        if !self.shared.kill.load(Ordering::Relaxed) {
+            // Leave the group cleanly so a following run does not wait for our session to
+            // expire.
+            self.consumer.unsubscribe();
+        }
         seen
     }
 
@@ -259,6 +316,28 @@ impl Drop for ConsumerWorker {
             ManuallyDrop::drop(&mut self.fetch);
             ManuallyDrop::drop(&mut self.group);
         }
+        if self.shared.kill.load(Ordering::Relaxed) {
+            destroy_without_leaving(&mut self.consumer);
+        } else {
+            // SAFETY: dropped once, here, after the queues that belong to its client.
+            unsafe { ManuallyDrop::drop(&mut self.consumer) };
+        }
+    }
+}
+
+/// A killed member: the client goes away as if its process had died. librdkafka's
+/// `RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE` destroys it without the consumer close (no
+/// LeaveGroup, no final commit), so the coordinator keeps the member until its session times
+/// out. rdkafka's wrapper is leaked on purpose: its drop would close the consumer (leaving the
+/// group) and destroy the handle a second time. A few hundred bytes, once per fault.
+fn destroy_without_leaving(consumer: &mut ManuallyDrop<BaseConsumer<GroupContext>>) {
+    // SAFETY: the handle is valid (the wrapper was never dropped) and destroyed once; nothing
+    // uses the wrapper afterwards, and it is never dropped (ManuallyDrop, not dropped here).
+    unsafe {
+        rd::rd_kafka_destroy_flags(
+            consumer.client().native_ptr(),
+            rd::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE,
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! A consumer's membership of its group: what it shares with the reporter (counters, lag,
-//! assignment, time spent rebalancing) and the rdkafka context that follows the group's
+//! assignment, time spent rebalancing) and with the fault scheduler (the flags by which a
+//! member joins late, leaves or is killed), and the rdkafka context that follows the group's
 //! rebalances, routing newly assigned partitions to the worker's fetch queue before librdkafka
 //! starts fetching them. It never reads records.
 
@@ -11,6 +12,7 @@ use rdkafka::ClientContext;
 
 use crate::load::fetch_queue::QueueHandle;
 use crate::measure::clock;
+use crate::measure::rebalance::GroupWatch;
 use crate::measure::recorder::{ConsumeStats, PhaseStats};
 
 /// What a consumer shares with the reporter.
@@ -30,15 +32,24 @@ pub struct ConsumerShared {
     pub last_error: Mutex<Option<String>>,
     /// Set by the runner during phases that build a backlog: fetching stops, membership stays.
     pub paused: AtomicBool,
-    /// A run with faults: per-partition gaps between received records, shared by the group.
-    pub gaps: std::sync::OnceLock<Arc<Mutex<crate::measure::gaps::GapTracker>>>,
+    /// A run with faults: per-partition gaps, handovers and rebalances, shared by the group.
+    pub watch: std::sync::OnceLock<Arc<Mutex<GroupWatch>>>,
     /// Set by a `consumer-leave` fault: this member stops consuming and leaves the group.
     pub leave: AtomicBool,
+    /// This member's index among the run's consumers (`consumer:I`).
+    pub index: u32,
+    /// Created for a `consumer-join` fault: it subscribes only once `join` is set.
+    pub late: bool,
+    /// Set by a `consumer-join` fault: this (late) member subscribes and starts consuming.
+    pub join: AtomicBool,
+    /// Set by a `consumer-kill` fault: this member stops at once and its client goes away
+    /// without leaving the group (no LeaveGroup), as a crashed process would.
+    pub kill: AtomicBool,
 }
 
 impl ConsumerShared {
-    /// Nothing received yet; joining starts now.
-    pub fn new(phase_count: usize) -> Self {
+    /// Nothing received yet; joining starts now (or, for a `late` member, when it joins).
+    pub fn new(phase_count: usize, index: u32, late: bool) -> Self {
         ConsumerShared {
             stats: PhaseStats::new(phase_count),
             received: AtomicU64::new(0),
@@ -49,18 +60,28 @@ impl ConsumerShared {
             join_started_ns: AtomicU64::new(clock::now_ns()),
             last_error: Mutex::new(None),
             paused: AtomicBool::new(false),
-            gaps: std::sync::OnceLock::new(),
+            watch: std::sync::OnceLock::new(),
             leave: AtomicBool::new(false),
+            index,
+            late,
+            join: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
         }
     }
 
     /// A run with faults: the partitions of records received at `now`, for the consume gaps
-    /// (one lock per batch).
+    /// and handovers (one lock per batch).
     pub fn note_gaps(&self, partitions: impl Iterator<Item = i32>, now: u64) {
-        if let Some(g) = self.gaps.get() {
+        if let Some(g) = self.watch.get() {
             let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
-            partitions.for_each(|p| g.observe(p, now));
+            partitions.for_each(|p| g.observe(self.index, p, now));
         }
+    }
+
+    /// A late member subscribes now: its join, like a first member's, starts the rebalance
+    /// time.
+    pub fn joining(&self, now: u64) {
+        self.join_started_ns.store(now, Ordering::Relaxed);
     }
 }
 
@@ -96,7 +117,6 @@ impl ConsumerContext for GroupContext {
                 self.shared
                     .join_started_ns
                     .store(clock::now_ns(), Ordering::Relaxed);
-                self.shared.assigned.store(0, Ordering::Release);
             }
             // Before librdkafka starts fetching them, so all their records come batched.
             Rebalance::Assign(tpl) => {
@@ -109,13 +129,31 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let started = self.shared.join_started_ns.load(Ordering::Relaxed);
-            self.shared
-                .rebalance_ns
-                .fetch_add(clock::now_ns().saturating_sub(started), Ordering::Relaxed);
-            self.shared.assigned.store(tpl.count(), Ordering::Release);
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // The whole assignment, not the callback's list: under a cooperative protocol
+        // (cooperative-sticky, KIP-848) that list holds only the partitions added or revoked.
+        let assigned = consumer.assignment().map_or(0, |a| a.count());
+        if let Rebalance::Revoke(_) = rebalance {
+            self.shared.assigned.store(assigned, Ordering::Release);
+        }
+        if let Rebalance::Assign(_) = rebalance {
+            let now = clock::now_ns();
+            // Taken, so an assignment without a revoke before it (a cooperative member that
+            // only gains partitions) counts from nothing rather than from an old revoke.
+            let started = self.shared.join_started_ns.swap(0, Ordering::Relaxed);
+            if started > 0 {
+                self.shared
+                    .rebalance_ns
+                    .fetch_add(now.saturating_sub(started), Ordering::Relaxed);
+                if let Some(w) = self.shared.watch.get() {
+                    w.lock().unwrap_or_else(|p| p.into_inner()).rebalanced(
+                        self.shared.index,
+                        started,
+                        now,
+                    );
+                }
+            }
+            self.shared.assigned.store(assigned, Ordering::Release);
         }
     }
 }

@@ -249,9 +249,16 @@ impl Failover {
             self.close_second();
             self.second_index = rel / SECOND_NS;
         }
-        if rel / BUCKET_NS != self.bucket.index {
+        let bucket = rel / BUCKET_NS;
+        if bucket != self.bucket.index {
             self.close_bucket();
-            self.bucket.index = rel / BUCKET_NS;
+            // The buckets in between saw nothing (an outage): zero points, so a chart drops to
+            // zero instead of drawing a line across the silence.
+            while self.bucket.index + 1 < bucket {
+                self.bucket.index += 1;
+                self.close_bucket();
+            }
+            self.bucket.index = bucket;
         }
         let mut prev_end = self.start_ns;
         for (k, f) in self.faults.iter_mut().enumerate() {
@@ -622,5 +629,42 @@ mod tests {
             .iter()
             .all(|p| p.errors_per_sec > 0.0 && p.errors_by_code.len() == 1));
         assert!(during.iter().all(|p| (p.acks_per_sec - 100.0).abs() < 1.0));
+    }
+
+    #[test]
+    fn a_silence_between_batches_is_a_run_of_zero_points() {
+        let start = 1_000 * SECOND_NS;
+        let at = start + 5 * SECOND_NS;
+        let mut fo = Failover::new(
+            start,
+            &[Planned {
+                at_ns: at,
+                heal_ns: None,
+            }],
+            1,
+        );
+        // Acks every 10 ms, none from 5 s to 8 s (no batch at all meanwhile), then again.
+        let mut t = start;
+        while t < start + 10 * SECOND_NS {
+            if t >= at && fo.faults[0].t_f.is_none() {
+                fo.injected(0, at);
+            }
+            if !(at..at + 3 * SECOND_NS).contains(&t) {
+                fo.begin_batch(t);
+                fo.acked(t, 0, 0, t - MS, 1_000);
+            }
+            t += 10 * MS;
+        }
+        let f = &fo.finish(t)[0];
+        let silent: Vec<&SeriesPoint> = f
+            .series_100ms
+            .iter()
+            .filter(|p| (5100..=8000).contains(&p.t_ms))
+            .collect();
+        // One point per 100 ms of the silence, every one at zero.
+        assert_eq!(silent.len(), 30, "{:?}", f.series_100ms);
+        assert!(silent.iter().all(|p| p.acks_per_sec == 0.0));
+        let ts: Vec<u64> = f.series_100ms.iter().map(|p| p.t_ms).collect();
+        assert!(ts.windows(2).all(|w| w[1] == w[0] + 100), "{ts:?}");
     }
 }

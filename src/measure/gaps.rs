@@ -43,14 +43,21 @@ impl GapTracker {
 
     /// The interval (`last`, `now`) counts in every window it ends in. Before the partition's
     /// first event, the interval starts at the window's start (a partition silent since before
-    /// the window has been silent for all of it).
+    /// the window has been silent for all of it). An interval still open at a window's end
+    /// (the next event came after it) counts up to that end, from no earlier than its start,
+    /// as the run's end closes the last window (`window_gaps_ns`).
     fn credit(&mut self, p: usize, last: u64, now: u64) {
         for (k, &(from, to)) in self.windows.iter().enumerate() {
-            if now < from || now >= to {
+            if now < from {
                 continue;
             }
-            let begin = if last == 0 { from } else { last };
-            let gap = now.saturating_sub(begin);
+            let gap = if now < to {
+                now.saturating_sub(if last == 0 { from } else { last })
+            } else if last < to {
+                to.saturating_sub(last.max(from))
+            } else {
+                continue;
+            };
             let slot = &mut self.max_gap_ns[k][p];
             *slot = (*slot).max(gap);
         }
@@ -98,6 +105,18 @@ mod tests {
         assert_eq!(gaps[0], 3 * S + S / 10);
         // 5 s → 18 s ended inside the window: 13 s.
         assert_eq!(gaps[1], 13 * S);
+    }
+
+    #[test]
+    fn a_gap_that_outlasts_its_window_counts_up_to_the_window_s_end() {
+        // Two faults' windows: [9 s, 12 s) and [12 s, end). Acks every 10 ms until 10 s, then
+        // none until 20 s: the first window was silent from 10 s to its end, the second holds
+        // the whole 10 s gap (it ended there).
+        let mut g = GapTracker::new(vec![(9 * S, 12 * S), (12 * S, u64::MAX)], 1);
+        (0..=1000).for_each(|i| g.observe(0, i * S / 100));
+        (2000..2100).for_each(|i| g.observe(0, i * S / 100));
+        assert_eq!(g.window_gaps_ns(0, 21 * S), vec![2 * S]);
+        assert_eq!(g.window_gaps_ns(1, 21 * S), vec![10 * S]);
     }
 
     #[test]

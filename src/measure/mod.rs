@@ -6,5 +6,6 @@ pub mod failover;
 pub mod gaps;
 pub mod host;
 pub mod readback;
+pub mod rebalance;
 pub mod recorder;
 pub mod verify;

@@ -490,10 +490,6 @@ impl FaultSpec {
             }
             _ => {}
         }
-        if a == Action::ConsumerJoin && self.target.is_some() {
-            // consumer:I names the new member's index; it must be the next one (checked in
-            // `validate`).
-        }
         if let Some(for_ms) = self.for_ms {
             if !a.heals() {
                 bail!("{f}.for: '{a}' cannot heal, so it takes no `for`; actions that heal are kill, stop, terminate, delay, blackhole, reset, refuse (and exec with heal_exec)");
@@ -636,8 +632,9 @@ fn check_executor(f: &FaultSpec, run: &RunShape) -> Result<()> {
     let field = &f.field;
     let a = f.action;
     if a.is_consumer() {
-        if a != Action::ConsumerLeave {
-            bail!("{field}.action: '{a}' is not carried out yet (consumer-leave is); use an exec hook");
+        // A second occurrence would find the member gone (or, for a join, already in).
+        if a != Action::ConsumerLeave && f.repeat.is_some_and(|r| r.count > 1) {
+            bail!("{field}.repeat: '{a}' acts once on one member; write one fault step per member instead");
         }
         return Ok(());
     }
@@ -780,6 +777,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("known length"));
+    }
+
+    #[test]
+    fn joins_name_the_next_member_and_act_once() {
+        let v = |ts: &[&str]| {
+            let f: Vec<FaultSpec> = ts.iter().map(|t| flag(t).unwrap()).collect();
+            validate(&f, &shape()).map_err(|e| e.to_string())
+        };
+        assert!(v(&[
+            "at=2s consumer-join consumer:2",
+            "at=4s consumer-join consumer:3"
+        ])
+        .is_ok());
+        assert!(v(&[
+            "at=2s consumer-join consumer:2",
+            "at=4s consumer-kill consumer:2"
+        ])
+        .is_ok());
+        assert!(v(&["at=2s consumer-join consumer:3"])
+            .unwrap_err()
+            .contains("write consumer:2"));
+        assert!(v(&["at=2s consumer-kill consumer:1"]).is_ok());
+        assert!(v(&["at=2s consumer-join consumer:2 repeat=2x5s"])
+            .unwrap_err()
+            .contains("--fault.repeat"));
+        assert!(v(&["at=2s consumer-kill consumer:0 repeat=2x5s"])
+            .unwrap_err()
+            .contains("one fault step per member"));
+        assert_eq!(
+            crate::fault::consumers::joins(&[
+                flag("at=2s consumer-join consumer:2").unwrap(),
+                flag("at=2s consumer-leave consumer:0").unwrap()
+            ]),
+            1
+        );
     }
 
     #[test]

@@ -147,8 +147,14 @@ impl<'a> Cells<'a> {
         let own = self.own_phases(&cell).len();
         self.verifications
             .push((own, cell.summary.verification.clone()));
+        // Each fault names its cell: the cell's matrix parameters.
+        let params = self.own_phases(&cell).first().map(|p| p.params.clone());
+        let mut faults = cell.summary.faults.clone();
+        for f in &mut faults {
+            f.cell = params.clone().unwrap_or_default();
+        }
         self.faults.push(CellFaults {
-            faults: cell.summary.faults.clone(),
+            faults,
             durability: cell.summary.durability.clone(),
             checks: cell
                 .summary

@@ -65,15 +65,18 @@ const PLAIN: [&str; 13] = [
 ];
 
 /// Fault figures that are times (given with a unit, like latencies).
-const FAULT_TIMES: [&str; 5] = [
+const FAULT_TIMES: [&str; 7] = [
     "fault.ack_gap_ms",
     "fault.time_to_first_ack_ms",
     "fault.max_delivery_ms",
     "fault.recovery_ms",
     "fault.consume_gap_ms",
+    "fault.revoke_to_assign_ms",
+    "fault.handover_ms",
 ];
 /// Fault figures that are counts.
-const FAULT_COUNTS: [&str; 5] = [
+const FAULT_COUNTS: [&str; 6] = [
+    "fault.group_idle_seconds",
     "fault.failed",
     "fault.acked_lost",
     "fault.failed_but_present",
@@ -239,6 +242,18 @@ impl Threshold {
                     .map(|p| p.recovery_ms.unwrap_or(f64::INFINITY))
             }),
             "fault.consume_gap_ms" => worst(&|f| f.consume.as_ref().map(|c| c.consume_gap_ms)),
+            // The rebalance pause: (a), (b) (a fault without a handover has none), (c).
+            "fault.revoke_to_assign_ms" => {
+                worst(&|f| f.consume.as_ref().map(|c| c.rebalance.revoke_to_assign_ms))
+            }
+            "fault.handover_ms" => {
+                worst(&|f| f.consume.as_ref().and_then(|c| c.rebalance.handover_ms))
+            }
+            "fault.group_idle_seconds" => worst(&|f| {
+                f.consume
+                    .as_ref()
+                    .map(|c| c.rebalance.group_idle_seconds as f64)
+            }),
             "fault.failed" => Some(
                 faults
                     .iter()
@@ -347,6 +362,55 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("fault.ack_gap_ms"));
+    }
+
+    #[test]
+    fn the_rebalance_pause_can_be_bounded_three_ways() {
+        use crate::report::faults::{ConsumeFigures, RebalancePause};
+        let fault = |handover_ms| FaultResult {
+            record: crate::fault::FaultRecord {
+                index: 0,
+                action: "consumer-kill".into(),
+                target: Some("consumer:0".into()),
+                node: None,
+                planned_at_ms: 2000,
+                planned_for_ms: None,
+                t_f_ms: Some(2000),
+                t_h_ms: Some(2000),
+                loss_expected: false,
+                hooks: Vec::new(),
+                errors: Vec::new(),
+            },
+            phase: None,
+            cell: Default::default(),
+            produce: None,
+            consume: Some(ConsumeFigures {
+                rebalance: RebalancePause {
+                    revoke_to_assign_ms: 2.0,
+                    handover_ms,
+                    group_idle_seconds: 5,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            durability: None,
+        };
+        let check = |t: &str, f: &[FaultResult]| {
+            Threshold::parse(t, None)
+                .unwrap()
+                .check_faults(f, None)
+                .map(|(ok, _)| ok)
+        };
+        let killed = [fault(Some(6_100.0))];
+        assert_eq!(check("fault.handover_ms < 5s", &killed), Some(false));
+        assert_eq!(check("fault.handover_ms < 7s", &killed), Some(true));
+        assert_eq!(
+            check("fault.revoke_to_assign_ms < 5ms", &killed),
+            Some(true)
+        );
+        assert_eq!(check("fault.group_idle_seconds <= 2", &killed), Some(false));
+        // No partition changed owner: no handover figure to judge.
+        assert_eq!(check("fault.handover_ms < 5s", &[fault(None)]), None);
     }
 
     #[test]

@@ -80,8 +80,16 @@ fn judge_faults(thresholds: &[Threshold], cell: &CellFaults) -> Vec<Check> {
         .map(|p| p.rsplit_once('/').map_or("", |(c, _)| c))
         .filter(|c| !c.is_empty())
         .map_or(String::new(), |c| format!(" [{c}]"));
+    // A threshold scoped to a phase judges the cells whose faults fell in that phase (so
+    // `phase = "acks=all/steady"` bounds the acks=all cell only).
+    let phases: Vec<&str> = cell
+        .faults
+        .iter()
+        .filter_map(|f| f.phase.as_deref())
+        .collect();
     thresholds
         .iter()
+        .filter(|t| phases.is_empty() || phases.iter().any(|p| t.applies_to(p)))
         .filter_map(|t| {
             t.check_faults(&cell.faults, cell.durability.as_ref())
                 .map(|(passed, measured)| Check {

@@ -61,10 +61,25 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             std::fs::write(&p, svg).with_context(|| format!("cannot write '{}'", p.display()))?;
         }
     }
-    let html = page(&summary, &rows, &figures);
+    let fault_table = faults_tables(&paths.summary, &dir)?;
+    let html = page(&summary, &rows, &figures, fault_table.as_deref());
     let out = dir.join("report.html");
     std::fs::write(&out, html).with_context(|| format!("cannot write '{}'", out.display()))?;
     Ok(out)
+}
+
+/// The fault table: written as faults.md beside the report (for a README or a CI job
+/// summary); returned as HTML for the page. None for a run without faults.
+fn faults_tables(summary: &Path, dir: &Path) -> Result<Option<String>> {
+    let v: serde_json::Value = std::fs::read_to_string(summary)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if let Some(md) = crate::report::faults::markdown(&v) {
+        let p = dir.join("faults.md");
+        std::fs::write(&p, md).with_context(|| format!("cannot write '{}'", p.display()))?;
+    }
+    Ok(crate::report::faults::html(&v, esc))
 }
 
 /// Rows of phases the summary does not hold (the warm-up) are drawn but shaded.
@@ -447,7 +462,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 th{background:#f3f3f3}td.l,th.l{text-align:left}.note{color:#666;font-size:13px}\
 .warm{background:#ffe0b2;padding:0 4px}figure{margin:0}svg{max-width:100%;height:auto}";
 
-fn page(s: &SummaryView, rows: &[SeriesRow], figures: &[Figure]) -> String {
+fn page(s: &SummaryView, rows: &[SeriesRow], figures: &[Figure], faults: Option<&str>) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -462,6 +477,7 @@ fn page(s: &SummaryView, rows: &[SeriesRow], figures: &[Figure]) -> String {
         model = esc(&s.latency_model),
     );
     h.push_str(&summary_table(s));
+    h.push_str(faults.unwrap_or_default());
     let warm = rows.iter().filter(|r| is_excluded(s, r)).count();
     if warm > 0 {
         let _ = writeln!(

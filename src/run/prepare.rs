@@ -90,10 +90,15 @@ pub fn create_clients(plan: &Plan, target: &Target, run_id: u32) -> Result<Clien
     };
     let phases = recorded_phases(plan);
     let setup = consumer_setup(plan, run_id, phases.len());
+    // Members that `consumer-join` faults add come after the others, created now (so their
+    // properties are checked too) and subscribed when they join.
+    let joins = crate::fault::consumers::joins(&plan.faults);
     let consumers: Vec<ConsumerWorker> = match &plan.consumer {
         Some(c) => (0..c.consumers)
             .filter(|&i| plan.worker.owns(i))
-            .map(|i| ConsumerWorker::new(i, &target.bootstrap, &t.topic, c, &setup))
+            .map(|i| (i, false))
+            .chain((c.consumers..c.consumers + joins).map(|i| (i, true)))
+            .map(|(i, late)| ConsumerWorker::new(i, &target.bootstrap, &t.topic, c, &setup, late))
             .collect::<Result<_>>()?,
         None => Vec::new(),
     };

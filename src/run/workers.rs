@@ -56,8 +56,10 @@ pub fn start_consumers(
         .collect::<std::io::Result<_>>()?;
     if plan.command == "e2e" {
         // A worker of a distributed run waits for its members' share of the partitions.
+        // Members that join later (`consumer-join`) hold nothing yet.
         let total = plan.consumer.as_ref().map_or(1, |c| c.consumers).max(1) as usize;
-        let share = (partitions as usize * shared.len() / total).max(1);
+        let members = shared.iter().filter(|c| !c.late).count();
+        let share = (partitions as usize * members / total).max(1);
         wait_for_assignment(&shared, share)?;
     }
     Ok(Consuming {

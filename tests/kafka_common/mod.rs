@@ -693,6 +693,32 @@ pub fn start_three_node_kafka(label: &str) -> ThreeNodeKafka {
     }
 }
 
+/// The one [`ThreeNodeKafka`] of this test process, started by the first test that asks (None,
+/// after a loud skip, without Java or Maven), with the lock that makes its tests take turns:
+/// faults on a shared cluster must not overlap.
+pub fn shared_three_node_kafka(
+    test: &str,
+) -> Option<(&'static ThreeNodeKafka, std::sync::MutexGuard<'static, ()>)> {
+    static CLUSTER: OnceLock<Result<ThreeNodeKafka, String>> = OnceLock::new();
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if !java_peers_available(test) {
+        return None;
+    }
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let started = CLUSTER.get_or_init(|| {
+        std::panic::catch_unwind(|| start_three_node_kafka("faults")).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic while starting the cluster".into())
+        })
+    });
+    match started {
+        Ok(c) => Some((c, turn)),
+        Err(e) => panic!("the 3-node Kafka cluster did not start: {e}"),
+    }
+}
+
 /// A base port whose 3 nodes' 7 ports each (client, replication, controller, two proxies and
 /// their control ports) are all free now.
 fn free_base_port() -> u16 {
