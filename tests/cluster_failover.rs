@@ -130,7 +130,16 @@ fn leader_dies_while_followers_are_stopped(acks: &str) -> (Value, Cluster, i32) 
     produce(
         dir.path(),
         &cluster,
-        &["--topic", &topic, "--num-records", "100", "--acks", "all"],
+        &[
+            "--topic",
+            &topic,
+            "--num-records",
+            "100",
+            "--throughput",
+            "500",
+            "--acks",
+            "all",
+        ],
     );
     let p = cluster.wait_for(
         &topic,
@@ -230,7 +239,9 @@ fn a_leader_sigterm_moves_leadership_within_a_second() {
     let gap = f["produce"]["ack_gap_ms"].as_f64().unwrap();
     assert!(
         gap < 1_000.0,
-        "a controlled shutdown should cost under a second, not {gap} ms\n{stderr}"
+        "a controlled shutdown should cost under a second, not {gap} ms\n{stderr}\n{}\n{:#?}",
+        cluster.logs(),
+        (1..=3).map(|id| cluster.events(id)).collect::<Vec<_>>()
     );
     assert_eq!(s["durability"]["acked_lost"], 0);
     let node = f["node"].as_i64().unwrap() as i32;
