@@ -34,6 +34,9 @@ pub struct ConsumerShared {
     pub gaps: std::sync::OnceLock<Arc<Mutex<crate::measure::gaps::GapTracker>>>,
     /// Set by a `consumer-leave` fault: this member stops consuming and leaves the group.
     pub leave: AtomicBool,
+    /// High watermark minus last stable offset over this member's partitions, from
+    /// librdkafka's statistics (`load::lso`); -1 while unknown or without statistics.
+    pub lso_lag: AtomicI64,
 }
 
 impl ConsumerShared {
@@ -51,6 +54,7 @@ impl ConsumerShared {
             paused: AtomicBool::new(false),
             gaps: std::sync::OnceLock::new(),
             leave: AtomicBool::new(false),
+            lso_lag: AtomicI64::new(-1),
         }
     }
 
@@ -87,7 +91,14 @@ impl GroupContext {
     }
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// Statistics (with `statistics.interval.ms`): only the LSO lag is read from them.
+    fn stats_raw(&self, json: &[u8]) {
+        if let Some(lag) = crate::load::lso::lso_lag(json) {
+            self.shared.lso_lag.store(lag as i64, Ordering::Relaxed);
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

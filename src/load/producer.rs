@@ -27,6 +27,8 @@ use crate::load::phase_starts::PhaseStarts;
 use crate::load::schedule::{tighten_timer_slack, Pacer, Schedule};
 use crate::load::stamp::Stamp;
 use crate::load::topic_send::{SendError, TopicSender};
+use crate::load::txn_driver::TxnDriver;
+use crate::load::txn_end::serve_ends;
 use crate::measure::clock;
 use crate::measure::failover::{Failover, Persisted};
 use crate::measure::recorder::{PhaseGuard, PhaseStats, ProduceStats, LATE_SEND_US};
@@ -42,6 +44,9 @@ const CLOSED_CLOCK_EVERY: u64 = 8;
 
 /// Closed model: serve delivery reports every this many sends.
 const POLL_EVERY: u64 = 16;
+
+/// Longest `init_transactions` may take (it finds the coordinator and fences older instances).
+const TXN_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who serves the delivery reports, always a batch at a time off the client's queue
 /// (`delivery_reports`).
@@ -135,6 +140,11 @@ pub struct ProducerShared {
     pub done_ns: AtomicU64,
     /// A run with faults: the failover state shared by every producer (set before the run).
     pub failover: OnceLock<Arc<Mutex<Failover>>>,
+    /// A transactional producer: its transactional.id and how long `init_transactions` took.
+    pub transactional_id: Option<String>,
+    pub init_transactions_us: AtomicU64,
+    /// Sequence numbers of transactions whose commit failed (so they were aborted).
+    pub not_committed: Mutex<SeqSet>,
 }
 
 /// What serving the delivery reports needs (librdkafka's client context, too).
@@ -262,7 +272,8 @@ impl DeliveryContext {
                 s.service_latency_us
                     .saturating_record(now.saturating_sub(stamp.sent_ns) / 1000);
             }
-            if let Some(acked) = acked {
+            // A record of a transaction that aborts is never meant to be consumed.
+            if let (Some(acked), false) = (acked, stamp.aborting) {
                 acked.insert(stamp.seq);
             }
         } else {
@@ -366,6 +377,12 @@ impl ProducerWorker {
             done: AtomicBool::new(false),
             done_ns: AtomicU64::new(0),
             failover: OnceLock::new(),
+            transactional_id: plan
+                .transactions
+                .as_ref()
+                .map(|t| t.id_of(index, plan.producers)),
+            init_transactions_us: AtomicU64::new(0),
+            not_committed: Mutex::new(SeqSet::default()),
         });
         let ctx = DeliveryContext {
             shared: shared.clone(),
@@ -375,8 +392,22 @@ impl ProducerWorker {
         if cfg.get("client.id").is_none() {
             cfg.set("client.id", format!("kbench-producer-{index}"));
         }
+        if let Some(id) = &shared.transactional_id {
+            cfg.set("transactional.id", id);
+        }
         let explain = |e| explain_create_error(e, &plan.props, "producer");
-        let producer = cfg.create_with_context(ctx).map_err(explain)?;
+        let producer: BaseProducer<DeliveryContext> =
+            cfg.create_with_context(ctx).map_err(explain)?;
+        // Before the load starts, so the first records are not late behind it.
+        if let Some(id) = &shared.transactional_id {
+            let started = std::time::Instant::now();
+            producer.init_transactions(TXN_INIT_TIMEOUT).map_err(|e| {
+                anyhow::anyhow!("init_transactions for transactional.id '{id}' failed: {e}; does the cluster support transactions (and transaction.timeout.ms stay under its transaction.max.timeout.ms)?")
+            })?;
+            shared
+                .init_transactions_us
+                .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         Ok(ProducerWorker {
             index,
             run_id,
@@ -402,6 +433,22 @@ impl ProducerWorker {
         let ctx: &DeliveryContext = self.producer.context();
         let serving = AtomicBool::new(true);
         std::thread::scope(|scope| {
+            // Transactions end on a thread of their own (`txn_end`).
+            let (end_tx, end_rx) = std::sync::mpsc::channel();
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let txn = match &self.plan.transactions {
+                Some(t) => {
+                    let (producer, shared) = (&self.producer, &*self.shared);
+                    std::thread::Builder::new()
+                        .name(format!("kbench-txn-{}", self.index))
+                        .spawn_scoped(scope, move || serve_ends(producer, shared, end_rx, done_tx))
+                        .ok()
+                        .map(|_| {
+                            TxnDriver::new(t, producer, shared, self.plan.seed, (end_tx, done_rx))
+                        })
+                }
+                None => None,
+            };
             let own_thread = self.plan.timeline.open_model()
                 && std::thread::Builder::new()
                     .name(format!("kbench-acks-{}", self.index))
@@ -415,7 +462,17 @@ impl ProducerWorker {
                 ctx,
                 by_sender: !own_thread,
             };
-            self.send(start_ns, starts, stop, &reports);
+            let mut txn = txn;
+            self.send(start_ns, starts, stop, &reports, txn.as_mut());
+            if let Some(t) = txn.as_mut() {
+                if let Err(e) = t.finish(&|| {
+                    reports.serve_ready();
+                }) {
+                    self.note_error(e);
+                }
+            }
+            // Dropping the driver ends the transaction thread before the scope joins it.
+            drop(txn);
             let flush_for = if stop.load(Ordering::Relaxed) {
                 flush_on_stop
             } else {
@@ -430,6 +487,14 @@ impl ProducerWorker {
         self.shared.done.store(true, Ordering::Release);
     }
 
+    fn note_error(&self, e: String) {
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+
     /// The sending loop: every segment of the timeline, until its end, the record count or
     /// `stop`.
     fn send(
@@ -438,6 +503,7 @@ impl ProducerWorker {
         starts: &PhaseStarts,
         stop: &AtomicBool,
         reports: &ReportServing,
+        mut txn: Option<&mut TxnDriver>,
     ) {
         let p = &self.plan;
         let t = &p.timeline;
@@ -514,6 +580,25 @@ impl ProducerWorker {
                 if j == 0 || phase != seg.phase {
                     starts.mark(phase, intended_ns);
                 }
+                let (mut sent_ns, mut aborting) = (sent_ns, false);
+                if let Some(t) = txn.as_deref_mut() {
+                    let serve = || {
+                        reports.serve_ready();
+                    };
+                    match t.before_send(i, intended_ns, phase, &serve) {
+                        Ok(b) => {
+                            aborting = b.aborting;
+                            if b.waited {
+                                sent_ns = clock::now_ns();
+                                stale = true;
+                            }
+                        }
+                        Err(e) => {
+                            self.note_error(e);
+                            break 'segments;
+                        }
+                    }
+                }
                 let value = pool.pick(&mut rng);
                 Stamp {
                     run_id: self.run_id,
@@ -523,6 +608,7 @@ impl ProducerWorker {
                     sent_ns,
                     phase: phase as u8,
                     excluded: excluded[phase],
+                    aborting,
                 }
                 .write(value);
                 let key = keys.key(i, &mut rng);
@@ -548,6 +634,9 @@ impl ProducerWorker {
                             break;
                         }
                     }
+                }
+                if let Some(t) = txn.as_deref_mut() {
+                    t.after_send(intended_ns);
                 }
                 i += 1;
                 j += 1;

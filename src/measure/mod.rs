@@ -7,4 +7,5 @@ pub mod gaps;
 pub mod host;
 pub mod readback;
 pub mod recorder;
+pub mod txn;
 pub mod verify;

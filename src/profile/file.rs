@@ -84,6 +84,16 @@ pub struct Workload {
     pub seed: Option<u64>,
     /// Consumers stop when nothing arrived for this long after producing ended.
     pub drain_timeout: Option<String>,
+    /// `--idempotence`: enable.idempotence=true.
+    pub idempotence: Option<bool>,
+    /// `--transactional-id`, `--transaction-duration-ms`, `--transaction-records` and
+    /// `--transaction-abort-rate`, with the flags' meaning.
+    pub transactional_id: Option<String>,
+    pub transaction_duration_ms: Option<u64>,
+    pub transaction_records: Option<u64>,
+    pub transaction_abort_rate: Option<f64>,
+    /// `--isolation-level` of the consumers.
+    pub isolation_level: Option<String>,
 }
 
 /// A phase: a steady `rate` for `duration`, or a `ramp` that expands into steps.
