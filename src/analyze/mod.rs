@@ -97,6 +97,17 @@ pub struct ThroughputView {
     pub mb_per_sec: f64,
     #[serde(default)]
     pub latency_us: LatencyView,
+    /// Transactional producers only.
+    #[serde(default)]
+    pub transactions: Option<TxnView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TxnView {
+    #[serde(default)]
+    pub transactions_per_sec: f64,
+    #[serde(default)]
+    pub commit_latency_us: LatencyView,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -55,7 +55,11 @@ impl Plans {
             let cell = typed(cell_tree, args.source())?;
             let label: Vec<String> = params
                 .iter()
-                .map(|(k, v)| format!("{}={}", short_key(k), value_text(v)))
+                .map(|(k, v)| match v {
+                    // A table's entries name themselves.
+                    Value::Table(_) => value_text(v),
+                    _ => format!("{}={}", short_key(k), value_text(v)),
+                })
                 .collect();
             let label = label.join(",");
             let text_params: BTreeMap<String, String> = params

@@ -218,7 +218,11 @@ pub fn finish(
             s.checks
                 .push(loss_check(v.lost, v.acknowledged.unwrap_or(0)));
         }
-        if let Some(c) = aborted_check(plan, &v) {
+        let transactional = plan
+            .producer
+            .as_ref()
+            .is_some_and(|p| p.transactions.is_some());
+        if let Some(c) = aborted_check(transactional, &v) {
             s.checks.push(c);
         }
         // With one reported phase, the whole-run counts are that phase's.
@@ -378,16 +382,15 @@ fn aborted_seen(rep: &Reporter, merged: &Seen, same_run: bool) -> u64 {
     marked + merged.present_of(&failed)
 }
 
+/// The name of `aborted_check`'s check.
+pub const ABORTED_CHECK: &str = "no record of an aborted transaction visible (read_committed)";
+
 /// A read_committed consumer must never see a record of an aborted transaction (checked when
 /// the run is transactional, or when one was seen anyway).
-fn aborted_check(plan: &Plan, v: &Verification) -> Option<Check> {
-    let transactional = plan
-        .producer
-        .as_ref()
-        .is_some_and(|p| p.transactions.is_some());
+pub fn aborted_check(transactional: bool, v: &Verification) -> Option<Check> {
     let committed_only = v.isolation_level.as_deref() == Some("read_committed");
     (committed_only && (transactional || v.aborted_seen > 0)).then(|| Check {
-        name: "no record of an aborted transaction visible (read_committed)".into(),
+        name: ABORTED_CHECK.into(),
         passed: v.aborted_seen == 0,
         detail: format!(
             "{} records of aborted transactions were consumed with isolation.level=read_committed",
