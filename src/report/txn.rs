@@ -97,8 +97,9 @@ pub fn run_line(r: &TxnRun) -> String {
     format!("  {ids}; init_transactions {} ms", init.join(", "))
 }
 
-/// Several phases with transactions: one row each (records/s, transactions/s, records per
-/// transaction, commit latency and pause in µs, e2e p50/p99 when there are consumers).
+/// Several phases with transactions: one row each (records/s, produce latency, transactions/s,
+/// records per transaction, commit latency and pause, e2e latency and LSO lag when there are
+/// consumers; latency in µs). Phases without transactions show dashes for theirs.
 pub fn phase_table(phases: &[PhaseSummary]) -> Option<String> {
     let rows: Vec<&PhaseSummary> = phases.iter().filter(|p| p.produce.is_some()).collect();
     if !rows.iter().any(|p| {
@@ -113,6 +114,8 @@ pub fn phase_table(phases: &[PhaseSummary]) -> Option<String> {
     t.set_header([
         "phase",
         "produced/s",
+        "produce p50",
+        "p99",
         "txn/s",
         "records/txn",
         "commit p50",
@@ -122,11 +125,17 @@ pub fn phase_table(phases: &[PhaseSummary]) -> Option<String> {
         "aborted",
         "e2e p50",
         "e2e p99",
+        "max LSO lag",
     ]);
     let dash = || "-".to_string();
     for ph in rows {
         let p = ph.produce.as_ref().expect("filtered on produce");
-        let mut row = vec![ph.name.clone(), format!("{:.1}", p.records_per_sec)];
+        let mut row = vec![
+            ph.name.clone(),
+            format!("{:.1}", p.records_per_sec),
+            p.latency_us.p50.to_string(),
+            p.latency_us.p99.to_string(),
+        ];
         match &p.transactions {
             Some(x) => row.extend([
                 format!("{:.1}", x.transactions_per_sec),
@@ -143,12 +152,13 @@ pub fn phase_table(phases: &[PhaseSummary]) -> Option<String> {
             Some(c) => row.extend([
                 c.e2e_latency_us.p50.to_string(),
                 c.e2e_latency_us.p99.to_string(),
+                c.max_lso_lag.map_or(dash(), |l| l.to_string()),
             ]),
-            None => row.extend([dash(), dash()]),
+            None => row.extend([dash(), dash(), dash()]),
         }
         t.add_row(row);
     }
-    for c in 1..11 {
+    for c in 1..14 {
         if let Some(col) = t.column_mut(c) {
             col.set_cell_alignment(CellAlignment::Right);
         }
