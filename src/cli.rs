@@ -254,7 +254,8 @@ pub struct ProducerArgs {
 }
 
 /// Transactions, with kafka-producer-perf-test's names: on with `--transactional-id`,
-/// `--transaction-duration-ms` or `transactional.id` in the producer properties.
+/// `--transaction-duration-ms` or `transactional.id` in the producer properties (or kbench's
+/// `--transaction-records` / `--transaction-abort-rate`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct TransactionArgs {
     /// Produce in transactions with this transactional.id (several producers: ID-0, ID-1, ...).
@@ -268,12 +269,12 @@ pub struct TransactionArgs {
     pub transaction_duration_ms: Option<u64>,
 
     /// Commit every N records instead (with --transaction-duration-ms too: whichever comes
-    /// first).
+    /// first). Turns transactions on.
     #[arg(long, value_name = "N")]
     pub transaction_records: Option<u64>,
 
     /// Abort this share of the transactions instead of committing them (0..1), drawn with
-    /// --seed.
+    /// --seed. Turns transactions on.
     #[arg(long, value_name = "0..1")]
     pub transaction_abort_rate: Option<f64>,
 }

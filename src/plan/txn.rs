@@ -3,7 +3,7 @@
 //!
 //! Kafka's `kafka-producer-perf-test` rules, copied: transactions are on with
 //! `--transactional-id`, `--transaction-duration-ms` or `transactional.id` in the producer
-//! properties; the id is the flag's, else the property's, else `performance-producer-<uuid>`;
+//! properties (and with kbench's own `--transaction-records` or `--transaction-abort-rate`); the id is the flag's, else the property's, else `performance-producer-<uuid>`;
 //! the duration defaults to 3000 ms. kbench adds `--transaction-records` (end after N records)
 //! and `--transaction-abort-rate`. Checks that need only the flags live here; the producer
 //! worker carries the plan out.
@@ -48,16 +48,14 @@ impl TxnPlan {
 /// Checks acks (transactions need acks=all) and sets it when nothing did.
 pub fn txn_plan(a: &TransactionArgs, props: &mut Props) -> Result<Option<TxnPlan>> {
     let from_props = props.get("transactional.id").map(str::to_string);
-    let on =
-        a.transactional_id.is_some() || a.transaction_duration_ms.is_some() || from_props.is_some();
+    // Kafka's tool turns transactions on with the id or the duration; kbench's own two flags
+    // only make sense with transactions, so they turn them on too.
+    let on = a.transactional_id.is_some()
+        || a.transaction_duration_ms.is_some()
+        || a.transaction_records.is_some()
+        || a.transaction_abort_rate.is_some()
+        || from_props.is_some();
     if !on {
-        let only = [
-            a.transaction_records.map(|_| "--transaction-records"),
-            a.transaction_abort_rate.map(|_| "--transaction-abort-rate"),
-        ];
-        if let Some(flag) = only.into_iter().flatten().next() {
-            bail!("{flag} needs transactions: add --transactional-id ID or --transaction-duration-ms MS");
-        }
         return Ok(None);
     }
     if a.transaction_duration_ms == Some(0) {
