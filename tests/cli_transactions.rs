@@ -221,6 +221,7 @@ fn read_uncommitted_sees_the_aborted_records_and_reports_them_apart() {
     assert_eq!(u64_at(&s, "/phases/0/consume/records"), 2000);
     assert_eq!(u64_at(v, "/consumed_distinct"), 2000 - aborted_records);
     assert_eq!(v["lost"], 0, "{v:#}");
+    assert_eq!(v["duplicated"], 0, "{v:#}");
     assert!(
         stdout.contains("read_uncommitted sees them; not an error"),
         "{stdout}"

@@ -527,8 +527,11 @@ impl ProducerWorker {
         };
         let mut keys = KeyGen::new(&p.keys, self.index as u64);
         let excluded: Vec<bool> = t.phases.iter().map(|ph| ph.excluded).collect();
-        // `i` numbers this producer's records (the stamp's sequence); `j` restarts per segment.
+        // `i` numbers this producer's records; `j` restarts per segment.
         let mut i: u64 = 0;
+        // The stamps' sequence numbers: records of transactions that abort count on their own,
+        // so the committed ones stay gapless for any reader's loss check.
+        let (mut committed_seq, mut aborting_seq) = (0u64, 0u64);
         let mut pacer = Pacer::default();
         let sender = match TopicSender::new(self.producer.client(), &self.topic) {
             Ok(s) => s,
@@ -585,7 +588,7 @@ impl ProducerWorker {
                     let serve = || {
                         reports.serve_ready();
                     };
-                    match t.before_send(i, intended_ns, phase, &serve) {
+                    match t.before_send(intended_ns, phase, &serve) {
                         Ok(b) => {
                             aborting = b.aborting;
                             if b.waited {
@@ -603,7 +606,11 @@ impl ProducerWorker {
                 Stamp {
                     run_id: self.run_id,
                     producer_id: self.index,
-                    seq: i,
+                    seq: if aborting {
+                        aborting_seq
+                    } else {
+                        committed_seq
+                    },
                     intended_ns,
                     sent_ns,
                     phase: phase as u8,
@@ -636,7 +643,12 @@ impl ProducerWorker {
                     }
                 }
                 if let Some(t) = txn.as_deref_mut() {
-                    t.after_send(intended_ns);
+                    t.after_send(intended_ns, committed_seq);
+                }
+                if aborting {
+                    aborting_seq += 1;
+                } else {
+                    committed_seq += 1;
                 }
                 i += 1;
                 j += 1;

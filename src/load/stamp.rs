@@ -4,7 +4,9 @@
 //! a warm-up record) | run id (4) | producer id (4: bits 0-30 the id, bit 31 set for a record of
 //! a transaction its producer will abort) | sequence (8) | intended send time (8) | actual send
 //! time (8). The producer decides whether a transaction aborts when it begins it, so the mark
-//! tells any reader (a read_committed consumer must never see one) without a lookup. The producer decides the phase when it sends, so every reader (even
+//! tells any reader (a read_committed consumer must never see one) without a lookup. Such
+//! records are numbered in a sequence of their own, so the committed records' sequence has no
+//! gaps where transactions aborted. The producer decides the phase when it sends, so every reader (even
 //! another process) agrees on it. Times are nanoseconds of `measure::clock`
 //! (Unix-epoch based, monotonic within a process). Consumers read it for end-to-end latency and
 //! to count lost, duplicated and reordered records per (producer, partition); the producer reads

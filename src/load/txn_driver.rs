@@ -79,12 +79,11 @@ impl<'a> TxnDriver<'a> {
         }
     }
 
-    /// Before record `seq` (intended at `intended_ns`, in `phase`): makes sure a transaction is
+    /// Before a record (intended at `intended_ns`, in `phase`): makes sure a transaction is
     /// open, waiting for the previous one to end if it has not (`serve` serves delivery reports
     /// meanwhile when the sender is the one that serves them).
     pub fn before_send(
         &mut self,
-        seq: u64,
         intended_ns: u64,
         phase: usize,
         serve: &dyn Fn(),
@@ -116,7 +115,7 @@ impl<'a> TxnDriver<'a> {
         let abort = self.plan.abort_rate > 0.0 && self.rng.random::<f64>() < self.plan.abort_rate;
         self.open = Some(Open {
             start_ns: intended_ns,
-            first_seq: seq,
+            first_seq: 0,
             records: 0,
             abort,
             phase,
@@ -127,13 +126,16 @@ impl<'a> TxnDriver<'a> {
         })
     }
 
-    /// After a record was handed to the client (intended at `intended_ns`): ends the
-    /// transaction once it is long enough.
+    /// After a record was handed to the client (intended at `intended_ns`; `seq` is its
+    /// sequence number when it is meant to commit): ends the transaction once it is long enough.
     #[inline]
-    pub fn after_send(&mut self, intended_ns: u64) {
+    pub fn after_send(&mut self, intended_ns: u64, seq: u64) {
         let Some(o) = self.open.as_mut() else {
             return;
         };
+        if o.records == 0 {
+            o.first_seq = seq;
+        }
         o.records += 1;
         let by_records = self.plan.records.is_some_and(|n| o.records >= n);
         let by_time = self

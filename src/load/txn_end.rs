@@ -29,7 +29,8 @@ pub struct EndTxn {
     pub commit: bool,
     /// The phase of its first record, which it counts in.
     pub phase: usize,
-    /// Its records: this producer's sequence numbers `first_seq..first_seq + records`.
+    /// Its records: this producer's sequence numbers `first_seq..first_seq + records` (of the
+    /// committing kind; an aborting transaction's are numbered apart and never acknowledged).
     pub first_seq: u64,
     pub records: u64,
 }
