@@ -79,9 +79,11 @@ mod tests {
 
     #[test]
     fn add_and_reset_keep_counts_and_histograms_together() {
-        let mut a = TxnStats::default();
-        a.committed = 2;
-        a.records = 20;
+        let mut a = TxnStats {
+            committed: 2,
+            records: 20,
+            ..Default::default()
+        };
         a.commit_latency_us.saturating_record(1500);
         let mut b = TxnStats::default();
         b.add(&a);
