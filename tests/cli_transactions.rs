@@ -519,3 +519,45 @@ fn fails_with_an_unknown_isolation_level() {
         "{stderr}"
     );
 }
+
+#[test]
+fn merging_transactional_runs_adds_their_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, id: &str| {
+        let sub = dir.path().join(name);
+        run_ok(
+            &sub,
+            &[
+                "produce",
+                "--num-records",
+                "600",
+                "--record-size",
+                "100",
+                "--throughput",
+                "-1",
+                "--transactional-id",
+                id,
+                "--transaction-records",
+                "100",
+            ],
+        );
+        run_dir(&sub)
+    };
+    let (a, b) = (run("a", "kb-a"), run("b", "kb-b"));
+    // The merged folder is where `--output-dir` (added last by `kbench`) says.
+    let out = dir.path().join("merged");
+    kbench(&out, &["merge", a.to_str().unwrap(), b.to_str().unwrap()])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let m: Value = serde_json::from_str(&text).unwrap();
+    validate(&m);
+    let t = &m["phases"][0]["produce"]["transactions"];
+    assert_eq!(t["committed"], 12, "{t:#}");
+    assert_eq!(t["records_per_transaction"], 100.0, "{t:#}");
+    assert_eq!(u64_at(t, "/commit_latency_us/count"), 12);
+    assert_eq!(
+        m["transactions"]["transactional_ids"],
+        serde_json::json!(["kb-a", "kb-b"])
+    );
+}

@@ -11,6 +11,7 @@ mod compare_output;
 mod config_diff;
 pub mod merge;
 mod merge_series;
+mod merge_txn;
 mod stats;
 
 use std::collections::BTreeMap;

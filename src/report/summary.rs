@@ -180,6 +180,7 @@ pub struct Histograms {
     /// Transactional producers only.
     pub commit_latency_us: Option<String>,
     pub abort_latency_us: Option<String>,
+    pub commit_pause_us: Option<String>,
 }
 
 /// Encodes a histogram as base64 V2+DEFLATE.

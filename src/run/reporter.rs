@@ -410,6 +410,8 @@ impl Reporter {
                     .then(|| summary::encode_histogram(&t.produce.txn.commit_latency_us)),
                 abort_latency_us: txn
                     .then(|| summary::encode_histogram(&t.produce.txn.abort_latency_us)),
+                commit_pause_us: txn
+                    .then(|| summary::encode_histogram(&t.produce.txn.commit_pause_us)),
             },
         }
     }
