@@ -561,3 +561,47 @@ fn merging_transactional_runs_adds_their_transactions() {
         serde_json::json!(["kb-a", "kb-b"])
     );
 }
+
+#[test]
+fn the_effective_isolation_level_is_printed_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kbench(
+        dir.path(),
+        &[
+            "e2e",
+            "--num-records",
+            "200",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+        ],
+    )
+    .timeout(Duration::from_secs(60))
+    .assert()
+    .success()
+    .get_output()
+    .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("isolation.level=read_committed (librdkafka's default"),
+        "{stderr}"
+    );
+    let s = summary(dir.path());
+    assert_eq!(s["config"]["consumer"]["isolation_level"], "read_committed");
+    assert_eq!(s["verification"]["isolation_level"], "read_committed");
+}
+
+#[test]
+fn fails_with_exit_2_when_init_transactions_is_refused() {
+    // A transaction timeout above the broker's transaction.max.timeout.ms (15 minutes).
+    fails_with(
+        &with(&[
+            "--transactional-id",
+            "kb-too-long",
+            "--producer-props",
+            "transaction.timeout.ms=3600000",
+        ]),
+        "init_transactions for transactional.id 'kb-too-long' failed",
+    );
+}

@@ -6,6 +6,10 @@
 //! thread in the closed model) reads the stamp back from the delivered value and records
 //! latency, service time and send delay: no per-record state is kept while a record is in
 //! flight, and nothing is formatted or allocated per record.
+//!
+//! A transactional producer (`plan.transactions`) also runs `init_transactions` when it is
+//! created, begins and ends transactions around its records (`txn_driver`) and ends them on a
+//! third thread (`txn_end`), so its schedule and its delivery reports go on during a commit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

@@ -90,6 +90,16 @@ pub fn create_clients(plan: &Plan, target: &Target, run_id: u32) -> Result<Clien
     };
     let phases = recorded_phases(plan);
     let setup = consumer_setup(plan, run_id, phases.len());
+    if let Some(c) = &plan.consumer {
+        let whose = match c.props.source("isolation.level") {
+            "?" => "librdkafka's default; Java's is read_uncommitted".to_string(),
+            source => format!("set by {source}"),
+        };
+        eprintln!(
+            "kbench: consumers read with isolation.level={} ({whose})",
+            c.isolation_level
+        );
+    }
     let consumers: Vec<ConsumerWorker> = match &plan.consumer {
         Some(c) => (0..c.consumers)
             .filter(|&i| plan.worker.owns(i))
