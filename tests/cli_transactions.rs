@@ -605,3 +605,44 @@ fn fails_with_exit_2_when_init_transactions_is_refused() {
         "init_transactions for transactional.id 'kb-too-long' failed",
     );
 }
+
+#[test]
+fn records_due_during_a_commit_wait_and_are_charged_from_their_intended_time() {
+    // The mock cluster with a 20 ms round trip: each commit takes a few round trips, while a
+    // record falls due every millisecond.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, s) = run_ok(
+        dir.path(),
+        &[
+            "produce",
+            "--embedded",
+            "mock",
+            "--mock-rtt",
+            "20ms",
+            "--num-records",
+            "2000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "1000",
+            "--transaction-duration-ms",
+            "200",
+        ],
+    );
+    let p = &s["phases"][0]["produce"];
+    let t = &p["transactions"];
+    assert_eq!(t["committed"], 10, "{t:#}");
+    let pause_max = u64_at(t, "/commit_pause_us/max");
+    assert!(u64_at(t, "/commit_latency_us/p50") >= 20_000, "{t:#}");
+    assert!(u64_at(t, "/commit_pause_us/p50") >= 20_000, "{t:#}");
+    // The first record after a commit was sent that much late, and its latency from the
+    // intended time carries the wait on top of its own round trip.
+    assert!(
+        u64_at(p, "/send_delay_us/max") * 10 >= pause_max * 9,
+        "{p:#}"
+    );
+    assert!(u64_at(p, "/latency_us/max") >= pause_max + 20_000, "{p:#}");
+    // The schedule held: no catch-up burst made up for lost time, none was lost.
+    let rate = p["records_per_sec"].as_f64().unwrap();
+    assert!((900.0..=1010.0).contains(&rate), "{rate}");
+}
