@@ -646,3 +646,56 @@ fn records_due_during_a_commit_wait_and_are_charged_from_their_intended_time() {
     let rate = p["records_per_sec"].as_f64().unwrap();
     assert!((900.0..=1010.0).contains(&rate), "{rate}");
 }
+
+#[test]
+fn compare_lists_transactions_per_second_and_commit_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let sub = dir.path().join(name);
+        run_ok(
+            &sub,
+            &[
+                "produce",
+                "--num-records",
+                "3000",
+                "--record-size",
+                "100",
+                "--throughput",
+                "1000",
+                "--transaction-duration-ms",
+                "100",
+                "--reporting-interval",
+                "500ms",
+            ],
+        );
+        run_dir(&sub)
+    };
+    let (a, b) = (run("a"), run("b"));
+    let out = assert_cmd::Command::cargo_bin("kbench")
+        .unwrap()
+        .args(["compare", a.to_str().unwrap(), b.to_str().unwrap()])
+        .args(["--format", "json", "--max-regression", "1000%"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let metrics: Vec<&str> = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["metric"].as_str().unwrap())
+        .collect();
+    for m in ["transactions/s", "commit p50", "commit p99"] {
+        assert!(metrics.contains(&m), "{m} not in {metrics:?}");
+    }
+    let tps = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == "transactions/s")
+        .unwrap();
+    assert!(tps["base"].as_f64().unwrap() > 8.0, "{tps}");
+    assert!(tps["base_samples"].as_u64().unwrap() >= 3, "{tps}");
+}
