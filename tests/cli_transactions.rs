@@ -699,3 +699,43 @@ fn compare_lists_transactions_per_second_and_commit_latency() {
     assert!(tps["base"].as_f64().unwrap() > 8.0, "{tps}");
     assert!(tps["base_samples"].as_u64().unwrap() >= 3, "{tps}");
 }
+
+#[test]
+fn the_lso_lag_shows_what_a_long_transaction_holds_back() {
+    // Transactions of 1.5 s outlast the consumer's fetch.wait.max.ms (500 ms), so fetch
+    // responses come while one is open: the high watermark runs ahead of the last stable offset.
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, s) = run_ok(
+        dir.path(),
+        &[
+            "e2e",
+            "--duration",
+            "3s",
+            "--record-size",
+            "100",
+            "--throughput",
+            "1000",
+            "--transaction-duration-ms",
+            "1500",
+            "--consumer-props",
+            "statistics.interval.ms=200",
+            "--reporting-interval",
+            "500ms",
+        ],
+    );
+    let lag = u64_at(&s, "/phases/0/consume/max_lso_lag");
+    assert!((100..=3000).contains(&lag), "max LSO lag {lag}");
+    assert!(stdout.contains("max LSO lag"), "{stdout}");
+    // Produce-to-visible: a record waits for the rest of its transaction.
+    assert!(u64_at(&s, "/phases/0/consume/e2e_latency_us/p50") > 400_000);
+    let csv = std::fs::read_to_string(run_dir(dir.path()).join("timeseries.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "lso_lag").unwrap();
+    let most: u64 = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(col)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(most > 0, "{csv}");
+}
