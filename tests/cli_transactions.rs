@@ -739,3 +739,56 @@ fn the_lso_lag_shows_what_a_long_transaction_holds_back() {
         .unwrap_or(0);
     assert!(most > 0, "{csv}");
 }
+
+#[test]
+fn live_metrics_serve_transactions_per_second_and_commit_latency() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kbench"))
+        .args(["produce", "--duration", "4s", "--record-size", "100"])
+        .args(["--throughput", "1000", "--transaction-duration-ms", "100"])
+        .args(["--reporting-interval", "500ms", "--metrics-listen", &addr])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .env("KBENCH_NO_PROGRESS", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scrape = || -> Option<String> {
+        let mut c = std::net::TcpStream::connect(&addr).ok()?;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: kbench\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        c.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let rate_of = |t: &str| -> f64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix("kbench_transactions_per_sec "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline && seen.is_none() {
+        seen = scrape().filter(|t| rate_of(t) > 0.0);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Bounded: the run is 4 s long.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = seen.expect("no scrape with transactions during the run");
+    let rate = rate_of(&text);
+    assert!((4.0..=16.0).contains(&rate), "live transactions/s {rate}");
+    assert!(
+        text.contains("kbench_commit_latency_us{quantile=\"0.99\"}"),
+        "{text}"
+    );
+}
