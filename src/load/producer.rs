@@ -443,13 +443,21 @@ impl ProducerWorker {
             let txn = match &self.plan.transactions {
                 Some(t) => {
                     let (producer, shared) = (&self.producer, &*self.shared);
-                    std::thread::Builder::new()
+                    let spawned = std::thread::Builder::new()
                         .name(format!("kbench-txn-{}", self.index))
-                        .spawn_scoped(scope, move || serve_ends(producer, shared, end_rx, done_tx))
-                        .ok()
-                        .map(|_| {
-                            TxnDriver::new(t, producer, shared, self.plan.seed, (end_tx, done_rx))
-                        })
+                        .spawn_scoped(scope, move || serve_ends(producer, shared, end_rx, done_tx));
+                    if let Err(e) = spawned {
+                        // Without it no transaction could end: send nothing.
+                        self.note_error(format!("cannot start the transaction thread: {e}"));
+                        return;
+                    }
+                    Some(TxnDriver::new(
+                        t,
+                        producer,
+                        shared,
+                        self.plan.seed,
+                        (end_tx, done_rx),
+                    ))
                 }
                 None => None,
             };
@@ -489,6 +497,23 @@ impl ProducerWorker {
             .done_ns
             .store(clock::now_ns(), Ordering::Relaxed);
         self.shared.done.store(true, Ordering::Release);
+    }
+
+    /// Makes sure the next record has a transaction (`txn_driver`), serving delivery reports
+    /// while it waits when the sender serves them; `None` when the producer cannot go on.
+    fn begin(
+        &self,
+        txn: &mut TxnDriver,
+        intended_ns: u64,
+        phase: usize,
+        reports: &ReportServing,
+    ) -> Option<crate::load::txn_driver::Begun> {
+        let serve = || {
+            reports.serve_ready();
+        };
+        txn.before_send(intended_ns, phase, &serve)
+            .map_err(|e| self.note_error(e))
+            .ok()
     }
 
     fn note_error(&self, e: String) {
@@ -589,21 +614,14 @@ impl ProducerWorker {
                 }
                 let (mut sent_ns, mut aborting) = (sent_ns, false);
                 if let Some(t) = txn.as_deref_mut() {
-                    let serve = || {
-                        reports.serve_ready();
+                    let Some(b) = self.begin(t, intended_ns, phase, reports) else {
+                        break 'segments;
                     };
-                    match t.before_send(intended_ns, phase, &serve) {
-                        Ok(b) => {
-                            aborting = b.aborting;
-                            if b.waited {
-                                sent_ns = clock::now_ns();
-                                stale = true;
-                            }
-                        }
-                        Err(e) => {
-                            self.note_error(e);
-                            break 'segments;
-                        }
+                    aborting = b.aborting;
+                    if b.waited {
+                        // It waited for a commit: it is sent now, late by that wait.
+                        sent_ns = clock::now_ns();
+                        stale = true;
                     }
                 }
                 let value = pool.pick(&mut rng);
