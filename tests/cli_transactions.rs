@@ -3,6 +3,7 @@
 //! transactional.id per producer), the profile fields and matrix, and bad input (exit 2).
 
 mod common;
+mod kafka_common;
 
 use std::time::Duration;
 
@@ -790,5 +791,86 @@ fn live_metrics_serve_transactions_per_second_and_commit_latency() {
     assert!(
         text.contains("kbench_commit_latency_us{quantile=\"0.99\"}"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_standalone_consumer_checks_committed_records_only() {
+    // `kbench consume` knows nothing of the producers: the committed records' sequence must
+    // have no gaps where transactions aborted, or it would report the aborted ones as lost.
+    let broker = kafka_common::BundledBroker::start(&[]);
+    let b = broker.bootstrap.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, s) = run_ok(
+        &dir.path().join("p"),
+        &[
+            "produce",
+            "--bootstrap-server",
+            b,
+            "--topic",
+            "sc",
+            "--num-records",
+            "2000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--transaction-records",
+            "100",
+            "--transaction-abort-rate",
+            "0.4",
+            "--seed",
+            "9",
+        ],
+    );
+    let aborted = u64_at(&s, "/phases/0/produce/transactions/aborted_records");
+    assert!(aborted > 0 && aborted < 2000, "{aborted}");
+    let committed = (2000 - aborted).to_string();
+    let (_, rc) = run_ok(
+        &dir.path().join("rc"),
+        &[
+            "consume",
+            "--bootstrap-server",
+            b,
+            "--topic",
+            "sc",
+            "--num-records",
+            &committed,
+            "--isolation-level",
+            "read_committed",
+            "--timeout",
+            "5000",
+        ],
+    );
+    let v = &rc["verification"];
+    assert_eq!(v["method"], "sequence_gaps", "{v:#}");
+    assert_eq!(u64_at(v, "/consumed_distinct"), 2000 - aborted, "{v:#}");
+    assert_eq!(
+        (v["lost"].as_u64(), v["aborted_seen"].as_u64()),
+        (Some(0), Some(0)),
+        "{v:#}"
+    );
+    let (_, ru) = run_ok(
+        &dir.path().join("ru"),
+        &[
+            "consume",
+            "--bootstrap-server",
+            b,
+            "--topic",
+            "sc",
+            "--num-records",
+            "2000",
+            "--isolation-level",
+            "read_uncommitted",
+            "--timeout",
+            "5000",
+        ],
+    );
+    let v = &ru["verification"];
+    assert_eq!(u64_at(v, "/aborted_seen"), aborted, "{v:#}");
+    assert_eq!(
+        (v["lost"].as_u64(), v["duplicated"].as_u64()),
+        (Some(0), Some(0)),
+        "{v:#}"
     );
 }
