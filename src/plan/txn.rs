@@ -166,6 +166,26 @@ mod tests {
     }
 
     #[test]
+    fn records_and_duration_together_keep_both_and_the_abort_rate_alone_turns_them_on() {
+        let a = TransactionArgs {
+            transaction_duration_ms: Some(50),
+            transaction_records: Some(10),
+            ..args()
+        };
+        let t = txn_plan(&a, &mut Props::default()).unwrap().unwrap();
+        assert_eq!((t.duration_ms, t.records), (Some(50), Some(10)));
+        let a = TransactionArgs {
+            transaction_abort_rate: Some(0.5),
+            ..args()
+        };
+        let t = txn_plan(&a, &mut Props::default()).unwrap().unwrap();
+        assert_eq!(
+            (t.duration_ms, t.abort_rate),
+            (Some(DEFAULT_DURATION_MS), 0.5)
+        );
+    }
+
+    #[test]
     fn fails_with_acks_other_than_all() {
         let mut p = Props::default();
         p.set("acks", "1", "--acks");
