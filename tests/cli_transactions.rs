@@ -874,3 +874,33 @@ fn a_standalone_consumer_checks_committed_records_only() {
         "{v:#}"
     );
 }
+
+#[test]
+fn with_a_duration_and_a_record_count_whichever_comes_first_ends_a_transaction() {
+    let per_txn = |records: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, s) = run_ok(
+            dir.path(),
+            &[
+                "produce",
+                "--num-records",
+                "1000",
+                "--record-size",
+                "100",
+                "--throughput",
+                "2000",
+                "--transaction-duration-ms",
+                "100",
+                "--transaction-records",
+                records,
+            ],
+        );
+        s["phases"][0]["produce"]["transactions"]["records_per_transaction"]
+            .as_f64()
+            .unwrap()
+    };
+    // 2000 records/s: 100 ms is 200 records (201 with the one that crosses it).
+    assert_eq!(per_txn("50"), 50.0);
+    let by_time = per_txn("500");
+    assert!((190.0..=202.0).contains(&by_time), "{by_time}");
+}
