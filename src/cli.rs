@@ -288,6 +288,35 @@ pub struct ProducerArgs {
     /// Seed of the key and payload generators (same seed, same records).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+
+    #[command(flatten)]
+    pub transactions: TransactionArgs,
+}
+
+/// Transactions, with kafka-producer-perf-test's names: on with `--transactional-id`,
+/// `--transaction-duration-ms` or `transactional.id` in the producer properties (or kbench's
+/// `--transaction-records` / `--transaction-abort-rate`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TransactionArgs {
+    /// Produce in transactions with this transactional.id (several producers: ID-0, ID-1, ...).
+    /// Default once transactions are on: performance-producer-<uuid>.
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+
+    /// Commit a transaction after it has been open this long (default 3000 once transactions
+    /// are on, unless --transaction-records is given).
+    #[arg(long, value_name = "MS")]
+    pub transaction_duration_ms: Option<u64>,
+
+    /// Commit every N records instead (with --transaction-duration-ms too: whichever comes
+    /// first). Turns transactions on.
+    #[arg(long, value_name = "N")]
+    pub transaction_records: Option<u64>,
+
+    /// Abort this share of the transactions instead of committing them (0..1), drawn with
+    /// --seed. Turns transactions on.
+    #[arg(long, value_name = "0..1")]
+    pub transaction_abort_rate: Option<f64>,
 }
 
 /// Consumer settings shared by `consume` and `e2e`.
@@ -312,6 +341,11 @@ pub struct ConsumerArgs {
     /// Stop when no record arrived for this many milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub timeout: u64,
+
+    /// isolation.level of the consumers: read_committed (librdkafka's default, unlike Java's)
+    /// sees only committed transactions, read_uncommitted sees aborted ones too.
+    #[arg(long, value_name = "LEVEL", value_parser = ["read_committed", "read_uncommitted"])]
+    pub isolation_level: Option<String>,
 }
 
 /// Distributed load: several kbench processes, each with a share of the plan.

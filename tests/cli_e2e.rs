@@ -288,6 +288,7 @@ fn produce_stamped(bootstrap: &str, topic: &str, seqs: &[u64], first_intended_ns
             sent_ns: at,
             phase: 0,
             excluded: false,
+            aborting: false,
         }
         .write(&mut value);
         producer

@@ -481,3 +481,118 @@ fn consume_counts_records_of_the_java_producer_as_unstamped() {
     assert_eq!(u64_at(&s, "/phases/0/consume/bytes"), N * 100, "{c:#}");
     assert_eq!(c["errors"], 0, "{c:#}");
 }
+
+#[test]
+fn transactional_e2e_with_aborts_matches_kafkas_end_offsets_and_shows_no_aborted_record() {
+    let Some(kafka) = Kafka::shared("transactional_e2e_with_aborts") else {
+        return;
+    };
+    const N: u64 = 3000;
+    const PER_TXN: u64 = 100;
+    let what = "transactional e2e";
+    let topic = "interop-txn";
+    let n = N.to_string();
+    let s = run_ok(
+        what,
+        &[
+            "e2e",
+            "--bootstrap-server",
+            &kafka.bootstrap,
+            "--topic",
+            topic,
+            "--num-records",
+            &n,
+            "--record-size",
+            "200",
+            "--throughput",
+            "3000",
+            "--transactional-id",
+            "kbench-interop-txn",
+            "--transaction-records",
+            "100",
+            "--transaction-abort-rate",
+            "0.3",
+            "--seed",
+            "5",
+        ],
+    );
+    let committed = u64_at(&s, "/phases/0/produce/transactions/committed");
+    let aborted = u64_at(&s, "/phases/0/produce/transactions/aborted");
+    assert_eq!(committed + aborted, N / PER_TXN, "{what}: transactions");
+    assert!(aborted > 0, "{what}: no transaction aborted at rate 0.3");
+    assert_eq!(u64_at(&s, "/phases/0/produce/records"), N, "{what}");
+    assert_eq!(u64_at(&s, "/phases/0/consume/records"), committed * PER_TXN);
+    for (field, want) in [
+        ("aborted_seen", 0),
+        ("lost", 0),
+        ("duplicated", 0),
+        ("reordered", 0),
+    ] {
+        assert_eq!(
+            u64_at(&s, &format!("/verification/{field}")),
+            want,
+            "{what}: {field}"
+        );
+    }
+    assert_checks_pass(what, &s);
+    // Every record takes an offset, aborted ones too, and each transaction ends with one
+    // control record (the topic has one partition).
+    assert_end_offsets(kafka, what, topic, N + committed + aborted);
+
+    // A standalone read_uncommitted consumer sees every record, the aborted ones counted apart;
+    // a read_committed one sees exactly the committed ones.
+    let all = run_ok(
+        "consume read_uncommitted",
+        &[
+            "consume",
+            "--bootstrap-server",
+            &kafka.bootstrap,
+            "--topic",
+            topic,
+            "--num-records",
+            &n,
+            "--isolation-level",
+            "read_uncommitted",
+            "--timeout",
+            "15000",
+        ],
+    );
+    assert_eq!(u64_at(&all, "/phases/0/consume/records"), N);
+    assert_eq!(
+        u64_at(&all, "/verification/aborted_seen"),
+        aborted * PER_TXN
+    );
+    let committed_n = (committed * PER_TXN).to_string();
+    let visible = run_ok(
+        "consume read_committed",
+        &[
+            "consume",
+            "--bootstrap-server",
+            &kafka.bootstrap,
+            "--topic",
+            topic,
+            "--num-records",
+            &committed_n,
+            "--isolation-level",
+            "read_committed",
+            "--timeout",
+            "15000",
+        ],
+    );
+    assert_eq!(
+        u64_at(&visible, "/phases/0/consume/records"),
+        committed * PER_TXN
+    );
+    assert_eq!(u64_at(&visible, "/verification/aborted_seen"), 0);
+    // Aborted records are numbered apart, so the committed ones have no sequence gaps.
+    for v in [&all, &visible] {
+        assert_eq!(
+            u64_at(v, "/verification/lost"),
+            0,
+            "{:#}",
+            v["verification"]
+        );
+        assert_eq!(u64_at(v, "/verification/duplicated"), 0);
+    }
+    assert_checks_pass("consume read_committed", &visible);
+}

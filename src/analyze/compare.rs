@@ -168,6 +168,15 @@ fn produced(r: &SeriesRow, v: u64) -> Option<f64> {
 fn consumed(r: &SeriesRow, v: u64) -> Option<f64> {
     (r.consume_records > 0).then_some(lat(v))
 }
+/// An interval's commit latency counts only when a transaction committed in it.
+fn committed(r: &SeriesRow, v: u64) -> Option<f64> {
+    (r.txn_committed > 0).then_some(lat(v))
+}
+/// A phase's commit latency, for transactional producers.
+fn commit_lat(p: &PhaseView) -> Option<&crate::analyze::LatencyView> {
+    let t = p.produce.as_ref()?.transactions.as_ref()?;
+    (t.commit_latency_us.count > 0).then_some(&t.commit_latency_us)
+}
 
 // One metric per entry reads better than rustfmt's expansion of these closures.
 #[rustfmt::skip]
@@ -193,6 +202,15 @@ const METRICS: &[Metric] = &[
     Metric { name: "produce p99.9", unit: "ms", better: Better::Lower,
         value: |p| p.produce.as_ref().filter(|t| t.latency_us.count > 0).map(|t| lat(t.latency_us.p999)),
         sample: |r| produced(r, r.produce_p999_us) },
+    Metric { name: "transactions/s", unit: "txn/s", better: Better::Higher,
+        value: |p| p.produce.as_ref().and_then(|t| t.transactions.as_ref()).map(|x| x.transactions_per_sec),
+        sample: |r| (r.txn_committed + r.txn_aborted + r.txn_failed > 0).then(|| (r.txn_committed + r.txn_aborted + r.txn_failed) as f64 / r.interval_sec.max(1e-9)) },
+    Metric { name: "commit p50", unit: "ms", better: Better::Lower,
+        value: |p| commit_lat(p).map(|l| lat(l.p50)),
+        sample: |r| committed(r, r.commit_p50_us) },
+    Metric { name: "commit p99", unit: "ms", better: Better::Lower,
+        value: |p| commit_lat(p).map(|l| lat(l.p99)),
+        sample: |r| committed(r, r.commit_p99_us) },
     Metric { name: "e2e p50", unit: "ms", better: Better::Lower,
         value: |p| p.consume.as_ref().filter(|c| c.e2e_latency_us.count > 0).map(|c| lat(c.e2e_latency_us.p50)),
         sample: |r| consumed(r, r.e2e_p50_us) },

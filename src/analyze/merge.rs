@@ -52,6 +52,17 @@ const HISTOGRAMS: &[(&str, &str, &str)] = &[
     ("service_latency_us", "produce", "service_latency_us"),
     ("send_delay_us", "produce", "send_delay_us"),
     ("e2e_latency_us", "consume", "e2e_latency_us"),
+    (
+        "commit_latency_us",
+        "produce.transactions",
+        "commit_latency_us",
+    ),
+    (
+        "abort_latency_us",
+        "produce.transactions",
+        "abort_latency_us",
+    ),
+    ("commit_pause_us", "produce.transactions", "commit_pause_us"),
 ];
 
 fn num(v: &Value, key: &str) -> f64 {
@@ -115,7 +126,14 @@ fn merge_produce(objs: &[&Value]) -> Value {
         "records_per_sec",
         "mb_per_sec",
     ];
-    Value::Object(fold(objs, &sum, &[], &[]))
+    let mut out = fold(objs, &sum, &[], &[]);
+    if out.contains_key("transactions") {
+        out.insert(
+            "transactions".into(),
+            super::merge_txn::merge_phase_txn(objs),
+        );
+    }
+    Value::Object(out)
 }
 
 fn merge_consume(objs: &[&Value]) -> Value {
@@ -128,6 +146,12 @@ fn merge_consume(objs: &[&Value]) -> Value {
         "errors",
     ];
     let mut out = fold(objs, &sum, &["rebalance_time_ms"], &[]);
+    // Written since transactions; older summaries have neither.
+    for k in ["aborted_seen", "max_lso_lag"] {
+        if out.contains_key(k) {
+            out.insert(k.into(), sum_nullable(objs, k));
+        }
+    }
     // Each worker's consumers own different partitions, so lost/duplicated/reordered add up;
     // lag too, though summing per-worker peaks is an upper bound (they need not coincide).
     for k in ["lost", "duplicated", "reordered", "max_lag"] {
@@ -267,12 +291,24 @@ fn merge_phase(name: &str, phases: &[&Value]) -> Result<Value> {
                 .map(encode_histogram)
                 .map_or(Value::Null, Value::from),
         );
-        if let (Some(h), Some(Value::Object(sec))) = (&merged, out.get_mut(section)) {
+        if let (Some(h), Some(sec)) = (&merged, section_mut(&mut out, section)) {
             sec.insert(summary.into(), serde_json::to_value(LatencySummary::of(h))?);
         }
     }
     out.insert("histograms".into(), Value::Object(hists));
     Ok(Value::Object(out))
+}
+
+/// The object at a dotted path of a phase (`produce.transactions`), if it is one.
+fn section_mut<'a>(
+    phase: &'a mut Map<String, Value>,
+    path: &str,
+) -> Option<&'a mut Map<String, Value>> {
+    let mut node = phase;
+    for part in path.split('.') {
+        node = node.get_mut(part)?.as_object_mut()?;
+    }
+    Some(node)
 }
 
 /// Merges whole summaries (already read as JSON); `labels` name the inputs in errors.
@@ -348,6 +384,12 @@ pub fn merge_summaries(inputs: &[Value], labels: &[String], name: Option<&str>) 
     out.insert("phases".into(), Value::Array(phases));
     out.insert("checks".into(), merge_checks(inputs));
     out.insert("verification".into(), merge_verification(inputs));
+    if out.contains_key("transactions") {
+        out.insert(
+            "transactions".into(),
+            super::merge_txn::merge_run_txn(inputs),
+        );
+    }
     if let Some(Value::Object(cfg)) = out.get_mut("config") {
         // The schema leaves config open: record where the merged run came from.
         cfg.insert("merged_from".into(), json!(labels));
@@ -368,6 +410,10 @@ fn merge_verification(inputs: &[Value]) -> Value {
     };
     let sum = ["consumed_distinct", "lost", "duplicated", "reordered"];
     let mut out = fold(&parts, &sum, &[], &[]);
+    // Written since transactions; older summaries have none.
+    if out.contains_key("aborted_seen") {
+        out.insert("aborted_seen".into(), sum_nullable(&parts, "aborted_seen"));
+    }
     let acked: Option<Vec<u64>> = parts
         .iter()
         .map(|p| p.get("acknowledged")?.as_u64())

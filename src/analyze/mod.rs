@@ -11,6 +11,7 @@ mod compare_output;
 mod config_diff;
 pub mod merge;
 mod merge_series;
+mod merge_txn;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -97,6 +98,17 @@ pub struct ThroughputView {
     pub mb_per_sec: f64,
     #[serde(default)]
     pub latency_us: LatencyView,
+    /// Transactional producers only.
+    #[serde(default)]
+    pub transactions: Option<TxnView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TxnView {
+    #[serde(default)]
+    pub transactions_per_sec: f64,
+    #[serde(default)]
+    pub commit_latency_us: LatencyView,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -45,6 +45,9 @@ pub struct ConsumerShared {
     /// Set by a `consumer-kill` fault: this member stops at once and its client goes away
     /// without leaving the group (no LeaveGroup), as a crashed process would.
     pub kill: AtomicBool,
+    /// High watermark minus last stable offset over this member's partitions, from
+    /// librdkafka's statistics (`load::lso`); -1 while unknown or without statistics.
+    pub lso_lag: AtomicI64,
 }
 
 impl ConsumerShared {
@@ -66,6 +69,7 @@ impl ConsumerShared {
             late,
             join: AtomicBool::new(false),
             kill: AtomicBool::new(false),
+            lso_lag: AtomicI64::new(-1),
         }
     }
 
@@ -108,7 +112,14 @@ impl GroupContext {
     }
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// Statistics (with `statistics.interval.ms`): only the LSO lag is read from them.
+    fn stats_raw(&self, json: &[u8]) {
+        if let Some(lag) = crate::load::lso::lso_lag(json) {
+            self.shared.lso_lag.store(lag as i64, Ordering::Relaxed);
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

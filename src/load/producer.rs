@@ -6,6 +6,10 @@
 //! thread in the closed model) reads the stamp back from the delivered value and records
 //! latency, service time and send delay: no per-record state is kept while a record is in
 //! flight, and nothing is formatted or allocated per record.
+//!
+//! A transactional producer (`plan.transactions`) also runs `init_transactions` when it is
+//! created, begins and ends transactions around its records (`txn_driver`) and ends them on a
+//! third thread (`txn_end`), so its schedule and its delivery reports go on during a commit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -27,6 +31,8 @@ use crate::load::phase_starts::PhaseStarts;
 use crate::load::schedule::{tighten_timer_slack, Pacer, Schedule};
 use crate::load::stamp::Stamp;
 use crate::load::topic_send::{SendError, TopicSender};
+use crate::load::txn_driver::TxnDriver;
+use crate::load::txn_end::serve_ends;
 use crate::measure::clock;
 use crate::measure::failover::{Failover, Persisted};
 use crate::measure::recorder::{PhaseGuard, PhaseStats, ProduceStats, LATE_SEND_US};
@@ -42,6 +48,9 @@ const CLOSED_CLOCK_EVERY: u64 = 8;
 
 /// Closed model: serve delivery reports every this many sends.
 const POLL_EVERY: u64 = 16;
+
+/// Longest `init_transactions` may take (it finds the coordinator and fences older instances).
+const TXN_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who serves the delivery reports, always a batch at a time off the client's queue
 /// (`delivery_reports`).
@@ -135,6 +144,11 @@ pub struct ProducerShared {
     pub done_ns: AtomicU64,
     /// A run with faults: the failover state shared by every producer (set before the run).
     pub failover: OnceLock<Arc<Mutex<Failover>>>,
+    /// A transactional producer: its transactional.id and how long `init_transactions` took.
+    pub transactional_id: Option<String>,
+    pub init_transactions_us: AtomicU64,
+    /// Sequence numbers of transactions whose commit failed (so they were aborted).
+    pub not_committed: Mutex<SeqSet>,
 }
 
 /// What serving the delivery reports needs (librdkafka's client context, too).
@@ -262,7 +276,8 @@ impl DeliveryContext {
                 s.service_latency_us
                     .saturating_record(now.saturating_sub(stamp.sent_ns) / 1000);
             }
-            if let Some(acked) = acked {
+            // A record of a transaction that aborts is never meant to be consumed.
+            if let (Some(acked), false) = (acked, stamp.aborting) {
                 acked.insert(stamp.seq);
             }
         } else {
@@ -366,6 +381,12 @@ impl ProducerWorker {
             done: AtomicBool::new(false),
             done_ns: AtomicU64::new(0),
             failover: OnceLock::new(),
+            transactional_id: plan
+                .transactions
+                .as_ref()
+                .map(|t| t.id_of(index, plan.producers)),
+            init_transactions_us: AtomicU64::new(0),
+            not_committed: Mutex::new(SeqSet::default()),
         });
         let ctx = DeliveryContext {
             shared: shared.clone(),
@@ -375,8 +396,22 @@ impl ProducerWorker {
         if cfg.get("client.id").is_none() {
             cfg.set("client.id", format!("kbench-producer-{index}"));
         }
+        if let Some(id) = &shared.transactional_id {
+            cfg.set("transactional.id", id);
+        }
         let explain = |e| explain_create_error(e, &plan.props, "producer");
-        let producer = cfg.create_with_context(ctx).map_err(explain)?;
+        let producer: BaseProducer<DeliveryContext> =
+            cfg.create_with_context(ctx).map_err(explain)?;
+        // Before the load starts, so the first records are not late behind it.
+        if let Some(id) = &shared.transactional_id {
+            let started = std::time::Instant::now();
+            producer.init_transactions(TXN_INIT_TIMEOUT).map_err(|e| {
+                anyhow::anyhow!("init_transactions for transactional.id '{id}' failed: {e}; does the cluster support transactions (and transaction.timeout.ms stay under its transaction.max.timeout.ms)?")
+            })?;
+            shared
+                .init_transactions_us
+                .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         Ok(ProducerWorker {
             index,
             run_id,
@@ -402,6 +437,30 @@ impl ProducerWorker {
         let ctx: &DeliveryContext = self.producer.context();
         let serving = AtomicBool::new(true);
         std::thread::scope(|scope| {
+            // Transactions end on a thread of their own (`txn_end`).
+            let (end_tx, end_rx) = std::sync::mpsc::channel();
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let txn = match &self.plan.transactions {
+                Some(t) => {
+                    let (producer, shared) = (&self.producer, &*self.shared);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("kbench-txn-{}", self.index))
+                        .spawn_scoped(scope, move || serve_ends(producer, shared, end_rx, done_tx));
+                    if let Err(e) = spawned {
+                        // Without it no transaction could end: send nothing.
+                        self.note_error(format!("cannot start the transaction thread: {e}"));
+                        return;
+                    }
+                    Some(TxnDriver::new(
+                        t,
+                        producer,
+                        shared,
+                        self.plan.seed,
+                        (end_tx, done_rx),
+                    ))
+                }
+                None => None,
+            };
             let own_thread = self.plan.timeline.open_model()
                 && std::thread::Builder::new()
                     .name(format!("kbench-acks-{}", self.index))
@@ -415,7 +474,17 @@ impl ProducerWorker {
                 ctx,
                 by_sender: !own_thread,
             };
-            self.send(start_ns, starts, stop, &reports);
+            let mut txn = txn;
+            self.send(start_ns, starts, stop, &reports, txn.as_mut());
+            if let Some(t) = txn.as_mut() {
+                if let Err(e) = t.finish(&|| {
+                    reports.serve_ready();
+                }) {
+                    self.note_error(e);
+                }
+            }
+            // Dropping the driver ends the transaction thread before the scope joins it.
+            drop(txn);
             let flush_for = if stop.load(Ordering::Relaxed) {
                 flush_on_stop
             } else {
@@ -430,6 +499,31 @@ impl ProducerWorker {
         self.shared.done.store(true, Ordering::Release);
     }
 
+    /// Makes sure the next record has a transaction (`txn_driver`), serving delivery reports
+    /// while it waits when the sender serves them; `None` when the producer cannot go on.
+    fn begin(
+        &self,
+        txn: &mut TxnDriver,
+        intended_ns: u64,
+        phase: usize,
+        reports: &ReportServing,
+    ) -> Option<crate::load::txn_driver::Begun> {
+        let serve = || {
+            reports.serve_ready();
+        };
+        txn.before_send(intended_ns, phase, &serve)
+            .map_err(|e| self.note_error(e))
+            .ok()
+    }
+
+    fn note_error(&self, e: String) {
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+
     /// The sending loop: every segment of the timeline, until its end, the record count or
     /// `stop`.
     fn send(
@@ -438,6 +532,7 @@ impl ProducerWorker {
         starts: &PhaseStarts,
         stop: &AtomicBool,
         reports: &ReportServing,
+        mut txn: Option<&mut TxnDriver>,
     ) {
         let p = &self.plan;
         let t = &p.timeline;
@@ -461,8 +556,11 @@ impl ProducerWorker {
         };
         let mut keys = KeyGen::new(&p.keys, self.index as u64);
         let excluded: Vec<bool> = t.phases.iter().map(|ph| ph.excluded).collect();
-        // `i` numbers this producer's records (the stamp's sequence); `j` restarts per segment.
+        // `i` numbers this producer's records; `j` restarts per segment.
         let mut i: u64 = 0;
+        // The stamps' sequence numbers: records of transactions that abort count on their own,
+        // so the committed ones stay gapless for any reader's loss check.
+        let (mut committed_seq, mut aborting_seq) = (0u64, 0u64);
         let mut pacer = Pacer::default();
         let sender = match TopicSender::new(self.producer.client(), &self.topic) {
             Ok(s) => s,
@@ -514,15 +612,32 @@ impl ProducerWorker {
                 if j == 0 || phase != seg.phase {
                     starts.mark(phase, intended_ns);
                 }
+                let (mut sent_ns, mut aborting) = (sent_ns, false);
+                if let Some(t) = txn.as_deref_mut() {
+                    let Some(b) = self.begin(t, intended_ns, phase, reports) else {
+                        break 'segments;
+                    };
+                    aborting = b.aborting;
+                    if b.waited {
+                        // It waited for a commit: it is sent now, late by that wait.
+                        sent_ns = clock::now_ns();
+                        stale = true;
+                    }
+                }
                 let value = pool.pick(&mut rng);
                 Stamp {
                     run_id: self.run_id,
                     producer_id: self.index,
-                    seq: i,
+                    seq: if aborting {
+                        aborting_seq
+                    } else {
+                        committed_seq
+                    },
                     intended_ns,
                     sent_ns,
                     phase: phase as u8,
                     excluded: excluded[phase],
+                    aborting,
                 }
                 .write(value);
                 let key = keys.key(i, &mut rng);
@@ -548,6 +663,14 @@ impl ProducerWorker {
                             break;
                         }
                     }
+                }
+                if let Some(t) = txn.as_deref_mut() {
+                    t.after_send(intended_ns, committed_seq);
+                }
+                if aborting {
+                    aborting_seq += 1;
+                } else {
+                    committed_seq += 1;
                 }
                 i += 1;
                 j += 1;

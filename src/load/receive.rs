@@ -74,7 +74,13 @@ impl Receiver {
                     };
                     st.e2e_latency_us
                         .saturating_record(now_ns.saturating_sub(origin) / 1000);
-                    seen.observe(s.producer_id, r.partition, s.seq);
+                    // Lost, duplicated and reordered are about committed records: one of an
+                    // aborted transaction is counted apart (visible only to read_uncommitted).
+                    if s.aborting {
+                        st.aborted_seen += 1;
+                    } else {
+                        seen.observe(s.producer_id, r.partition, s.seq);
+                    }
                 }
                 None => st.unstamped += 1,
             }
@@ -101,6 +107,7 @@ mod tests {
             sent_ns: intended_ns + 5_000,
             phase: 0,
             excluded: false,
+            aborting: false,
         }
         .write(&mut v);
         v

@@ -1,8 +1,12 @@
 //! The record stamp: a fixed 36-byte header at the start of every value kbench produces.
 //!
 //! Layout (little endian): magic `KBS` (3) | phase (1: bits 0-6 the phase index, bit 7 set for
-//! a warm-up record) | run id (4) | producer id (4) | sequence (8) | intended send time (8) |
-//! actual send time (8). The producer decides the phase when it sends, so every reader (even
+//! a warm-up record) | run id (4) | producer id (4: bits 0-30 the id, bit 31 set for a record of
+//! a transaction its producer will abort) | sequence (8) | intended send time (8) | actual send
+//! time (8). The producer decides whether a transaction aborts when it begins it, so the mark
+//! tells any reader (a read_committed consumer must never see one) without a lookup. Such
+//! records are numbered in a sequence of their own, so the committed records' sequence has no
+//! gaps where transactions aborted. The producer decides the phase when it sends, so every reader (even
 //! another process) agrees on it. Times are nanoseconds of `measure::clock`
 //! (Unix-epoch based, monotonic within a process). Consumers read it for end-to-end latency and
 //! to count lost, duplicated and reordered records per (producer, partition); the producer reads
@@ -13,6 +17,7 @@
 pub const STAMP_LEN: usize = 36;
 const MAGIC: [u8; 3] = *b"KBS";
 const EXCLUDED_BIT: u8 = 0x80;
+const ABORTING_BIT: u32 = 1 << 31;
 /// Phases a stamp can name.
 pub const MAX_PHASES: usize = 127;
 
@@ -28,6 +33,8 @@ pub struct Stamp {
     pub phase: u8,
     /// Sent in a phase left out of the summary (the warm-up).
     pub excluded: bool,
+    /// Sent in a transaction that its producer aborts.
+    pub aborting: bool,
 }
 
 impl Stamp {
@@ -37,7 +44,9 @@ impl Stamp {
         buf[0..3].copy_from_slice(&MAGIC);
         buf[3] = (self.phase & !EXCLUDED_BIT) | if self.excluded { EXCLUDED_BIT } else { 0 };
         buf[4..8].copy_from_slice(&self.run_id.to_le_bytes());
-        buf[8..12].copy_from_slice(&self.producer_id.to_le_bytes());
+        let producer =
+            (self.producer_id & !ABORTING_BIT) | if self.aborting { ABORTING_BIT } else { 0 };
+        buf[8..12].copy_from_slice(&producer.to_le_bytes());
         buf[12..20].copy_from_slice(&self.seq.to_le_bytes());
         buf[20..28].copy_from_slice(&self.intended_ns.to_le_bytes());
         buf[28..36].copy_from_slice(&self.sent_ns.to_le_bytes());
@@ -53,12 +62,13 @@ impl Stamp {
         let u64_at = |i: usize| u64::from_le_bytes(value[i..i + 8].try_into().unwrap_or_default());
         Some(Stamp {
             run_id: u32_at(4),
-            producer_id: u32_at(8),
+            producer_id: u32_at(8) & !ABORTING_BIT,
             seq: u64_at(12),
             intended_ns: u64_at(20),
             sent_ns: u64_at(28),
             phase: value[3] & !EXCLUDED_BIT,
             excluded: value[3] & EXCLUDED_BIT != 0,
+            aborting: u32_at(8) & ABORTING_BIT != 0,
         })
     }
 }
@@ -77,6 +87,7 @@ mod tests {
             sent_ns: 12,
             phase: 5,
             excluded: true,
+            aborting: true,
         };
         let mut buf = [0u8; 64];
         s.write(&mut buf);
@@ -98,6 +109,7 @@ mod tests {
             sent_ns: 1,
             phase: 0,
             excluded: false,
+            aborting: false,
         }
         .write(&mut buf);
         assert_eq!(Stamp::read(&buf[..STAMP_LEN - 1]), None);

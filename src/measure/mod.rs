@@ -8,4 +8,5 @@ pub mod host;
 pub mod readback;
 pub mod rebalance;
 pub mod recorder;
+pub mod txn;
 pub mod verify;

@@ -115,7 +115,7 @@ impl ReadBack<'_> {
                     let stamp = m
                         .payload()
                         .and_then(Stamp::read)
-                        .filter(|s| s.run_id == self.run_id);
+                        .filter(|s| s.run_id == self.run_id && !s.aborting);
                     if let Some(s) = stamp {
                         seen.observe(s.producer_id, m.partition(), s.seq);
                     }

@@ -33,6 +33,8 @@ pub struct ProduceStats {
     pub errors: u64,
     /// Records whose send call came more than `LATE_SEND_US` after their intended time.
     pub late_sends: u64,
+    /// Transactions (all zero for a producer without them).
+    pub txn: crate::measure::txn::TxnStats,
 }
 
 /// A send more than this late counts as "not sent on time".
@@ -48,6 +50,7 @@ impl Default for ProduceStats {
             bytes: 0,
             errors: 0,
             late_sends: 0,
+            txn: Default::default(),
         }
     }
 }
@@ -62,6 +65,7 @@ impl ProduceStats {
         self.bytes += o.bytes;
         self.errors += o.errors;
         self.late_sends += o.late_sends;
+        self.txn.add(&o.txn);
     }
 
     pub fn reset(&mut self) {
@@ -72,6 +76,7 @@ impl ProduceStats {
         self.bytes = 0;
         self.errors = 0;
         self.late_sends = 0;
+        self.txn.reset();
     }
 }
 
@@ -85,6 +90,8 @@ pub struct ConsumeStats {
     /// Records without a kbench stamp, or from another run (`e2e` only).
     pub unstamped: u64,
     pub errors: u64,
+    /// Records of transactions their producer aborted (marked in the stamp).
+    pub aborted_seen: u64,
 }
 
 impl Default for ConsumeStats {
@@ -95,6 +102,7 @@ impl Default for ConsumeStats {
             bytes: 0,
             unstamped: 0,
             errors: 0,
+            aborted_seen: 0,
         }
     }
 }
@@ -106,6 +114,7 @@ impl ConsumeStats {
         self.bytes += o.bytes;
         self.unstamped += o.unstamped;
         self.errors += o.errors;
+        self.aborted_seen += o.aborted_seen;
     }
 
     pub fn reset(&mut self) {
@@ -114,6 +123,7 @@ impl ConsumeStats {
         self.bytes = 0;
         self.unstamped = 0;
         self.errors = 0;
+        self.aborted_seen = 0;
     }
 }
 

@@ -35,6 +35,15 @@ impl SeqSet {
         !was
     }
 
+    /// Takes `seq` out (a record of a transaction whose commit failed).
+    pub fn remove(&mut self, seq: u64) {
+        let (w, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
+        if let Some(word) = self.words.get_mut(w) {
+            self.count -= (*word & bit != 0) as u64;
+            *word &= !bit;
+        }
+    }
+
     pub fn len(&self) -> u64 {
         self.count
     }

@@ -7,6 +7,7 @@
 pub mod faults;
 pub mod props;
 pub mod timeline;
+pub mod txn;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,6 +74,8 @@ pub struct ProducerPlan {
     pub producers: u32,
     pub seed: u64,
     pub props: Props,
+    /// Transactions (`None`: a plain or idempotent producer).
+    pub transactions: Option<txn::TxnPlan>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +84,8 @@ pub struct ConsumerPlan {
     pub consumers: u32,
     pub timeout_ms: u64,
     pub props: Props,
+    /// The effective isolation.level (librdkafka's default is read_committed).
+    pub isolation_level: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -317,6 +322,14 @@ impl Plan {
     /// --producer.config file, say) names the cluster, as in Kafka's tools; only without either
     /// does kbench start its embedded broker.
     pub fn with_bootstrap_from_props(mut self) -> Result<Plan> {
+        // Consumers of transactional producers report the LSO lag, from their statistics.
+        let txn = self
+            .producer
+            .as_ref()
+            .is_some_and(|p| p.transactions.is_some());
+        if let (true, Some(c)) = (txn, self.consumer.as_mut()) {
+            c.props.set_default("statistics.interval.ms", "1000");
+        }
         // A worker's results get their own folder, for `kbench merge` to combine.
         if self.worker.workers > 1 {
             self.output.name = format!("{}-w{}", self.output.name, self.worker.index);
@@ -625,6 +638,7 @@ pub(crate) fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
         props.set("enable.idempotence", "true", "--idempotence");
     }
     props.apply_kv_args(&p.producer_props, "--producer-props")?;
+    let transactions = txn::txn_plan(&p.transactions, &mut props)?;
     Ok(ProducerPlan {
         timeline,
         payload,
@@ -633,6 +647,7 @@ pub(crate) fn producer_plan(p: &ProducerArgs) -> Result<ProducerPlan> {
         producers: p.producers,
         seed: p.seed,
         props,
+        transactions,
     })
 }
 
@@ -648,6 +663,21 @@ pub(crate) fn consumer_plan(c: &ConsumerArgs, group_prefix: &str) -> Result<Cons
         props.apply_file(f, "--consumer.config")?;
     }
     props.apply_kv_args(&c.consumer_props, "--consumer-props")?;
+    if let Some(level) = &c.isolation_level {
+        props.set("isolation.level", level, "--isolation-level");
+        // The statistics carry the LSO lag (`load::lso`).
+        props.set_default("statistics.interval.ms", "1000");
+    }
+    let isolation_level = props
+        .get("isolation.level")
+        .unwrap_or("read_committed")
+        .to_string();
+    if isolation_level != "read_committed" && isolation_level != "read_uncommitted" {
+        bail!(
+            "isolation.level={isolation_level} (set by {}) must be read_committed or read_uncommitted",
+            props.source("isolation.level")
+        );
+    }
     let group = match (&c.group, props.get("group.id")) {
         (Some(g), _) => g.clone(),
         (None, Some(g)) => g.to_string(),
@@ -671,6 +701,7 @@ pub(crate) fn consumer_plan(c: &ConsumerArgs, group_prefix: &str) -> Result<Cons
         consumers: c.consumers,
         timeout_ms: c.timeout,
         props,
+        isolation_level,
     })
 }
 

@@ -87,6 +87,16 @@ pub struct Workload {
     pub seed: Option<u64>,
     /// Consumers stop when nothing arrived for this long after producing ended.
     pub drain_timeout: Option<String>,
+    /// `--idempotence`: enable.idempotence=true.
+    pub idempotence: Option<bool>,
+    /// `--transactional-id`, `--transaction-duration-ms`, `--transaction-records` and
+    /// `--transaction-abort-rate`, with the flags' meaning.
+    pub transactional_id: Option<String>,
+    pub transaction_duration_ms: Option<u64>,
+    pub transaction_records: Option<u64>,
+    pub transaction_abort_rate: Option<f64>,
+    /// `--isolation-level` of the consumers.
+    pub isolation_level: Option<String>,
 }
 
 /// A phase: a steady `rate` for `duration`, or a `ramp` that expands into steps.
@@ -180,7 +190,14 @@ pub fn set_path(tree: &mut Value, path: &str, value: Value) -> Result<()> {
         node = match node {
             Value::Table(t) => {
                 if last {
-                    t.insert(part.clone(), value);
+                    match (t.get_mut(part), value) {
+                        // A table given for a table adds its entries (a matrix cell that sets
+                        // several workload fields at once keeps the others).
+                        (Some(Value::Table(old)), Value::Table(new)) => old.extend(new),
+                        (_, value) => {
+                            t.insert(part.clone(), value);
+                        }
+                    }
                     return Ok(());
                 }
                 t.entry(part.clone())
@@ -224,10 +241,17 @@ pub fn typed(tree: Value, file: &Path) -> Result<Profile> {
     Profile::deserialize(tree).map_err(|e| anyhow!("profile '{}': {e}", file.display()))
 }
 
-/// A value as a client property or label: strings without quotes.
+/// A value as a client property or label: strings without quotes; a table as its entries,
+/// `k=v,k=v` (`default` when empty).
 pub fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Table(t) if t.is_empty() => "default".into(),
+        Value::Table(t) => t
+            .iter()
+            .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     }
 }
@@ -264,6 +288,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("index 3"));
+    }
+
+    #[test]
+    fn a_table_value_adds_its_entries_to_the_table_it_names() {
+        let mut tree = Value::Table(
+            "[workload]\nrecord_size = 100\nidempotence = true\n"
+                .parse()
+                .unwrap(),
+        );
+        let cell = parse_value("{ transaction_duration_ms = 10, idempotence = false }");
+        assert_eq!(
+            value_text(&cell),
+            "idempotence=false,transaction_duration_ms=10"
+        );
+        set_path(&mut tree, "workload", cell).unwrap();
+        let p = typed(tree, Path::new("t.toml")).unwrap();
+        assert_eq!(p.workload.record_size, Some(Value::Integer(100)));
+        assert_eq!(p.workload.transaction_duration_ms, Some(10));
+        assert_eq!(p.workload.idempotence, Some(false));
     }
 
     #[test]

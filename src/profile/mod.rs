@@ -58,6 +58,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if cells_run > 1 {
         summary.durability = None;
     }
+    // Cells side by side when some are transactional (each cell printed only its own).
+    if cells_run > 1 {
+        if let Some(t) = crate::report::txn::phase_table(&summary.phases) {
+            crate::run::reporter::print_stdout(&format!("\n{t}"));
+        }
+    }
     verdict::print_checks(&summary.checks);
     write_results(&summary, &session)?;
     Ok(crate::run::final_report::exit_code(&summary.checks))

@@ -55,7 +55,11 @@ impl Plans {
             let cell = typed(cell_tree, args.source())?;
             let label: Vec<String> = params
                 .iter()
-                .map(|(k, v)| format!("{}={}", short_key(k), value_text(v)))
+                .map(|(k, v)| match v {
+                    // A table's entries name themselves.
+                    Value::Table(_) => value_text(v),
+                    _ => format!("{}={}", short_key(k), value_text(v)),
+                })
                 .collect();
             let label = label.join(",");
             let text_params: BTreeMap<String, String> = params
@@ -275,12 +279,18 @@ fn plan_for(
         batch_size: None,
         linger_ms: None,
         compression_type: None,
-        idempotence: false,
+        idempotence: w.idempotence.unwrap_or(false),
         producer_props: props(&p.producer_props),
         producer_config: None,
         keys: w.keys.clone().unwrap_or_else(|| "none".into()),
         producers: w.producers.unwrap_or(1),
         seed: w.seed.unwrap_or(0),
+        transactions: crate::cli::TransactionArgs {
+            transactional_id: w.transactional_id.clone(),
+            transaction_duration_ms: w.transaction_duration_ms,
+            transaction_records: w.transaction_records,
+            transaction_abort_rate: w.transaction_abort_rate,
+        },
     };
     let mut producer = plan::producer_plan(&producer_args).context("workload / producer_props")?;
     if let Some(wu) = &p.warmup {
@@ -317,6 +327,7 @@ fn plan_for(
             consumer_props: props(&p.consumer_props),
             consumer_config: None,
             timeout: timeout_ms,
+            isolation_level: w.isolation_level.clone(),
         };
         let mut c = plan::consumer_plan(&c, "kbench-run").context("workload / consumer_props")?;
         c.props.set_default("auto.offset.reset", "earliest");

@@ -46,9 +46,17 @@ pub struct Threshold {
     pub phase: Option<String>,
 }
 
-const LATENCY_GROUPS: [&str; 4] = ["produce", "service", "send_delay", "e2e"];
+const LATENCY_GROUPS: [&str; 7] = [
+    "produce",
+    "service",
+    "send_delay",
+    "e2e",
+    "commit",
+    "abort",
+    "commit_pause",
+];
 const LATENCY_STATS: [&str; 7] = ["p50", "p90", "p99", "p999", "p9999", "max", "mean"];
-const PLAIN: [&str; 13] = [
+const PLAIN: [&str; 19] = [
     "produce.records_per_sec",
     "produce.mb_per_sec",
     "produce.records",
@@ -62,6 +70,12 @@ const PLAIN: [&str; 13] = [
     "consume.reordered",
     "max_lag",
     "host.cpu_pct_avg",
+    "txn.committed",
+    "txn.aborted",
+    "txn.failed",
+    "txn.transactions_per_sec",
+    "consume.aborted_seen",
+    "max_lso_lag",
 ];
 
 /// Fault figures that are times (given with a unit, like latencies).
@@ -180,11 +194,21 @@ impl Threshold {
             .unwrap_or((self.metric.as_str(), ""));
         let p = ph.produce.as_ref();
         let c = ph.consume.as_ref();
+        let txn = p.and_then(|p| p.transactions.as_ref());
         match (group, stat) {
             ("produce", s) if is_latency(&self.metric) => p.map(|p| lat(&p.latency_us, s)),
             ("service", s) => p.map(|p| lat(&p.service_latency_us, s)),
             ("send_delay", s) => p.map(|p| lat(&p.send_delay_us, s)),
             ("e2e", s) => c.map(|c| lat(&c.e2e_latency_us, s)),
+            ("commit", s) => txn.map(|t| lat(&t.commit_latency_us, s)),
+            ("abort", s) => txn.map(|t| lat(&t.abort_latency_us, s)),
+            ("commit_pause", s) => txn.map(|t| lat(&t.commit_pause_us, s)),
+            ("txn", "committed") => txn.map(|t| t.committed as f64),
+            ("txn", "aborted") => txn.map(|t| t.aborted as f64),
+            ("txn", "failed") => txn.map(|t| t.failed as f64),
+            ("txn", "transactions_per_sec") => txn.map(|t| t.transactions_per_sec),
+            ("consume", "aborted_seen") => v.map(|v| v.aborted_seen as f64),
+            ("max_lso_lag", _) => c.and_then(|c| c.max_lso_lag).map(|l| l as f64),
             ("produce", "records_per_sec") => p.map(|p| p.records_per_sec),
             ("produce", "mb_per_sec") => p.map(|p| p.mb_per_sec),
             ("produce", "records") => p.map(|p| p.records as f64),

@@ -8,7 +8,7 @@ use crate::profile::cells::{CellFaults, Ran};
 use crate::profile::max_rate::SearchResult;
 use crate::profile::threshold::Threshold;
 use crate::report::summary::{Check, PhaseSummary, Verification};
-use crate::run::final_report::loss_check;
+use crate::run::final_report::{aborted_check, loss_check, ABORTED_CHECK};
 
 /// A phase's results and the verification of the cell it ran in.
 pub struct Judged<'a> {
@@ -40,7 +40,11 @@ pub fn checks(ran: &Ran, thresholds: &[Threshold], search: Option<&SearchResult>
         .summary
         .checks
         .iter()
-        .filter(|c| c.name != "no acknowledged record lost" && !c.name.contains("read-back"))
+        .filter(|c| {
+            c.name != "no acknowledged record lost"
+                && c.name != ABORTED_CHECK
+                && !c.name.contains("read-back")
+        })
         .cloned()
         .collect();
     let mut at = 0;
@@ -48,6 +52,11 @@ pub fn checks(ran: &Ran, thresholds: &[Threshold], search: Option<&SearchResult>
         if let Some(v) = v.as_ref().filter(|v| v.acknowledged.is_some()) {
             checks.push(loss_check(v.lost, v.acknowledged.unwrap_or(0)));
         }
+        let phases = &ran.summary.phases[at..at + own];
+        let transactional = phases
+            .iter()
+            .any(|p| p.produce.as_ref().is_some_and(|p| p.transactions.is_some()));
+        checks.extend(v.as_ref().and_then(|v| aborted_check(transactional, v)));
         if let Some(f) = ran.faults.get(cell) {
             checks.extend(f.checks.iter().cloned());
             if search.is_none() {

@@ -51,6 +51,8 @@ pub struct LiveMetrics {
     produce_errors: G,
     produce_latency: Family<Quantile, G>,
     send_delay: Family<Quantile, G>,
+    transactions_rate: G,
+    commit_latency: Family<Quantile, G>,
     consume_rate: G,
     consume_mb: G,
     consume_total: G,
@@ -86,6 +88,8 @@ impl LiveMetrics {
             produce_errors: g(&mut r, "produce_errors", "Records that failed so far"),
             produce_latency: q(&mut r, "produce_latency_us", "Produce latency in the last interval (from the intended send time in the open model), microseconds"),
             send_delay: q(&mut r, "send_delay_us", "Send call minus intended send time in the last interval, microseconds"),
+            transactions_rate: g(&mut r, "transactions_per_sec", "Transactions ended (committed or aborted) per second in the last interval"),
+            commit_latency: q(&mut r, "commit_latency_us", "commit_transaction calls in the last interval, microseconds"),
             consume_rate: g(&mut r, "consume_records_per_sec", "Records consumed per second in the last interval"),
             consume_mb: g(&mut r, "consume_mb_per_sec", "MiB consumed per second in the last interval"),
             consume_total: g(&mut r, "consume_records", "Records consumed so far"),
@@ -142,6 +146,9 @@ impl LiveMetrics {
             self.produce_mb.set(per_sec(p.bytes as f64 / MB, secs));
             quantiles(&self.produce_latency, &p.latency_us);
             quantiles(&self.send_delay, &p.send_delay_us);
+            self.transactions_rate
+                .set(per_sec(p.txn.ended() as f64, secs));
+            quantiles(&self.commit_latency, &p.txn.commit_latency_us);
         }
         self.produce_total.set(totals_p.0 as f64);
         self.produce_errors.set(totals_p.1 as f64);

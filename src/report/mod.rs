@@ -9,3 +9,4 @@ pub mod html;
 pub mod live;
 pub mod summary;
 pub mod timeseries;
+pub mod txn;

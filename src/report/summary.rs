@@ -49,6 +49,8 @@ pub struct Summary {
     pub faults: Vec<crate::report::faults::FaultResult>,
     /// The read-back after a run with faults (or `--verify-readback`); null otherwise.
     pub durability: Option<crate::measure::readback::Durability>,
+    /// Transactional producers: their ids and `init_transactions` times (null otherwise).
+    pub transactions: Option<crate::report::txn::TxnRun>,
 }
 
 /// Whole-run verification from the record stamps.
@@ -61,6 +63,11 @@ pub struct Verification {
     pub lost: u64,
     pub duplicated: u64,
     pub reordered: u64,
+    /// The consumers' isolation.level.
+    pub isolation_level: Option<String>,
+    /// Records of aborted transactions the consumers saw (none may be seen with
+    /// read_committed); lost, duplicated and reordered count committed records only.
+    pub aborted_seen: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +113,8 @@ pub struct ProduceSummary {
     pub latency_us: LatencySummary,
     pub service_latency_us: LatencySummary,
     pub send_delay_us: LatencySummary,
+    /// Transactional producers only (null otherwise).
+    pub transactions: Option<crate::report::txn::TxnSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +132,11 @@ pub struct ConsumeSummary {
     pub reordered: Option<u64>,
     pub max_lag: Option<u64>,
     pub rebalance_time_ms: u64,
+    /// Records of aborted transactions received (marked in their stamps).
+    pub aborted_seen: u64,
+    /// Largest high watermark minus last stable offset over the consumers' partitions
+    /// (librdkafka statistics): how far open transactions hold back read_committed readers.
+    pub max_lso_lag: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -163,6 +177,10 @@ pub struct Histograms {
     pub service_latency_us: Option<String>,
     pub send_delay_us: Option<String>,
     pub e2e_latency_us: Option<String>,
+    /// Transactional producers only.
+    pub commit_latency_us: Option<String>,
+    pub abort_latency_us: Option<String>,
+    pub commit_pause_us: Option<String>,
 }
 
 /// Encodes a histogram as base64 V2+DEFLATE.
@@ -192,6 +210,7 @@ pub fn produce_summary(p: &ProduceStats, secs: f64) -> ProduceSummary {
         latency_us: LatencySummary::of(&p.latency_us),
         service_latency_us: LatencySummary::of(&p.service_latency_us),
         send_delay_us: LatencySummary::of(&p.send_delay_us),
+        transactions: None,
     }
 }
 
@@ -209,6 +228,8 @@ pub fn consume_summary(c: &ConsumeStats, secs: f64) -> ConsumeSummary {
         reordered: None,
         max_lag: None,
         rebalance_time_ms: 0,
+        aborted_seen: c.aborted_seen,
+        max_lso_lag: None,
     }
 }
 

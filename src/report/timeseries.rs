@@ -48,6 +48,18 @@ pub struct Row {
     pub net_tx_bytes_per_sec: f64,
     pub disk_read_bytes_per_sec: f64,
     pub disk_write_bytes_per_sec: f64,
+    /// Transactions ended in this interval (all zero without transactions).
+    pub txn_committed: u64,
+    pub txn_aborted: u64,
+    pub txn_failed: u64,
+    pub commit_p50_us: u64,
+    pub commit_p99_us: u64,
+    pub commit_max_us: u64,
+    pub commit_pause_max_us: u64,
+    /// Records of aborted transactions consumed in this interval.
+    pub aborted_seen: u64,
+    /// High watermark minus last stable offset over the consumers' partitions, when known.
+    pub lso_lag: Option<u64>,
     /// Fault steps in this interval: `inject 0 kill leader-of:kbench/0 @2000ms`, `heal 0
     /// @5000ms`, separated by `; ` (empty in most rows).
     pub fault: String,
@@ -99,6 +111,13 @@ impl Row {
             r.service_p99_us = q(&p.service_latency_us, 0.99);
             r.send_delay_p99_us = q(&p.send_delay_us, 0.99);
             r.send_delay_max_us = p.send_delay_us.max();
+            r.txn_committed = p.txn.committed;
+            r.txn_aborted = p.txn.aborted;
+            r.txn_failed = p.txn.failed;
+            r.commit_p50_us = q(&p.txn.commit_latency_us, 0.5);
+            r.commit_p99_us = q(&p.txn.commit_latency_us, 0.99);
+            r.commit_max_us = p.txn.commit_latency_us.max();
+            r.commit_pause_max_us = p.txn.commit_pause_us.max();
         }
         if let Some(c) = consume {
             r.consume_records = c.records;
@@ -108,6 +127,7 @@ impl Row {
             r.e2e_p99_us = q(&c.e2e_latency_us, 0.99);
             r.e2e_p999_us = q(&c.e2e_latency_us, 0.999);
             r.e2e_max_us = c.e2e_latency_us.max();
+            r.aborted_seen = c.aborted_seen;
         }
         r
     }

@@ -80,7 +80,10 @@ pub fn summary(
     complete: bool,
     checks: Vec<Check>,
 ) -> Summary {
-    let (latency_model, latency_note) = latency_model(ctx.plan);
+    let (latency_model, mut latency_note) = latency_model(ctx.plan);
+    if let Some(note) = visible_note(ctx.plan) {
+        latency_note.push_str(note);
+    }
     let mut config = ctx
         .frame
         .config
@@ -126,7 +129,38 @@ pub fn summary(
         checks,
         faults: Vec::new(),
         durability: None,
+        transactions: txn_run(ctx.plan, rep),
     }
+}
+
+/// What end-to-end latency means with transactional producers.
+fn visible_note(plan: &Plan) -> Option<&'static str> {
+    plan.producer.as_ref()?.transactions.as_ref()?;
+    Some(match plan.consumer.as_ref()?.isolation_level.as_str() {
+        "read_committed" => "; with transactions and read_committed consumers, end-to-end latency is produce-to-visible: a record becomes visible when its transaction commits, so it includes the rest of its transaction and the commit",
+        _ => "; with read_uncommitted consumers, end-to-end latency is produce-to-fetch: records are seen before their transaction commits (or aborts)",
+    })
+}
+
+/// The run's transactional producers (`None` without transactions).
+fn txn_run(plan: &Plan, rep: &Reporter) -> Option<crate::report::txn::TxnRun> {
+    plan.producer.as_ref()?.transactions.as_ref()?;
+    let ids = rep.producers.iter();
+    Some(crate::report::txn::TxnRun {
+        transactional_ids: ids
+            .clone()
+            .filter_map(|p| p.transactional_id.clone())
+            .collect(),
+        init_transactions_ms: ids
+            .map(|p| {
+                let us = p
+                    .init_transactions_us
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                (us as f64 / 100.0).round() / 10.0
+            })
+            .collect(),
+        isolation_level: plan.consumer.as_ref().map(|c| c.isolation_level.clone()),
+    })
 }
 
 /// The settings that decide failover times, as each client type has them.
@@ -176,10 +210,20 @@ pub fn finish(
         rep.progress.println("  verification: not done by a worker of a distributed run (its consumers see a share of the partitions); verify with a separate `kbench consume` of the topic");
     }
     if !rep.consumers.is_empty() && ctx.plan.worker.workers == 1 {
-        let v = verification(&Seen::merge(seen), acked);
+        let merged = Seen::merge(seen);
+        let mut v = verification(&merged, acked);
+        v.isolation_level = plan.consumer.as_ref().map(|c| c.isolation_level.clone());
+        v.aborted_seen = aborted_seen(rep, &merged, acked.is_some());
         if acked.is_some() {
             s.checks
                 .push(loss_check(v.lost, v.acknowledged.unwrap_or(0)));
+        }
+        let transactional = plan
+            .producer
+            .as_ref()
+            .is_some_and(|p| p.transactions.is_some());
+        if let Some(c) = aborted_check(transactional, &v) {
+            s.checks.push(c);
         }
         // With one reported phase, the whole-run counts are that phase's.
         if let ([], [phase]) = (ctx.frame.prior_phases.as_slice(), s.phases.as_mut_slice()) {
@@ -268,6 +312,8 @@ fn verification(merged: &Seen, acked: Option<&HashMap<u32, SeqSet>>) -> Verifica
             lost: merged.lost_from(acked),
             duplicated: merged.duplicated,
             reordered: merged.reordered,
+            isolation_level: None,
+            aborted_seen: 0,
         },
         None => Verification {
             method: "sequence_gaps".into(),
@@ -276,6 +322,8 @@ fn verification(merged: &Seen, acked: Option<&HashMap<u32, SeqSet>>) -> Verifica
             lost: merged.gaps(),
             duplicated: merged.duplicated,
             reordered: merged.reordered,
+            isolation_level: None,
+            aborted_seen: 0,
         },
     }
 }
@@ -315,6 +363,42 @@ fn attach_faults(s: &mut Summary, f: crate::fault::session::FaultOutcome) {
     s.durability = f.durability;
 }
 
+/// Records of aborted transactions the consumers saw: those marked in their stamps, and in
+/// e2e those of transactions whose commit failed (the producers know which).
+fn aborted_seen(rep: &Reporter, merged: &Seen, same_run: bool) -> u64 {
+    let marked: u64 = rep.totals.iter().map(|t| t.consume.aborted_seen).sum();
+    if !same_run {
+        return marked;
+    }
+    let failed: HashMap<u32, SeqSet> = rep
+        .producers
+        .iter()
+        .map(|p| {
+            let nc = p.not_committed.lock().unwrap_or_else(|e| e.into_inner());
+            (p.index, nc.clone())
+        })
+        .filter(|(_, s)| !s.is_empty())
+        .collect();
+    marked + merged.present_of(&failed)
+}
+
+/// The name of `aborted_check`'s check.
+pub const ABORTED_CHECK: &str = "no record of an aborted transaction visible (read_committed)";
+
+/// A read_committed consumer must never see a record of an aborted transaction (checked when
+/// the run is transactional, or when one was seen anyway).
+pub fn aborted_check(transactional: bool, v: &Verification) -> Option<Check> {
+    let committed_only = v.isolation_level.as_deref() == Some("read_committed");
+    (committed_only && (transactional || v.aborted_seen > 0)).then(|| Check {
+        name: ABORTED_CHECK.into(),
+        passed: v.aborted_seen == 0,
+        detail: format!(
+            "{} records of aborted transactions were consumed with isolation.level=read_committed",
+            v.aborted_seen
+        ),
+    })
+}
+
 /// The verification check of an e2e run.
 pub fn loss_check(lost: u64, acked: u64) -> Check {
     Check {
@@ -346,7 +430,11 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
                 phases.len()
             ));
             lines.push(console::phase_table(phases));
+            lines.extend(crate::report::txn::phase_table(phases));
         }
+    }
+    if let Some(t) = &s.transactions {
+        lines.push(crate::report::txn::run_line(t));
     }
     if let Some(v) = &s.verification {
         let what = if v.method == "acknowledged" {
@@ -355,8 +443,11 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
             "missing (sequence gaps)"
         };
         lines.push(format!(
-            "  verification (whole run): {} {what}, {} duplicated, {} reordered",
-            v.lost, v.duplicated, v.reordered
+            "  verification (whole run): {} {what}, {} duplicated, {} reordered{}",
+            v.lost,
+            v.duplicated,
+            v.reordered,
+            aborted_text(s, v)
         ));
     }
     lines.extend(crate::report::faults::lines(
@@ -367,6 +458,23 @@ fn print_kbench_block(rep: &Reporter, s: &Summary) {
     for l in lines {
         rep.progress.println(&l);
     }
+}
+
+/// The verification line's part about aborted transactions (empty when there were none).
+fn aborted_text(s: &Summary, v: &Verification) -> String {
+    let level = v.isolation_level.as_deref().unwrap_or("read_committed");
+    if s.transactions.is_none() && v.aborted_seen == 0 {
+        return String::new();
+    }
+    let note = if level == "read_committed" {
+        "must be 0"
+    } else {
+        "read_uncommitted sees them; not an error"
+    };
+    format!(
+        ", {} records of aborted transactions seen ({level}: {note}); counts above are of committed records",
+        v.aborted_seen
+    )
 }
 
 fn phase_block(s: &Summary, ph: &PhaseSummary) -> Vec<String> {
@@ -389,6 +497,10 @@ fn phase_block(s: &Summary, ph: &PhaseSummary) -> Vec<String> {
         if s.latency_model == "open" {
             rows.push(("send delay", &p.send_delay_us));
         }
+        if let Some(t) = &p.transactions {
+            lines.extend(crate::report::txn::lines(t));
+            rows.extend(crate::report::txn::latency_rows(t));
+        }
     }
     if let Some(c) = &ph.consume {
         lines.push(format!(
@@ -400,6 +512,9 @@ fn phase_block(s: &Summary, ph: &PhaseSummary) -> Vec<String> {
             c.unstamped,
             c.max_lag
                 .map_or(String::new(), |l| format!(", max lag {l}"))
+                + &c.max_lso_lag.map_or(String::new(), |l| format!(
+                    ", max LSO lag {l} (high watermark - last stable offset)"
+                ))
         ));
         if c.e2e_latency_us.count > 0 {
             rows.push(("end-to-end", &c.e2e_latency_us));

@@ -93,6 +93,16 @@ pub fn create_clients(plan: &Plan, target: &Target, run_id: u32) -> Result<Clien
     // Members that `consumer-join` faults add come after the others, created now (so their
     // properties are checked too) and subscribed when they join.
     let joins = crate::fault::consumers::joins(&plan.faults);
+    if let Some(c) = &plan.consumer {
+        let whose = match c.props.source("isolation.level") {
+            "?" => "librdkafka's default; Java's is read_uncommitted".to_string(),
+            source => format!("set by {source}"),
+        };
+        eprintln!(
+            "kbench: consumers read with isolation.level={} ({whose})",
+            c.isolation_level
+        );
+    }
     let consumers: Vec<ConsumerWorker> = match &plan.consumer {
         Some(c) => (0..c.consumers)
             .filter(|&i| plan.worker.owns(i))

@@ -46,6 +46,7 @@ pub struct PhaseTotals {
     pub consume: ConsumeStats,
     pub host: Vec<HostSample>,
     pub max_lag: Option<u64>,
+    pub max_lso_lag: Option<u64>,
 }
 
 pub struct Reporter {
@@ -162,6 +163,7 @@ impl Reporter {
             n,
         );
         let lag = self.current_lag();
+        let lso_lag = self.current_lso_lag();
         self.print_interval(&produce, &consume, (to - from) as f64 / 1e9, lag, to);
         let mut marks = self.take_fault_marks(to);
 
@@ -200,6 +202,7 @@ impl Reporter {
                 // The interval's fault steps go on its first row.
                 let row = Row {
                     fault: std::mem::take(&mut marks),
+                    lso_lag,
                     ..row
                 };
                 f.timeseries.write(&row)?;
@@ -218,6 +221,9 @@ impl Reporter {
             t.host.extend(hs);
             if let Some(l) = lag.filter(|_| hi > lo) {
                 t.max_lag = Some(t.max_lag.map_or(l, |m| m.max(l)));
+            }
+            if let Some(l) = lso_lag.filter(|_| hi > lo) {
+                t.max_lso_lag = Some(t.max_lso_lag.map_or(l, |m| m.max(l)));
             }
         }
         if let Some(live) = &self.live {
@@ -314,6 +320,17 @@ impl Reporter {
         (!known.is_empty()).then(|| known.iter().sum::<i64>() as u64)
     }
 
+    /// Total LSO lag over all consumers, if any consumer knows it (`load::lso`).
+    pub fn current_lso_lag(&self) -> Option<u64> {
+        let known: Vec<i64> = self
+            .consumers
+            .iter()
+            .map(|c| c.lso_lag.load(Ordering::Relaxed))
+            .filter(|&l| l >= 0)
+            .collect();
+        (!known.is_empty()).then(|| known.iter().sum::<i64>() as u64)
+    }
+
     /// Seconds phase `k` lasted, given the run's end.
     pub fn phase_secs(&self, k: usize, end_ns: u64) -> f64 {
         match self.span(k) {
@@ -365,9 +382,11 @@ impl Reporter {
         let mut consume = has_c.then(|| summary::consume_summary(&t.consume, consume_secs));
         if let Some(cs) = &mut consume {
             cs.max_lag = t.max_lag;
+            cs.max_lso_lag = t.max_lso_lag;
             cs.rebalance_time_ms = self.rebalance_ms();
         }
         let spec = &self.phases[k];
+        let txn = self.producers.iter().any(|p| p.transactional_id.is_some());
         PhaseSummary {
             name: spec.name.clone(),
             target_rate_per_sec: spec.rate,
@@ -375,7 +394,10 @@ impl Reporter {
             duration_sec: millis(secs),
             produce_window_sec: has_p.then(|| millis(produce_secs)),
             consume_window_sec: has_c.then(|| millis(consume_secs)),
-            produce: has_p.then(|| summary::produce_summary(&t.produce, produce_secs)),
+            produce: has_p.then(|| summary::ProduceSummary {
+                transactions: crate::report::txn::txn_summary(&t.produce.txn, txn, produce_secs),
+                ..summary::produce_summary(&t.produce, produce_secs)
+            }),
             consume,
             host: HostSummary::of(&t.host),
             histograms: Histograms {
@@ -384,6 +406,12 @@ impl Reporter {
                     .then(|| summary::encode_histogram(&t.produce.service_latency_us)),
                 send_delay_us: has_p.then(|| summary::encode_histogram(&t.produce.send_delay_us)),
                 e2e_latency_us: has_c.then(|| summary::encode_histogram(&t.consume.e2e_latency_us)),
+                commit_latency_us: txn
+                    .then(|| summary::encode_histogram(&t.produce.txn.commit_latency_us)),
+                abort_latency_us: txn
+                    .then(|| summary::encode_histogram(&t.produce.txn.abort_latency_us)),
+                commit_pause_us: txn
+                    .then(|| summary::encode_histogram(&t.produce.txn.commit_pause_us)),
             },
         }
     }

@@ -301,7 +301,11 @@ impl EmbeddedBroker {
         let Some(q) = &self.quorum else { return Ok(()) };
         let me = q.handle().node_id;
         let md = q.metadata();
-        if !md.brokers.keys().any(|id| *id != me && md.is_available(*id)) {
+        if !md
+            .brokers
+            .keys()
+            .any(|id| *id != me && md.is_available(*id))
+        {
             // Nobody to hand over to (the last node of a stopping cluster): waiting for a
             // quorum that is leaving too would only delay the exit.
             tracing::info!("controlled shutdown skipped: no other live broker");
