@@ -70,9 +70,23 @@ impl Cluster {
 
     /// `kbench cluster --nodes N --data-dir DIR` (DIR may hold a cluster from before).
     pub fn start_in(dir: &Path, nodes: i32, extra: &[&str]) -> Cluster {
+        Self::start_with(dir, nodes, &[], extra)
+    }
+
+    /// `start` with `kbench cluster --metrics`: every node serves Prometheus metrics.
+    pub fn start_with_metrics(nodes: i32, extra: &[&str]) -> Cluster {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut c = Self::start_with(&temp.path().join("cluster"), nodes, &["--metrics"], extra);
+        c._temp = Some(temp);
+        c
+    }
+
+    /// `kbench cluster --nodes N --data-dir DIR CLUSTER_FLAGS -- FAST_FAILOVER EXTRA`.
+    fn start_with(dir: &Path, nodes: i32, cluster_flags: &[&str], extra: &[&str]) -> Cluster {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("kbench"))
             .args(["cluster", "--nodes", &nodes.to_string(), "--data-dir"])
             .arg(dir)
+            .args(cluster_flags)
             .arg("--")
             .args(FAST_FAILOVER)
             .args(extra)
@@ -139,6 +153,14 @@ impl Cluster {
         self.node(id)["direct"]
             .as_str()
             .expect("direct")
+            .to_string()
+    }
+
+    /// The node's metrics address (`kbench cluster --metrics`).
+    pub fn metrics_addr(&self, id: i32) -> String {
+        self.node(id)["metrics"]
+            .as_str()
+            .expect("started with --metrics")
             .to_string()
     }
 

@@ -242,18 +242,21 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
+    let terminated = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
+            r = tokio::signal::ctrl_c() => { r?; anyhow::Ok(false) }
+            _ = term.recv() => Ok(true),
         }
-        anyhow::Ok(())
     })?;
     eprintln!("kbench broker stopping");
-    // A cluster node hands its leaderships over first (Kafka's controlled.shutdown.enable).
-    if let Err(e) = broker.controlled_shutdown(CONTROLLED_SHUTDOWN_WAIT) {
-        eprintln!("kbench broker: controlled shutdown incomplete ({e:#}); stopping anyway");
+    // SIGTERM on a cluster node is a controlled shutdown: its leaderships move first (Kafka's
+    // controlled.shutdown.enable). Ctrl-C stops at once: a whole cluster stopping together
+    // (Ctrl-C reaches every node of `kbench cluster`) has nobody to hand over to.
+    if terminated {
+        if let Err(e) = broker.controlled_shutdown(CONTROLLED_SHUTDOWN_WAIT) {
+            eprintln!("kbench broker: controlled shutdown incomplete ({e:#}); stopping anyway");
+        }
     }
     broker.shutdown();
     Ok(())

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 /// How long a node may take from spawn to accepting client connections (it first joins the
 /// quorum and registers, which needs a majority of the nodes up).
 const START_WAIT: Duration = Duration::from_secs(60);
-/// How long a SIGTERMed node may take to exit (a controlled shutdown moves its leaderships).
+/// How long a node may take to exit (SIGTERM: after a controlled shutdown moves its leaderships).
 const STOP_WAIT: Duration = Duration::from_secs(30);
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
@@ -196,7 +196,7 @@ impl LocalCluster {
         out
     }
 
-    /// SIGTERM to every node's current pid (from the cluster file: restarted nodes too), then
+    /// SIGINT to every node's current pid (from the cluster file: restarted nodes too), then
     /// SIGKILL to those still running after the wait.
     pub fn stop(&mut self) {
         if self.stopped {
@@ -207,19 +207,18 @@ impl LocalCluster {
             Ok(cf) => cf.nodes.iter().map(|n| n.pid).collect(),
             Err(_) => self.children.iter().map(|(_, c)| c.id() as i32).collect(),
         };
-        // One at a time, as a rolling stop: each node's controlled shutdown hands its
-        // leaderships to nodes still up and still in quorum (all at once, they would wait for
-        // a quorum that is leaving too).
+        // SIGINT: every node stops at once, without a controlled shutdown (there is nobody
+        // left to hand leaderships to, and no quorum to agree on it).
         for pid in &pids {
-            signal(*pid, rustix::process::Signal::TERM);
-            let deadline = Instant::now() + STOP_WAIT;
-            while Instant::now() < deadline && self.running(*pid) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            signal(*pid, rustix::process::Signal::INT);
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        while Instant::now() < deadline && pids.iter().any(|p| self.running(*p)) {
+            std::thread::sleep(Duration::from_millis(20));
         }
         for pid in pids.iter().filter(|p| self.running(**p)) {
             tracing::warn!(
-                "node pid {pid} did not stop within {}s of SIGTERM: SIGKILL",
+                "node pid {pid} did not stop within {}s of SIGINT: SIGKILL",
                 STOP_WAIT.as_secs()
             );
             signal(*pid, rustix::process::Signal::KILL);

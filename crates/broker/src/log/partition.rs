@@ -189,6 +189,11 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Whether this log follows a leader (takes only `append_replicated` batches).
+    pub fn is_follower(&self) -> bool {
+        self.follower
+    }
+
     /// This node follows the partition: only the leader's batches are appended from now on.
     pub fn become_follower(&mut self) {
         self.stamp_epoch = None;

@@ -301,6 +301,13 @@ fn apply_data(broker: &Broker, p: &Partition, epoch: i32, pd: &PartitionData) {
         return;
     }
     let mut log = p.log();
+    // Checked again under the log's lock: the role check above ran before it, and if this
+    // node became leader in between, the old leader's batches must not reach its log (they
+    // would sit under the new epoch's start, and every follower would diverge from them
+    // forever).
+    if !log.is_follower() {
+        return;
+    }
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
         if let Err(e) = log.append_replicated(records) {
             tracing::warn!(topic = %p.topic, partition = p.index, "cannot append what the leader sent: {e}");
@@ -328,6 +335,9 @@ fn truncate_diverging(
     diverging_end: i64,
 ) {
     let mut log = p.log();
+    if !log.is_follower() {
+        return;
+    }
     let leo = log.log_end_offset();
     let to = match log.end_offset_for_epoch(diverging_epoch) {
         None => diverging_end.min(leo),
@@ -341,6 +351,9 @@ fn truncate_diverging(
 /// else cut back to its high watermark.
 fn out_of_range(broker: &Broker, p: &Partition, epoch: i32, pd: &PartitionData) {
     let mut log = p.log();
+    if !log.is_follower() {
+        return;
+    }
     let leo = log.log_end_offset();
     if pd.log_start_offset > leo || pd.high_watermark < 0 {
         let start = pd.log_start_offset.max(0);
