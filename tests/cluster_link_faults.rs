@@ -365,3 +365,46 @@ fn a_consumer_leaving_on_the_bundled_cluster_reports_the_rebalance_pause_and_los
     assert_eq!(d["acked_lost"], 0, "{d}");
     assert!(d["acked"].as_u64().unwrap() > 1000, "{d}");
 }
+
+#[test]
+fn a_bad_advertised_peer_listener_is_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let d = data.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--node-id",
+                "1",
+                "--controller-quorum",
+                "1@127.0.0.1:19091",
+                "--data-dir",
+                d,
+                "--advertised-peer-listener",
+                "127.0.0.1",
+            ],
+            "--advertised-peer-listener",
+        ),
+        // Only a node of a cluster has peers.
+        (&["--advertised-peer-listener", "127.0.0.1:1"], "--node-id"),
+    ];
+    for (args, flag) in cases {
+        let out = assert_cmd::Command::cargo_bin("kbench")
+            .unwrap()
+            .arg("broker")
+            .args(*args)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?} should name {flag}: {stderr}"
+        );
+        assert!(
+            !data.exists(),
+            "{args:?} wrote the data dir before refusing"
+        );
+    }
+}
