@@ -122,6 +122,8 @@ pub struct LocalCluster {
     children: Vec<(i32, Child)>,
     /// The `kbench proxy` processes started here (empty unless proxied).
     proxies: Vec<Child>,
+    /// Whether this start wrote the cluster file: before, it may hold an earlier run's pids.
+    written: bool,
     stopped: bool,
 }
 
@@ -151,6 +153,7 @@ impl LocalCluster {
             file: file.clone(),
             children: Vec::new(),
             proxies: Vec::new(),
+            written: false,
             stopped: false,
         };
         // Proxies first: a node is reported up only once its clients can reach it.
@@ -174,6 +177,7 @@ impl LocalCluster {
             nodes: entries,
         };
         cf.write(&file)?;
+        cluster.written = true;
         let deadline = Instant::now() + START_WAIT;
         for e in &cf.nodes {
             cluster.wait_listening(e, deadline)?;
@@ -262,7 +266,11 @@ impl LocalCluster {
             return;
         }
         self.stopped = true;
-        let (pids, proxy_pids): (Vec<i32>, Vec<i32>) = match ClusterFile::read(&self.file) {
+        let from_file = match self.written {
+            true => ClusterFile::read(&self.file),
+            false => Err(anyhow::anyhow!("not written by this start")),
+        };
+        let (pids, proxy_pids): (Vec<i32>, Vec<i32>) = match from_file {
             Ok(cf) => (
                 cf.nodes.iter().map(|n| n.pid).collect(),
                 cf.nodes
@@ -520,6 +528,7 @@ pub fn restart_node(file: &Path, id: i32) -> Result<()> {
         file: file.to_path_buf(),
         children: vec![(id, child)],
         proxies: Vec::new(),
+        written: true,
         stopped: true,
     };
     waiter.wait_listening(&entry, Instant::now() + START_WAIT)?;
