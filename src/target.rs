@@ -230,6 +230,7 @@ fn start_cluster(nodes: i32, num_partitions: i32) -> Result<EmbeddedCluster> {
         program_args: vec!["broker".into()],
         broker_args: vec!["--num-partitions".into(), num_partitions.to_string()],
         metrics: false,
+        proxied: false,
     };
     let nodes = kbench_broker::launcher::LocalCluster::start(&spec).with_context(|| {
         format!("starting the bundled cluster of {nodes} nodes (--embedded cluster:{nodes})")

@@ -41,6 +41,17 @@ pub const FAST_FAILOVER: &[&str] = &[
     "0",
 ];
 
+/// `FAST_FAILOVER` without the flags `extra` gives itself (a node takes each flag once), so a
+/// test can set, say, a shorter `--replica-lag-time-max-ms`.
+fn fast_failover_except(extra: &[&str]) -> Vec<&'static str> {
+    FAST_FAILOVER
+        .chunks(2)
+        .filter(|pair| !extra.contains(&pair[0]))
+        .flatten()
+        .copied()
+        .collect()
+}
+
 pub struct Cluster {
     supervisor: Option<Child>,
     pub bootstrap: String,
@@ -68,6 +79,17 @@ impl Cluster {
         c
     }
 
+    /// `kbench cluster --nodes N --proxied` in a fresh temp dir with `FAST_FAILOVER` and
+    /// `extra` flags: a client proxy and a peer proxy in front of every node; `bootstrap` is
+    /// the client proxies.
+    pub fn start_proxied(nodes: i32, extra: &[&str]) -> Cluster {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().join("cluster");
+        let mut c = Self::start_with(&dir, nodes, &["--proxied"], extra);
+        c._temp = Some(temp);
+        c
+    }
+
     /// `kbench cluster --nodes N --data-dir DIR` (DIR may hold a cluster from before).
     pub fn start_in(dir: &Path, nodes: i32, extra: &[&str]) -> Cluster {
         Self::start_with(dir, nodes, &[], extra)
@@ -81,14 +103,14 @@ impl Cluster {
         c
     }
 
-    /// `kbench cluster --nodes N --data-dir DIR CLUSTER_FLAGS -- FAST_FAILOVER EXTRA`.
-    fn start_with(dir: &Path, nodes: i32, cluster_flags: &[&str], extra: &[&str]) -> Cluster {
+    /// `kbench cluster --nodes N --data-dir DIR FLAGS -- FAST_FAILOVER EXTRA`.
+    fn start_with(dir: &Path, nodes: i32, flags: &[&str], extra: &[&str]) -> Cluster {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("kbench"))
             .args(["cluster", "--nodes", &nodes.to_string(), "--data-dir"])
             .arg(dir)
-            .args(cluster_flags)
+            .args(flags)
             .arg("--")
-            .args(FAST_FAILOVER)
+            .args(fast_failover_except(extra))
             .args(extra)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -129,12 +151,14 @@ impl Cluster {
         self.data_dir.join("cluster.json")
     }
 
-    fn file(&self) -> Value {
+    /// The cluster file, parsed.
+    pub fn file(&self) -> Value {
         let text = std::fs::read_to_string(self.cluster_file()).expect("cluster file");
         serde_json::from_str(&text).expect("cluster file JSON")
     }
 
-    fn node(&self, id: i32) -> Value {
+    /// Node `id`'s entry in the cluster file.
+    pub fn node(&self, id: i32) -> Value {
         self.file()["nodes"]
             .as_array()
             .expect("nodes")
@@ -305,6 +329,11 @@ impl Cluster {
         if let Some(nodes) = self.file()["nodes"].as_array() {
             for n in nodes {
                 send(n["pid"].as_i64().unwrap_or(0) as i32, Signal::KILL);
+                for side in ["client_proxy", "peer_proxy"] {
+                    if let Some(pid) = n[side]["pid"].as_i64() {
+                        send(pid as i32, Signal::KILL);
+                    }
+                }
             }
         }
         panic!("kbench cluster did not stop within 45 s of SIGINT; killed it and its nodes");

@@ -95,6 +95,11 @@ pub struct ClusterArgs {
     /// node (Kafka's controller.quorum.voters), e.g. 1@127.0.0.1:19091,2@127.0.0.1:19092,3@127.0.0.1:19093.
     #[arg(long, value_name = "ID@HOST:PORT,..", requires = "node_id")]
     pub controller_quorum: Option<String>,
+    /// HOST:PORT that followers replicate from, when it is not the client one (a proxy in
+    /// front of this node's peer traffic; Kafka's inter-broker listener)
+    /// [default: --advertised-listener].
+    #[arg(long, value_name = "HOST:PORT", requires = "node_id")]
+    pub advertised_peer_listener: Option<String>,
     /// A broker without a heartbeat for this long is fenced: it leaves every ISR and its
     /// partitions get new leaders (Kafka's broker.session.timeout.ms).
     #[arg(long, value_name = "MS", default_value_t = 9000)]
@@ -167,6 +172,12 @@ impl ClusterArgs {
             c.default_replication_factor = rf;
         }
         c.unclean_leader_election = self.unclean_leader_election_enable;
+        if let Some(peer) = &self.advertised_peer_listener {
+            c.advertised_peer = Some(
+                crate::cluster::config::parse_endpoint("--advertised-peer-listener", peer)
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
         c.validate().map_err(anyhow::Error::msg)?;
         if let Some(dir) = data_dir {
             crate::cluster::quorum::check_data_dir(dir, &c).map_err(anyhow::Error::msg)?;

@@ -46,6 +46,12 @@ pub struct StartArgs {
     /// Serve every node's Prometheus metrics, each on a port of its own (in the cluster file).
     #[arg(long)]
     pub metrics: bool,
+    /// Put two `kbench proxy` processes in front of each node: a client proxy (what clients
+    /// connect to; the node advertises it) and a peer proxy (what followers replicate
+    /// through), so that fault steps `side=client|peer` cut clients off or isolate a leader
+    /// from its followers. The metadata quorum is never proxied. Both are in the cluster file.
+    #[arg(long)]
+    pub proxied: bool,
     /// Flags for every node, after `--`: any of `kbench broker --help`, e.g.
     /// `-- --broker-session-timeout-ms 3000 --min-insync-replicas 2`.
     #[arg(last = true, value_name = "BROKER FLAGS")]
@@ -79,12 +85,14 @@ pub fn run(args: ClusterCmdArgs) -> anyhow::Result<()> {
         program_args: vec!["broker".into()],
         broker_args: a.broker_args,
         metrics: a.metrics,
+        proxied: a.proxied,
     };
     let mut cluster = LocalCluster::start(&spec)?;
     println!("{}", cluster.bootstrap()?);
     eprintln!(
-        "kbench cluster: {} nodes up; cluster file {}; Ctrl-C stops them (nothing is restarted by itself)",
+        "kbench cluster: {} nodes up{}; cluster file {}; Ctrl-C stops them (nothing is restarted by itself)",
         spec.nodes,
+        if spec.proxied { " behind client and peer proxies" } else { "" },
         cluster.cluster_file().display()
     );
     wait_for_stop_signal(&mut cluster)?;

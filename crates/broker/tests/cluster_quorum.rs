@@ -221,6 +221,7 @@ async fn a_fenced_live_broker_is_unfenced_and_a_stale_one_registers_again() {
             id,
             host: "elsewhere".into(),
             port: 1,
+            peer: None,
         })
         .await
         .unwrap();

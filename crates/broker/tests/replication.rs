@@ -420,6 +420,7 @@ fn start_node(
         id,
         host: host.into(),
         port: port.parse().unwrap(),
+        peer: None,
     });
     node
 }

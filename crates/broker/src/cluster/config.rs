@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::model::NodeId;
+use super::model::{Endpoint, NodeId};
 
 /// One voter of the metadata quorum: `ID@HOST:PORT`, the address of its quorum listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,9 @@ pub struct ClusterConfig {
     /// (and `__transaction_state`). 5 here: a bundled cluster of 3 still spreads its group
     /// coordinators over every node, while each rebuild and the topic's creation stay small.
     pub offsets_topic_num_partitions: i32,
+    /// Where followers replicate from this node (`--advertised-peer-listener`, e.g. its peer
+    /// proxy); `None` = the advertised client listener.
+    pub advertised_peer: Option<Endpoint>,
 }
 
 impl ClusterConfig {
@@ -65,6 +68,7 @@ impl ClusterConfig {
             quorum_election_timeout: Duration::from_millis(500),
             quorum_start_timeout: Duration::from_secs(60),
             offsets_topic_num_partitions: 5,
+            advertised_peer: None,
         }
     }
 
@@ -140,6 +144,21 @@ pub fn parse_quorum(s: &str) -> Result<Vec<Voter>, String> {
     Ok(voters)
 }
 
+/// Parses `--advertised-peer-listener`: HOST:PORT with a port from 1 to 65535.
+pub fn parse_endpoint(flag: &str, s: &str) -> Result<Endpoint, String> {
+    let bad = || format!("{flag} `{s}` is not HOST:PORT with a port (for example 127.0.0.1:19192)");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_matches(['[', ']']);
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(Endpoint {
+        host: host.to_string(),
+        port: i32::from(port),
+    })
+}
+
 fn resolve(addr: &str) -> Option<SocketAddr> {
     use std::net::ToSocketAddrs;
     addr.to_socket_addrs().ok()?.find(|a| a.port() != 0)
@@ -174,5 +193,15 @@ mod tests {
         let mut c = ClusterConfig::new(1, v);
         c.min_insync_replicas = 3;
         assert!(c.validate().unwrap_err().contains("--min-insync-replicas"));
+    }
+
+    #[test]
+    fn a_peer_endpoint_parses_and_bad_ones_name_the_flag() {
+        let e = parse_endpoint("--advertised-peer-listener", "127.0.0.1:19192").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 19192));
+        for bad in ["127.0.0.1", ":1", "h:0", "h:x", "h:70000"] {
+            let e = parse_endpoint("--advertised-peer-listener", bad).unwrap_err();
+            assert!(e.contains("--advertised-peer-listener"), "{bad}: {e}");
+        }
     }
 }

@@ -106,6 +106,7 @@ pub fn start_nodes(
             id,
             host: host.to_string(),
             port: port.parse()?,
+            peer: None,
         });
         nodes.push(node);
     }

@@ -116,6 +116,7 @@ mod tests {
                 id,
                 host: "h".into(),
                 port: id,
+                peer: None,
             });
         }
         m.apply(&Command::CreateTopic {

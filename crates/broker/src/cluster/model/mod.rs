@@ -45,15 +45,36 @@ pub mod code {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRecord {
     pub id: NodeId,
-    /// Where clients and followers connect (the advertised listener).
+    /// Where clients connect (the advertised listener).
     pub host: String,
     pub port: i32,
+    /// Where followers replicate from (`--advertised-peer-listener`, e.g. a peer proxy);
+    /// `None` = the client endpoint above (what metadata logs written before it hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Endpoint>,
     /// Bumped at every registration; requests naming an older one are stale.
     pub epoch: i64,
     /// Fenced brokers lead nothing and are in no ISR (but the last member's place, see top).
     pub fenced: bool,
     /// In controlled shutdown: lead nothing, join no ISR, wait to exit.
     pub shutting_down: bool,
+}
+
+impl BrokerRecord {
+    /// The address followers dial: the peer endpoint, else the client one.
+    pub fn peer_endpoint(&self) -> (&str, i32) {
+        match &self.peer {
+            Some(e) => (&e.host, e.port),
+            None => (&self.host, self.port),
+        }
+    }
+}
+
+/// A HOST and PORT a broker advertises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +129,9 @@ pub enum Command {
         id: NodeId,
         host: String,
         port: i32,
+        /// The replication endpoint; `None` (and commands logged before it) = host:port.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<Endpoint>,
     },
     /// The session of `id` expired (no heartbeat for the session timeout).
     FenceBroker {
@@ -238,9 +262,12 @@ impl ClusterMetadata {
     pub fn apply(&mut self, cmd: &Command) -> (Reply, Vec<Change>) {
         let mut changes = Vec::new();
         let reply = match cmd {
-            Command::RegisterBroker { id, host, port } => {
-                self.register(*id, host, *port, &mut changes)
-            }
+            Command::RegisterBroker {
+                id,
+                host,
+                port,
+                peer,
+            } => self.register(*id, host, *port, peer.clone(), &mut changes),
             Command::FenceBroker { id, epoch } => self.fence(*id, *epoch, &mut changes),
             Command::UnfenceBroker { id, epoch } => self.unfence(*id, *epoch, &mut changes),
             Command::ControlledShutdown { id, epoch } => self.shut_down(*id, *epoch, &mut changes),
@@ -298,7 +325,14 @@ impl ClusterMetadata {
         (reply, changes)
     }
 
-    fn register(&mut self, id: NodeId, host: &str, port: i32, changes: &mut Vec<Change>) -> Reply {
+    fn register(
+        &mut self,
+        id: NodeId,
+        host: &str,
+        port: i32,
+        peer: Option<Endpoint>,
+        changes: &mut Vec<Change>,
+    ) -> Reply {
         let epoch = match self.brokers.get(&id) {
             Some(old) => {
                 let old_epoch = old.epoch;
@@ -315,6 +349,7 @@ impl ClusterMetadata {
                 id,
                 host: host.to_string(),
                 port,
+                peer,
                 epoch,
                 fenced: false,
                 shutting_down: false,

@@ -9,6 +9,7 @@ fn three_nodes() -> ClusterMetadata {
             id,
             host: "127.0.0.1".into(),
             port: 9000 + id,
+            peer: None,
         });
     }
     m
@@ -93,6 +94,7 @@ fn the_last_isr_member_stays_and_leads_again_when_back() {
         id: 1,
         host: "h".into(),
         port: 1,
+        peer: None,
     });
     assert_eq!(m.partition("t", 0).unwrap().leader, NO_LEADER);
     // Broker 3, the last ISR member, comes back and leads at a higher epoch.
@@ -113,6 +115,7 @@ fn unclean_election_takes_any_live_replica_when_turned_on() {
         id: 1,
         host: "h".into(),
         port: 1,
+        peer: None,
     });
     let (_, changes) = m.apply(&Command::SetUncleanLeaderElection { enabled: true });
     let p = m.partition("t", 0).unwrap();
@@ -130,6 +133,7 @@ fn a_restart_fences_the_old_incarnation_first() {
         id: 1,
         host: "h".into(),
         port: 1,
+        peer: None,
     });
     assert_eq!(r, Reply::BrokerEpoch(2));
     let p = m.partition("t", 0).unwrap();
@@ -220,4 +224,34 @@ fn producer_id_blocks_never_overlap() {
             count: 1000
         }
     );
+}
+
+#[test]
+fn a_broker_registered_with_a_peer_endpoint_keeps_it_apart_from_the_client_one() {
+    let mut m = ClusterMetadata::default();
+    m.apply(&Command::RegisterBroker {
+        id: 1,
+        host: "127.0.0.1".into(),
+        port: 9001,
+        peer: Some(Endpoint {
+            host: "127.0.0.1".into(),
+            port: 9101,
+        }),
+    });
+    let b = &m.brokers[&1];
+    assert_eq!((b.host.as_str(), b.port), ("127.0.0.1", 9001));
+    assert_eq!(b.peer_endpoint(), ("127.0.0.1", 9101));
+}
+
+#[test]
+fn metadata_written_before_peer_endpoints_loads_with_the_client_endpoint_for_peers() {
+    // A broker record and a RegisterBroker command as logs held them before `peer` existed.
+    let old =
+        r#"{"id":2,"host":"127.0.0.1","port":9002,"epoch":3,"fenced":false,"shutting_down":false}"#;
+    let b: BrokerRecord = serde_json::from_str(old).unwrap();
+    assert_eq!(b.peer_endpoint(), ("127.0.0.1", 9002));
+    let cmd = r#"{"RegisterBroker":{"id":2,"host":"127.0.0.1","port":9002}}"#;
+    let mut m = ClusterMetadata::default();
+    m.apply(&serde_json::from_str::<Command>(cmd).unwrap());
+    assert_eq!(m.brokers[&2].peer_endpoint(), ("127.0.0.1", 9002));
 }

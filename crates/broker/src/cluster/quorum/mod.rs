@@ -185,6 +185,7 @@ impl Quorum {
             cfg.node_id,
             advertised_host,
             advertised_port,
+            cfg.advertised_peer.clone(),
             proposer,
             active.clone(),
             raft.clone(),

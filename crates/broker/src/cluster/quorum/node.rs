@@ -14,13 +14,15 @@ use super::active::ActiveController;
 use super::submit::Proposer;
 use super::types::{raft_id, Raft};
 use super::wire::{HeartbeatReply, Request, Response};
-use crate::cluster::model::{ClusterMetadata, Command, NodeId, Reply};
+use crate::cluster::model::{ClusterMetadata, Command, Endpoint, NodeId, Reply};
 use crate::cluster::EventLog;
 
 pub struct Node {
     pub id: NodeId,
     pub host: String,
     pub port: i32,
+    /// The replication endpoint followers are told to use; `None` = host:port.
+    pub peer: Option<Endpoint>,
     pub proposer: Proposer,
     pub active: Arc<ActiveController>,
     pub raft: Raft,
@@ -54,6 +56,7 @@ impl Node {
         id: NodeId,
         host: String,
         port: i32,
+        peer: Option<Endpoint>,
         proposer: Proposer,
         active: Arc<ActiveController>,
         raft: Raft,
@@ -65,6 +68,7 @@ impl Node {
             id,
             host,
             port,
+            peer,
             proposer,
             active,
             raft,
@@ -81,12 +85,14 @@ impl Node {
         self.epoch.load(Ordering::Relaxed)
     }
 
-    /// Registers this broker (its advertised host and port), within `within`.
+    /// Registers this broker (its advertised host and port, and its peer endpoint), within
+    /// `within`.
     pub async fn register(&self, within: Duration) -> anyhow::Result<i64> {
         let cmd = Command::RegisterBroker {
             id: self.id,
             host: self.host.clone(),
             port: self.port,
+            peer: self.peer.clone(),
         };
         match self.proposer.submit(cmd, within).await? {
             Reply::BrokerEpoch(e) => {

@@ -168,7 +168,9 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) {
 async fn connect(c: &ClusterHandle, leader: NodeId) -> Option<super::wire::Conn> {
     let md = c.current();
     let b = md.brokers.get(&leader).filter(|b| !b.fenced)?;
-    let addr = format!("{}:{}", b.host, b.port);
+    // The peer endpoint: with `kbench cluster --proxied`, the leader's peer proxy.
+    let (host, port) = b.peer_endpoint();
+    let addr = format!("{host}:{port}");
     let client_id = format!("kbench-replica-{}", c.node_id);
     match super::wire::Conn::connect(&addr, Duration::from_secs(1), client_id).await {
         Ok(conn) => Some(conn),

@@ -10,6 +10,15 @@
 //! The cluster file (`<data dir>/cluster.json`) has the format of `scripts/kafka.sh --nodes 3`
 //! (schema/cluster.schema.json), so fault steps drive a bundled cluster and Apache Kafka alike.
 //! A data dir used before keeps its ports: the quorum's voters are part of its state.
+//!
+//! `--proxied` (`ClusterSpec::proxied`) starts two `kbench proxy` processes per node first
+//! (`proxies`), and each node advertises its client proxy to clients and its peer proxy to
+//! its followers; stop stops the proxies after the nodes, and a restarted node keeps them.
+
+mod proxies;
+
+pub use proxies::ProxyEntry;
+use proxies::ProxyPorts;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -40,6 +49,8 @@ pub struct ClusterSpec {
     pub broker_args: Vec<String>,
     /// Serve each node's Prometheus metrics on a port of its own.
     pub metrics: bool,
+    /// A client proxy and a peer proxy in front of each node (`kbench cluster --proxied`).
+    pub proxied: bool,
 }
 
 /// One node as the cluster file describes it.
@@ -47,8 +58,16 @@ pub struct ClusterSpec {
 pub struct NodeEntry {
     pub id: i32,
     pub pid: i32,
+    /// The client address: the client proxy when proxied, else `direct`.
     pub bootstrap: String,
+    /// The node's own listener (clients and peers alike when not proxied).
     pub direct: String,
+    /// The replication address followers dial: the peer proxy when proxied, else `direct`.
+    #[serde(default)]
+    pub peer: String,
+    /// The node's own listener for replication (the one real listener: `direct`).
+    #[serde(default)]
+    pub peer_direct: String,
     /// The node's metadata-quorum listener.
     pub controller: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,8 +76,17 @@ pub struct NodeEntry {
     pub restart: Vec<String>,
     /// The argv that starts this node (what `restart` runs again).
     pub argv: Vec<String>,
-    pub client_proxy: Option<serde_json::Value>,
-    pub peer_proxy: Option<serde_json::Value>,
+    /// `null` when not proxied (the schema requires both fields).
+    pub client_proxy: Option<ProxyEntry>,
+    pub peer_proxy: Option<ProxyEntry>,
+}
+
+impl NodeEntry {
+    fn proxies(&self) -> impl Iterator<Item = (&'static str, &ProxyEntry)> {
+        [("client", &self.client_proxy), ("peer", &self.peer_proxy)]
+            .into_iter()
+            .filter_map(|(side, p)| p.as_ref().map(|p| (side, p)))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +120,10 @@ impl ClusterFile {
 pub struct LocalCluster {
     file: PathBuf,
     children: Vec<(i32, Child)>,
+    /// The `kbench proxy` processes started here (empty unless proxied).
+    proxies: Vec<Child>,
+    /// Whether this start wrote the cluster file: before, it may hold an earlier run's pids.
+    written: bool,
     stopped: bool,
 }
 
@@ -120,8 +152,14 @@ impl LocalCluster {
         let mut cluster = LocalCluster {
             file: file.clone(),
             children: Vec::new(),
+            proxies: Vec::new(),
+            written: false,
             stopped: false,
         };
+        // Proxies first: a node is reported up only once its clients can reach it.
+        for e in &mut entries {
+            cluster.start_proxies(spec, e)?;
+        }
         for e in &mut entries {
             let child = spawn_node(&e.argv, Path::new(&e.log))?;
             e.pid = child.id() as i32;
@@ -139,6 +177,7 @@ impl LocalCluster {
             nodes: entries,
         };
         cf.write(&file)?;
+        cluster.written = true;
         let deadline = Instant::now() + START_WAIT;
         for e in &cf.nodes {
             cluster.wait_listening(e, deadline)?;
@@ -148,6 +187,30 @@ impl LocalCluster {
 
     pub fn cluster_file(&self) -> &Path {
         &self.file
+    }
+
+    /// Starts node `e`'s proxies (if it has any), records their pids, waits until they answer.
+    fn start_proxies(&mut self, spec: &ClusterSpec, e: &mut NodeEntry) -> Result<()> {
+        let upstream = e.direct.clone();
+        for (side, slot) in [("client", &mut e.client_proxy), ("peer", &mut e.peer_proxy)] {
+            let Some(p) = slot.as_mut() else { continue };
+            let port = |a: &str| -> Result<u16> { Ok(a.parse::<SocketAddr>()?.port()) };
+            let argv = proxies::argv(
+                &spec.program,
+                port(&p.listen)?,
+                &upstream,
+                port(&p.control)?,
+            );
+            let log = spec
+                .data_dir
+                .join(format!("node-{}-{side}-proxy.log", e.id));
+            let mut child = proxies::spawn(&argv, &log)?;
+            p.pid = child.id() as i32;
+            let ready = proxies::wait_ready(&mut child, p, &log);
+            self.proxies.push(child);
+            ready.with_context(|| format!("node {}'s {side} proxy", e.id))?;
+        }
+        Ok(())
     }
 
     pub fn bootstrap(&self) -> Result<String> {
@@ -203,9 +266,22 @@ impl LocalCluster {
             return;
         }
         self.stopped = true;
-        let pids: Vec<i32> = match ClusterFile::read(&self.file) {
-            Ok(cf) => cf.nodes.iter().map(|n| n.pid).collect(),
-            Err(_) => self.children.iter().map(|(_, c)| c.id() as i32).collect(),
+        let from_file = match self.written {
+            true => ClusterFile::read(&self.file),
+            false => Err(anyhow::anyhow!("not written by this start")),
+        };
+        let (pids, proxy_pids): (Vec<i32>, Vec<i32>) = match from_file {
+            Ok(cf) => (
+                cf.nodes.iter().map(|n| n.pid).collect(),
+                cf.nodes
+                    .iter()
+                    .flat_map(|n| n.proxies().map(|(_, p)| p.pid))
+                    .collect(),
+            ),
+            Err(_) => (
+                self.children.iter().map(|(_, c)| c.id() as i32).collect(),
+                self.proxies.iter().map(|c| c.id() as i32).collect(),
+            ),
         };
         // SIGINT: every node stops at once, without a controlled shutdown (there is nobody
         // left to hand leaderships to, and no quorum to agree on it).
@@ -227,11 +303,34 @@ impl LocalCluster {
         while Instant::now() < deadline && pids.iter().any(|p| self.running(*p)) {
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The proxies last: until the nodes are gone, their clients and followers use them.
+        self.stop_proxies(&proxy_pids);
+    }
+
+    /// SIGTERM to each proxy (they exit at once), SIGKILL past a short wait.
+    fn stop_proxies(&mut self, pids: &[i32]) {
+        for pid in pids {
+            signal(*pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + KILL_WAIT;
+        while Instant::now() < deadline && pids.iter().any(|p| self.running(*p)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for pid in pids.iter().filter(|p| self.running(**p)) {
+            tracing::warn!(
+                "proxy pid {pid} did not stop within {}s of SIGTERM: SIGKILL",
+                KILL_WAIT.as_secs()
+            );
+            signal(*pid, rustix::process::Signal::KILL);
+        }
     }
 
     /// Whether `pid` still runs, reaping it when it is our child.
     fn running(&mut self, pid: i32) -> bool {
         if let Some((_, child)) = self.children.iter_mut().find(|(_, c)| c.id() as i32 == pid) {
+            return matches!(child.try_wait(), Ok(None));
+        }
+        if let Some(child) = self.proxies.iter_mut().find(|c| c.id() as i32 == pid) {
             return matches!(child.try_wait(), Ok(None));
         }
         process_alive(pid)
@@ -249,6 +348,7 @@ struct Ports {
     client: u16,
     quorum: u16,
     metrics: Option<u16>,
+    proxies: Option<ProxyPorts>,
 }
 
 /// The ports of a data dir used before (its quorum knows its voters by address), else free
@@ -270,24 +370,42 @@ fn ports_for(spec: &ClusterSpec, file: &Path) -> Result<Vec<Ports>> {
             .iter()
             .map(|n| {
                 let port = |a: &str| -> Result<u16> { Ok(a.parse::<SocketAddr>()?.port()) };
+                let old = ProxyPorts::from_entries(n.client_proxy.as_ref(), n.peer_proxy.as_ref())?;
                 Ok(Ports {
                     client: port(&n.direct)?,
                     quorum: port(&n.controller)?,
                     metrics: n.metrics.as_deref().map(port).transpose()?,
+                    proxies: match (spec.proxied, old) {
+                        (false, _) => None,
+                        (true, Some(p)) => Some(p),
+                        (true, None) => Some(free_proxy_ports()?),
+                    },
                 })
             })
             .collect();
     }
     let per_node = if spec.metrics { 3 } else { 2 };
     let free = free_ports(spec.nodes as usize * per_node)?;
-    Ok(free
-        .chunks(per_node)
-        .map(|c| Ports {
-            client: c[0],
-            quorum: c[1],
-            metrics: c.get(2).copied(),
+    free.chunks(per_node)
+        .map(|c| {
+            Ok(Ports {
+                client: c[0],
+                quorum: c[1],
+                metrics: c.get(2).copied(),
+                proxies: spec.proxied.then(free_proxy_ports).transpose()?,
+            })
         })
-        .collect())
+        .collect()
+}
+
+fn free_proxy_ports() -> Result<ProxyPorts> {
+    let f = free_ports(4)?;
+    Ok(ProxyPorts {
+        client: f[0],
+        client_control: f[1],
+        peer: f[2],
+        peer_control: f[3],
+    })
 }
 
 fn node_entry(spec: &ClusterSpec, file: &Path, id: i32, p: &Ports, quorum: &str) -> NodeEntry {
@@ -309,6 +427,28 @@ fn node_entry(spec: &ClusterSpec, file: &Path, id: i32, p: &Ports, quorum: &str)
     if let Some(m) = &metrics {
         argv.extend(["--metrics-listen".to_string(), m.clone()]);
     }
+    let proxy = |listen: u16, control: u16| ProxyEntry {
+        pid: 0,
+        listen: format!("127.0.0.1:{listen}"),
+        control: format!("127.0.0.1:{control}"),
+    };
+    let client_proxy = p.proxies.map(|x| proxy(x.client, x.client_control));
+    let peer_proxy = p.proxies.map(|x| proxy(x.peer, x.peer_control));
+    let bootstrap = client_proxy
+        .as_ref()
+        .map_or(client.clone(), |x| x.listen.clone());
+    let peer = peer_proxy
+        .as_ref()
+        .map_or(client.clone(), |x| x.listen.clone());
+    if p.proxies.is_some() {
+        // Clients are told the client proxy, followers the peer proxy; both forward here.
+        argv.extend([
+            "--advertised-listener".to_string(),
+            bootstrap.clone(),
+            "--advertised-peer-listener".into(),
+            peer.clone(),
+        ]);
+    }
     argv.extend(spec.broker_args.iter().cloned());
     let mut restart = vec![spec.program.display().to_string()];
     restart.extend([
@@ -322,8 +462,10 @@ fn node_entry(spec: &ClusterSpec, file: &Path, id: i32, p: &Ports, quorum: &str)
     NodeEntry {
         id,
         pid: 0,
-        bootstrap: client.clone(),
-        direct: client,
+        bootstrap,
+        direct: client.clone(),
+        peer,
+        peer_direct: client,
         controller: format!("127.0.0.1:{}", p.quorum),
         metrics,
         log: spec
@@ -333,8 +475,8 @@ fn node_entry(spec: &ClusterSpec, file: &Path, id: i32, p: &Ports, quorum: &str)
             .to_string(),
         restart,
         argv,
-        client_proxy: None,
-        peer_proxy: None,
+        client_proxy,
+        peer_proxy,
     }
 }
 
@@ -354,7 +496,8 @@ fn spawn_node(argv: &[String], log: &Path) -> Result<Child> {
 }
 
 /// `kbench cluster restart-node`: stops the node if it runs (SIGTERM, then SIGKILL), starts it
-/// again with its argv, waits until it accepts connections and records the new pid.
+/// again with its argv, waits until it accepts connections and records the new pid. Its
+/// proxies keep running (their connections to the old process were cut by its exit).
 pub fn restart_node(file: &Path, id: i32) -> Result<()> {
     let mut cf = ClusterFile::read(file)?;
     let Some(i) = cf.nodes.iter().position(|n| n.id == id) else {
@@ -383,6 +526,8 @@ pub fn restart_node(file: &Path, id: i32) -> Result<()> {
     let mut waiter = LocalCluster {
         file: file.to_path_buf(),
         children: vec![(id, child)],
+        proxies: Vec::new(),
+        written: true,
         stopped: true,
     };
     waiter.wait_listening(&entry, Instant::now() + START_WAIT)?;
@@ -427,7 +572,7 @@ pub fn process_alive(pid: i32) -> bool {
     }
 }
 
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     let Ok(f) = std::fs::File::open(path) else {
         return String::new();
     };
