@@ -39,6 +39,10 @@ use crate::state::Broker;
 /// How often the coordinator looks for partitions to load and transactions to end, besides
 /// every metadata change.
 const TICK: Duration = Duration::from_millis(200);
+/// How long a request waits for its id's partition to finish loading here before it is
+/// answered COORDINATOR_LOAD_IN_PROGRESS (a new leader loads within milliseconds; the
+/// client would retry anyway, this spares it the round trip and backoff).
+const LOAD_WAIT: Duration = Duration::from_secs(3);
 
 /// The cluster part of the coordinator's state.
 #[derive(Debug, Default)]
@@ -77,6 +81,19 @@ pub fn owner(broker: &Broker, tid: &str) -> Result<(i32, i32, usize), i16> {
     }
 }
 
+/// `owner`, waiting at most `LOAD_WAIT` while the partition is being loaded.
+async fn owner_loaded(broker: &Broker, tid: &str) -> Result<(i32, i32, usize), i16> {
+    let deadline = tokio::time::Instant::now() + LOAD_WAIT;
+    loop {
+        match owner(broker, tid) {
+            Err(COORDINATOR_LOAD_IN_PROGRESS) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs the state change `f` for `tid` and appends the records it wrote to the id's
 /// partition (acks=all) before returning its result. A failed append leaves memory ahead of
 /// the log: the partition is dropped and rebuilt from the log (the client retries).
@@ -85,7 +102,7 @@ pub async fn transact<T>(
     tid: &str,
     f: impl FnOnce(&TxnCoordinator) -> T,
 ) -> Result<T, i16> {
-    owner(broker, tid)?;
+    owner_loaded(broker, tid).await?;
     let _write = broker.txns.cluster.write.lock().await;
     // Leadership may have moved while this waited for the lock.
     owner(broker, tid)?;
