@@ -84,13 +84,24 @@ fn init(cl: &Cluster, node: i32, tid: &str) -> (i16, i64, i16) {
 }
 
 fn add_partitions(cl: &Cluster, node: i32, tid: &str, pid: i64, epoch: i16) -> Vec<i16> {
+    add_partitions_of(cl, node, tid, (pid, epoch), TOPIC, &[0, 1, 2])
+}
+
+fn add_partitions_of(
+    cl: &Cluster,
+    node: i32,
+    tid: &str,
+    (pid, epoch): (i64, i16),
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<i16> {
     let mut r = AddPartitionsToTxnRequest::default();
     r.v3_and_below_transactional_id = TransactionalId(s(tid));
     r.v3_and_below_producer_id = ProducerId(pid);
     r.v3_and_below_producer_epoch = epoch;
     let mut t = AddPartitionsToTxnTopic::default();
-    t.name = TopicName(s(TOPIC));
-    t.partitions = vec![0, 1, 2];
+    t.name = TopicName(s(topic));
+    t.partitions = partitions.to_vec();
     r.v3_and_below_topics.push(t);
     let resp: AddPartitionsToTxnResponse = cl.client(node).call(ApiKey::AddPartitionsToTxn, 3, &r);
     resp.results_by_topic_v3_and_below
@@ -120,6 +131,10 @@ fn settling(code: i16) -> bool {
 
 /// One transactional record, produced acks=all to partition `p` at its leader.
 fn produce_txn(cl: &Cluster, p: i32, pid: i64, epoch: i16) -> i16 {
+    produce_txn_to(cl, TOPIC, p, pid, epoch)
+}
+
+fn produce_txn_to(cl: &Cluster, topic: &str, p: i32, pid: i64, epoch: i16) -> i16 {
     let rec = Record {
         transactional: true,
         control: false,
@@ -144,7 +159,7 @@ fn produce_txn(cl: &Cluster, p: i32, pid: i64, epoch: i16) -> i16 {
     pd.index = p;
     pd.records = Some(buf.freeze());
     let mut td = TopicProduceData::default();
-    td.name = TopicName(s(TOPIC));
+    td.name = TopicName(s(topic));
     td.partition_data.push(pd);
     let mut r = ProduceRequest::default();
     r.transactional_id = None;
@@ -153,7 +168,7 @@ fn produce_txn(cl: &Cluster, p: i32, pid: i64, epoch: i16) -> i16 {
     r.topic_data.push(td);
     // Retried while the leader's data path is still taking the lead.
     eventually(W, || {
-        let resp: ProduceResponse = cl.client(leader(cl, TOPIC, p)).call(ApiKey::Produce, 9, &r);
+        let resp: ProduceResponse = cl.client(leader(cl, topic, p)).call(ApiKey::Produce, 9, &r);
         Some(resp.responses[0].partition_responses[0].error_code).filter(|c| !settling(*c))
     })
 }
@@ -258,4 +273,74 @@ fn write_txn_markers_is_written_by_the_leader_and_refused_by_a_follower() {
     assert_eq!(call(f), NOT_LEADER_OR_FOLLOWER);
     let part = cl.node(l).state().topics.partition(TOPIC, 0).unwrap();
     assert_eq!(part.high_watermark(), 1, "answered once replicated");
+}
+
+/// The coordinator of a transactional id from the metadata (no request).
+fn coordinator_of(cl: &Cluster, tid: &str) -> i32 {
+    let meta = cl.node(1).state().cluster.as_ref().unwrap().current();
+    let t = &meta.topics[TRANSACTION_TOPIC];
+    t.partitions[partition_for(tid, t.partitions.len()) as usize].leader
+}
+
+#[test]
+fn a_new_coordinator_finishes_a_commit_whose_markers_the_old_one_could_not_write() {
+    let cl = cluster();
+    let solo = "solo";
+    let reply = cl.controller.apply(&Command::CreateTopic {
+        name: solo.into(),
+        partitions: 1,
+        replication_factor: 1,
+        min_insync_replicas: 1,
+        configs: BTreeMap::new(),
+    });
+    assert_eq!(reply, Reply::Ok);
+    let x = leader(&cl, solo, 0);
+    coordinator(&cl, "tx-any"); // creates __transaction_state
+    let tid = (0..)
+        .map(|i| format!("tx-resume-{i}"))
+        .find(|t| coordinator_of(&cl, t) != x)
+        .unwrap();
+    let c = coordinator(&cl, &tid);
+    let y = (1..=3).find(|n| *n != c && *n != x).unwrap();
+    let (e, pid, epoch) = init(&cl, c, &tid);
+    assert_eq!(e, 0);
+    assert_eq!(
+        add_partitions_of(&cl, c, &tid, (pid, epoch), solo, &[0]),
+        vec![0]
+    );
+    assert_eq!(produce_txn_to(&cl, solo, 0, pid, epoch), 0);
+
+    // The only replica of `solo` goes: its marker cannot be written, the commit stays
+    // PrepareCommit (logged) and the client is told to retry.
+    let x_epoch = cl.broker_epoch(x);
+    cl.controller.apply(&Command::FenceBroker {
+        id: x,
+        epoch: x_epoch,
+    });
+    assert_eq!(
+        end_txn(&cl, c, &tid, pid, epoch, true),
+        51,
+        "CONCURRENT_TRANSACTIONS"
+    );
+
+    // Then the coordinator goes, and `solo`'s replica comes back.
+    cl.controller.apply(&Command::FenceBroker {
+        id: c,
+        epoch: cl.broker_epoch(c),
+    });
+    assert_eq!(coordinator_of(&cl, &tid), y);
+    cl.controller.apply(&Command::UnfenceBroker {
+        id: x,
+        epoch: x_epoch,
+    });
+
+    // The new coordinator found PrepareCommit in the log and wrote the marker itself.
+    let part = cl.node(x).state().topics.partition(solo, 0).unwrap();
+    eventually(Duration::from_secs(30), || {
+        (part.last_stable_offset() == 2).then_some(())
+    });
+    let code = eventually(Duration::from_secs(30), || {
+        Some(end_txn(&cl, y, &tid, pid, epoch, true)).filter(|c| *c == 0)
+    });
+    assert_eq!(code, 0, "the retried EndTxn is answered: committed");
 }

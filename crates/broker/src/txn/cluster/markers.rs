@@ -3,7 +3,8 @@
 //! WriteTxnMarkers request per leader over a connection kept per node (this node's own
 //! partitions are written in place), retried with a bounded backoff on NOT_LEADER_OR_FOLLOWER,
 //! connection errors or no leader, until every partition has its marker or `MARKER_TIMEOUT`.
-//! A partition whose topic is gone needs no marker.
+//! A partition whose topic is gone needs no marker; a coordinator that is no longer the
+//! leader of the id's partition at the same epoch stops.
 //!
 //! Owns: the connections to other nodes. Must not: change transaction state.
 
@@ -34,6 +35,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(6);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
+const NOT_COORDINATOR: i16 = 16;
 /// Kafka's NETWORK_EXCEPTION: the leader could not be reached.
 const NETWORK_EXCEPTION: i16 = 13;
 /// WriteTxnMarkers v1 (flexible), as Kafka 3.x brokers send it.
@@ -73,6 +75,11 @@ pub async fn write_all(broker: &Arc<Broker>, plan: &EndPlan, coordinator_epoch: 
     let mut backoff = BACKOFF_MIN;
     let mut last = REQUEST_TIMED_OUT;
     loop {
+        // A coordinator that lost its partition stops: the new one writes the markers (Kafka
+        // drops the sends of an old coordinator epoch the same way).
+        if !matches!(super::owner(broker, &plan.tid), Ok((_, e, _)) if e == coordinator_epoch) {
+            return NOT_COORDINATOR;
+        }
         let meta = c.current();
         let mut by_node: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
         let mut again = Vec::new();
