@@ -17,10 +17,10 @@ use crate::txn::cluster::leader::MarkerSpec;
 use crate::txn::cluster::markers::write_here;
 
 pub async fn handle(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
-    anyhow::ensure!(
-        broker.cluster.is_some(),
-        "WriteTxnMarkers is for cluster nodes"
-    );
+    if broker.cluster.is_none() {
+        // What the version gate did before this API was served: close the connection.
+        return Ok(Response::Close);
+    }
     let r: WriteTxnMarkersRequest = decode(req)?;
     let mut resp = WriteTxnMarkersResponse::default();
     for m in &r.markers {
