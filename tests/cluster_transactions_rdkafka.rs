@@ -4,10 +4,12 @@
 //! consumer sees them; the coordinator's node lost mid-stream (the producer, or a new
 //! instance with the same transactional.id, carries on at the new coordinator, which
 //! rebuilt the state from `__transaction_state` and aborts the open transaction it found);
-//! offsets sent to a transaction, visible only once it commits.
+//! offsets sent to a transaction, visible only once it commits; and `kbench e2e` with
+//! transactions against `--embedded cluster:3`.
 //! (In tests/, not the broker crate: the broker crate builds without librdkafka.)
 
 mod broker_support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -284,4 +286,51 @@ fn offsets_sent_to_a_transaction_are_committed_only_when_it_commits() {
     );
     p.commit_transaction(T).unwrap();
     assert_eq!(committed_offset(&boot, group), Offset::Offset(20));
+}
+
+#[test]
+fn kbench_e2e_with_transactions_on_an_embedded_cluster_reads_exactly_the_committed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    common::kbench(
+        dir.path(),
+        &[
+            "e2e",
+            "--embedded",
+            "cluster:3",
+            "--partitions",
+            "3",
+            "--acks",
+            "all",
+            "--num-records",
+            "2000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "2000",
+            "--transaction-records",
+            "50",
+            "--transaction-abort-rate",
+            "0.3",
+            "--seed",
+            "7",
+        ],
+    )
+    .timeout(Duration::from_secs(120))
+    .assert()
+    .success();
+    let s = common::summary(dir.path());
+    let at = |v: &serde_json::Value, path: &str| {
+        v.pointer(path)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("no number at {path} in {v:#}"))
+    };
+    let t = &s["phases"][0]["produce"]["transactions"];
+    let (committed, aborted) = (at(t, "/committed"), at(t, "/aborted"));
+    assert_eq!(committed + aborted, 40, "{t:#}");
+    assert!(committed > 0 && aborted > 0, "{t:#}");
+    let v = &s["verification"];
+    assert_eq!(v["aborted_seen"], 0, "{v:#}");
+    assert_eq!(v["lost"], 0, "{v:#}");
+    assert_eq!(v["duplicated"], 0, "{v:#}");
+    assert_eq!(at(&s, "/phases/0/consume/records"), committed * 50);
 }
