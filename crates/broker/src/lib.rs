@@ -258,6 +258,7 @@ impl EmbeddedBroker {
                     if b.cluster.is_some() {
                         cluster::replica::spawn(b.clone(), shutdown_rx.clone());
                         cluster::coordinator::spawn(b.clone(), shutdown_rx.clone());
+                        txn::cluster::spawn(b.clone(), shutdown_rx.clone());
                     }
                     if let Some(q) = &q {
                         let q2 = q.clone();

@@ -94,7 +94,10 @@ impl Broker {
             offsets,
             Duration::from_millis(cfg.group_initial_rebalance_delay_ms),
         );
-        let txns = TxnCoordinator::open(data_dir, cfg.transaction_max_timeout_ms)?;
+        let txns = match cluster {
+            None => TxnCoordinator::open(data_dir, cfg.transaction_max_timeout_ms)?,
+            Some(_) => TxnCoordinator::replicated(cfg.transaction_max_timeout_ms),
+        };
         let metrics = Metrics::new();
         // A single node is its own controller, as Kafka reports for a one-node cluster; a
         // cluster node is one when the quorum says so.

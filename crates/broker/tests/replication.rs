@@ -706,8 +706,9 @@ fn a_followers_log_takes_no_transaction_marker_of_its_own() {
     let (leader, _) = leader_of(&c, "txn");
     let boot = nodes[(leader - 1) as usize].bootstrap_servers();
     produce_when_led(&boot, "txn", &batch(&["a"], None), -1);
-    // A transaction ended on a follower node (its coordinator is still node-local): the
-    // marker would sit where the leader puts its next batch.
+    // A transaction ended on a follower node (its coordinator): the marker must not be
+    // written into the follower's own log, where the leader puts its next batch; the
+    // coordinator sends it to the partition's leader (WriteTxnMarkers) instead.
     let follower = nodes[(leader % 3) as usize].bootstrap_servers();
     let tid = TransactionalId(StrBytes::from_static_str("stray"));
     let mut init = InitProducerIdRequest::default();
@@ -732,7 +733,7 @@ fn a_followers_log_takes_no_transaction_marker_of_its_own() {
     end.producer_epoch = ids.producer_epoch;
     end.committed = false;
     let ended: EndTxnResponse = Client::connect(&follower).call(ApiKey::EndTxn, 3, &end);
-    assert_ne!(ended.error_code, 0, "the marker is refused");
+    assert_eq!(ended.error_code, 0, "the marker is written by the leader");
     assert_eq!(produce(&boot, "txn", &batch(&["b"], None), -1).0, 0);
     let leader_log = segment(root.path(), leader, "txn");
     for id in 1..=3 {

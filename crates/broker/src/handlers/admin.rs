@@ -253,6 +253,9 @@ pub async fn init_producer_id(broker: &Arc<Broker>, req: &mut Request) -> anyhow
         }
     }
     if let Some(tid) = &r.transactional_id {
+        if broker.cluster.is_some() && !tid.0.is_empty() {
+            return super::txn_cluster::init_producer_id(broker, req, &r, tid.0.as_str()).await;
+        }
         return super::txn::init_producer_id(broker, req, &r, tid.0.as_str());
     }
     if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {

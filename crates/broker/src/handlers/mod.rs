@@ -18,6 +18,8 @@ mod offsets;
 mod offsets_cluster;
 pub(crate) mod produce;
 mod txn;
+mod txn_cluster;
+mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -102,10 +104,23 @@ pub async fn dispatch(
         ApiKey::ListGroups => groups::list(broker, &mut req),
         ApiKey::OffsetCommit => offsets::commit(broker, &mut req).await,
         ApiKey::OffsetFetch => offsets::fetch(broker, &mut req),
-        ApiKey::AddPartitionsToTxn => txn::add_partitions(broker, &mut req),
-        ApiKey::AddOffsetsToTxn => txn::add_offsets(broker, &mut req),
-        ApiKey::TxnOffsetCommit => txn::txn_offset_commit(broker, &mut req),
-        ApiKey::EndTxn => txn::end(broker, &mut req),
+        ApiKey::AddPartitionsToTxn => match &broker.cluster {
+            None => txn::add_partitions(broker, &mut req),
+            Some(_) => txn_cluster::add_partitions(broker, &mut req).await,
+        },
+        ApiKey::AddOffsetsToTxn => match &broker.cluster {
+            None => txn::add_offsets(broker, &mut req),
+            Some(_) => txn_cluster::add_offsets(broker, &mut req).await,
+        },
+        ApiKey::TxnOffsetCommit => match &broker.cluster {
+            None => txn::txn_offset_commit(broker, &mut req),
+            Some(_) => txn_cluster::txn_offset_commit(broker, &mut req).await,
+        },
+        ApiKey::EndTxn => match &broker.cluster {
+            None => txn::end(broker, &mut req),
+            Some(_) => txn_cluster::end(broker, &mut req).await,
+        },
+        ApiKey::WriteTxnMarkers => write_txn_markers::handle(broker, &mut req).await,
         other => anyhow::bail!("api {other:?} passed the version gate but has no handler"),
     }
 }

@@ -107,7 +107,10 @@ pub fn fetch(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response
             let mut pr = OffsetFetchResponsePartition::default();
             pr.partition_index = p;
             pr.error_code = denied.unwrap_or(code::NONE);
-            if r.require_stable && broker.txns.has_pending_offset(&group, name.0.as_str(), p) {
+            if r.require_stable
+                && (broker.txns.has_pending_offset(&group, name.0.as_str(), p)
+                    || broker.txns.cluster.offsets.has(&group, name.0.as_str(), p))
+            {
                 pr.error_code = code::UNSTABLE_OFFSET_COMMIT;
             }
             pr.committed_offset = c.as_ref().map_or(-1, |c| c.offset);

@@ -69,7 +69,10 @@ fn append(broker: &Broker, p: &Partition, records: &[u8]) -> Outcome {
     for (h, range) in &batches {
         // Checked under the partition's lock, so that no EndTxn marker can slip in between
         // the check and the append (the coordinator never takes a partition lock itself).
-        if h.is_transactional() {
+        // A cluster node is not the coordinator of most producers: their partition leader
+        // cannot verify against it (Kafka before KIP-890's verification); the log's producer
+        // state still refuses epochs older than the markers'.
+        if h.is_transactional() && broker.cluster.is_none() {
             if let Err(c) = broker
                 .txns
                 .verify(h.producer_id, h.producer_epoch, &p.topic, p.index)

@@ -24,10 +24,10 @@ use crate::state::Broker;
 use crate::txn::{self, complete, End, Init, PendingOffset};
 
 /// Kafka's OPERATION_NOT_ATTEMPTED: the other partitions of a request that had a bad one.
-const OPERATION_NOT_ATTEMPTED: i16 = 55;
+pub(super) const OPERATION_NOT_ATTEMPTED: i16 = 55;
 
 /// PRODUCER_FENCED for clients that know it, INVALID_PRODUCER_EPOCH for older versions.
-fn fenced_for(error: i16, version: i16, first_version_with_fenced: i16) -> i16 {
+pub(super) fn fenced_for(error: i16, version: i16, first_version_with_fenced: i16) -> i16 {
     if error == txn::PRODUCER_FENCED && version < first_version_with_fenced {
         txn::INVALID_PRODUCER_EPOCH
     } else {
@@ -72,7 +72,7 @@ pub fn init_producer_id(
     respond(req, &resp)
 }
 
-fn begun(broker: &Broker, (error, began): (i16, bool)) -> i16 {
+pub(super) fn begun(broker: &Broker, (error, began): (i16, bool)) -> i16 {
     if began {
         broker.metrics.transaction_begun();
     }

@@ -151,6 +151,15 @@ pub const ADVERTISED: &[Advertised] = &[
     },
 ];
 
+/// Served but not advertised: requests between cluster nodes (WriteTxnMarkers from a
+/// transaction coordinator to a partition leader, v0-1 as Kafka 3.x). Kept out of
+/// ApiVersions so that a single node's answer is what it always was.
+pub const INTER_BROKER: &[Advertised] = &[Advertised {
+    key: ApiKey::WriteTxnMarkers,
+    min: 0,
+    max: 1,
+}];
+
 /// What the server should do with a request, decided from the first four bytes of its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -167,7 +176,7 @@ pub fn gate(api_key: i16, version: i16) -> Gate {
     let Ok(key) = ApiKey::try_from(api_key) else {
         return Gate::Reject;
     };
-    let Some(row) = ADVERTISED.iter().find(|a| a.key == key) else {
+    let Some(row) = ADVERTISED.iter().chain(INTER_BROKER).find(|a| a.key == key) else {
         return Gate::Reject;
     };
     let min_served = if key == ApiKey::Produce {

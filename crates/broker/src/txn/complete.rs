@@ -82,6 +82,10 @@ pub fn complete_in_handler(broker: &Broker, p: &EndPlan) -> i16 {
 /// Aborts transactions past their timeout and resumes half-ended ones; returns how many
 /// transactions it ended.
 pub fn sweep(broker: &Broker) -> usize {
+    // A cluster node's coordinator has its own, asynchronous sweep (`txn::cluster`).
+    if broker.cluster.is_some() {
+        return 0;
+    }
     let due = broker.txns.due(now_ms());
     for p in &due {
         if p.reason == EndReason::TimedOut {

@@ -12,6 +12,10 @@
 //!   i32 leader epoch | i32 len (-1 = null) metadata`
 //!
 //! A torn or corrupt tail (crash mid-write) is dropped at replay.
+//!
+//! In a cluster (`Journal::outbox`) there is no file: the same payloads wait in an outbox
+//! that `txn::cluster` drains into the replicated `__transaction_state` partition of the
+//! id, and `replay_payloads` rebuilds the state from that partition's records.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
@@ -27,8 +31,15 @@ const KIND_META: u8 = 1;
 const KIND_OFFSET: u8 = 2;
 
 #[derive(Debug)]
+enum Sink {
+    File(Mutex<File>),
+    /// Payloads written since the last `take_outbox` (cluster mode).
+    Outbox(Mutex<Vec<Vec<u8>>>),
+}
+
+#[derive(Debug)]
 pub struct Journal {
-    file: Mutex<File>,
+    sink: Sink,
 }
 
 fn put_str(p: &mut Vec<u8>, s: &str) {
@@ -62,6 +73,15 @@ fn state_of(c: u8) -> Option<TxnState> {
 }
 
 fn encode_meta(tid: &str, m: &TxnMeta) -> Vec<u8> {
+    records::frame(&meta_payload(tid, m))
+}
+
+fn encode_offset(tid: &str, o: &PendingOffset) -> Vec<u8> {
+    records::frame(&offset_payload(tid, o))
+}
+
+/// The payload of a metadata snapshot (kind 1).
+pub fn meta_payload(tid: &str, m: &TxnMeta) -> Vec<u8> {
     let mut p = vec![KIND_META];
     put_str(&mut p, tid);
     p.extend_from_slice(&m.producer_id.to_be_bytes());
@@ -78,10 +98,11 @@ fn encode_meta(tid: &str, m: &TxnMeta) -> Vec<u8> {
     for g in &m.groups {
         put_str(&mut p, g);
     }
-    records::frame(&p)
+    p
 }
 
-fn encode_offset(tid: &str, o: &PendingOffset) -> Vec<u8> {
+/// The payload of a pending offset (kind 2).
+pub fn offset_payload(tid: &str, o: &PendingOffset) -> Vec<u8> {
     let mut p = vec![KIND_OFFSET];
     put_str(&mut p, tid);
     put_str(&mut p, &o.group);
@@ -96,7 +117,7 @@ fn encode_offset(tid: &str, o: &PendingOffset) -> Vec<u8> {
             p.extend_from_slice(m.as_bytes());
         }
     }
-    records::frame(&p)
+    p
 }
 
 enum Entry {
@@ -155,10 +176,24 @@ fn decode(p: &[u8]) -> Option<Entry> {
     Some(Entry::Meta(tid, m))
 }
 
+/// The transactional id a payload is about.
+pub fn payload_tid(p: &[u8]) -> Option<String> {
+    let mut c = Cursor(p);
+    c.u8()?;
+    c.str16()
+}
+
 /// Replays the records of `bytes` up to the first torn or corrupt one.
 fn replay(bytes: &[u8]) -> HashMap<String, TxnMeta> {
+    replay_payloads(records::payloads(bytes))
+}
+
+/// Replays payloads in order, up to the first undecodable one.
+pub fn replay_payloads<'a>(
+    payloads: impl IntoIterator<Item = &'a [u8]>,
+) -> HashMap<String, TxnMeta> {
     let mut map: HashMap<String, TxnMeta> = HashMap::new();
-    for p in records::payloads(bytes) {
+    for p in payloads {
         match decode(p) {
             Some(Entry::Meta(tid, mut m)) => {
                 // Offsets stay pending until the transaction that holds them is decided.
@@ -208,19 +243,45 @@ impl Journal {
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok((
             Journal {
-                file: Mutex::new(file),
+                sink: Sink::File(Mutex::new(file)),
             },
             map,
         ))
     }
 
+    /// A journal without a file, for a cluster node (see the module header).
+    pub fn outbox() -> Self {
+        Journal {
+            sink: Sink::Outbox(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The payloads written since the last call (always empty for a file journal).
+    pub fn take_outbox(&self) -> Vec<Vec<u8>> {
+        match &self.sink {
+            Sink::File(_) => Vec::new(),
+            Sink::Outbox(o) => std::mem::take(&mut *o.lock().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+
     /// Appends a snapshot of `tid`'s metadata (one write, before the change is answered).
     pub fn write_meta(&self, tid: &str, m: &TxnMeta) -> io::Result<()> {
+        if let Sink::Outbox(o) = &self.sink {
+            o.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(meta_payload(tid, m));
+            return Ok(());
+        }
         self.write(&encode_meta(tid, m))
     }
 
     /// Appends offsets sent to `tid`'s open transaction.
     pub fn write_offsets(&self, tid: &str, offsets: &[PendingOffset]) -> io::Result<()> {
+        if let Sink::Outbox(o) = &self.sink {
+            let mut o = o.lock().unwrap_or_else(|p| p.into_inner());
+            o.extend(offsets.iter().map(|x| offset_payload(tid, x)));
+            return Ok(());
+        }
         let mut buf = Vec::new();
         for o in offsets {
             buf.extend_from_slice(&encode_offset(tid, o));
@@ -229,10 +290,10 @@ impl Journal {
     }
 
     fn write(&self, buf: &[u8]) -> io::Result<()> {
-        self.file
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_all(buf)
+        match &self.sink {
+            Sink::File(f) => f.lock().unwrap_or_else(|p| p.into_inner()).write_all(buf),
+            Sink::Outbox(_) => Ok(()),
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! writes them asynchronously), so a transaction is in PrepareCommit/PrepareAbort only while
 //! its markers are being written; requests arriving then get CONCURRENT_TRANSACTIONS.
 
+pub mod cluster;
 pub mod complete;
 pub mod journal;
 
@@ -122,6 +123,9 @@ pub struct TxnCoordinator {
     journal: journal::Journal,
     inner: Mutex<Inner>,
     max_timeout_ms: i64,
+    /// Cluster mode only: which `__transaction_state` partitions are loaded, the write lock,
+    /// the connections to other nodes (see `cluster`).
+    pub cluster: cluster::Shared,
 }
 
 fn now_ms() -> i64 {
@@ -180,7 +184,38 @@ impl TxnCoordinator {
                 last_epoch: HashMap::new(),
             }),
             max_timeout_ms: i64::try_from(max_timeout_ms).unwrap_or(i64::MAX),
+            cluster: cluster::Shared::default(),
         })
+    }
+
+    /// A cluster node's coordinator: no file, its journal records go to the replicated
+    /// `__transaction_state` partitions (`cluster`), and it starts with no ids loaded.
+    pub fn replicated(max_timeout_ms: u64) -> Self {
+        TxnCoordinator {
+            journal: journal::Journal::outbox(),
+            inner: Mutex::new(Inner::default()),
+            max_timeout_ms: i64::try_from(max_timeout_ms).unwrap_or(i64::MAX),
+            cluster: cluster::Shared::default(),
+        }
+    }
+
+    /// The journal payloads the calls since the last `take_journal` wrote (cluster mode).
+    pub fn take_journal(&self) -> Vec<Vec<u8>> {
+        self.journal.take_outbox()
+    }
+
+    /// Replaces the ids `mine` selects with `txns` (a `__transaction_state` partition loaded
+    /// here, or, with an empty map, dropped when this node stops leading it).
+    pub fn replace(&self, mine: impl Fn(&str) -> bool, txns: HashMap<String, TxnMeta>) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.txns.retain(|t, _| !mine(t));
+        inner.by_pid.retain(|_, t| !mine(t));
+        inner.last_epoch.retain(|t, _| !mine(t));
+        for (tid, m) in txns {
+            inner.by_pid.insert(m.producer_id, tid.clone());
+            inner.txns.insert(tid, m);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
