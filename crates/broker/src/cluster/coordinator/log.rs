@@ -76,7 +76,16 @@ pub async fn wait_leader_role(broker: &Broker, p: i32, epoch: i32) -> bool {
 /// committed; Kafka's coordinator loads to the log end as well (and the commits past the
 /// HW were never acknowledged to anyone, so serving them early breaks no promise).
 pub fn read_commits(broker: &Broker, p: i32, n: usize) -> std::io::Result<Vec<(Key, Committed)>> {
-    let part = partition(broker, p, n)?;
+    read_all(&*partition(broker, p, n)?, decode_batches)
+}
+
+/// What `decode` finds in every batch of `part`, from its log start to its log end, in log
+/// order. `decode` gets a run of whole batches (a trailing partial one is fine) and returns
+/// what it found and the offset after the last whole batch, where the next read starts.
+pub fn read_all<T>(
+    part: &Partition,
+    decode: impl Fn(&[u8]) -> (Vec<T>, Option<i64>),
+) -> std::io::Result<Vec<T>> {
     let end = part.log_end_offset();
     let mut offset = part.log_start_offset();
     let mut out = Vec::new();
@@ -87,7 +96,7 @@ pub fn read_commits(broker: &Broker, p: i32, n: usize) -> std::io::Result<Vec<(K
         };
         let mut buf = vec![0u8; slice.len];
         slice.file.read_exact_at(&mut buf, slice.pos)?;
-        let (entries, next) = decode_batches(&buf);
+        let (entries, next) = decode(&buf);
         out.extend(entries);
         match next {
             Some(n) if n > offset => offset = n,

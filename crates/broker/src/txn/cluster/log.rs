@@ -7,7 +7,6 @@
 //! into transaction states. Must not: decide who coordinates.
 
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,6 @@ use kafka_protocol::records::{
 
 use crate::cluster::coordinator::TRANSACTION_TOPIC;
 use crate::cluster::replica::Role;
-use crate::log::partition::ReadResult;
 use crate::protocol::batch::BatchHeader;
 use crate::state::Broker;
 use crate::txn::{journal, TxnMeta};
@@ -28,7 +26,6 @@ use crate::txn::{journal, TxnMeta};
 pub const APPEND_TIMEOUT: Duration = Duration::from_millis(5000);
 /// How long a new leader waits for its data path to take the lead.
 const ROLE_WAIT: Duration = Duration::from_secs(10);
-const READ_STEP_BYTES: usize = 1 << 20;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const UNKNOWN_SERVER_ERROR: i16 = -1;
 
@@ -120,23 +117,7 @@ pub fn read(broker: &Broker, p: i32) -> std::io::Result<HashMap<String, TxnMeta>
         .topics
         .partition(TRANSACTION_TOPIC, p)
         .ok_or_else(|| std::io::Error::other(format!("{TRANSACTION_TOPIC}-{p} is not open")))?;
-    let end = part.log_end_offset();
-    let mut offset = part.log_start_offset();
-    let mut payloads = Vec::new();
-    while offset < end {
-        let slice = match part.log().read(offset, READ_STEP_BYTES)? {
-            ReadResult::Data(s) => s,
-            ReadResult::Empty | ReadResult::OutOfRange => break,
-        };
-        let mut buf = vec![0u8; slice.len];
-        slice.file.read_exact_at(&mut buf, slice.pos)?;
-        let (got, next) = decode_batches(&buf);
-        payloads.extend(got);
-        match next {
-            Some(n) if n > offset => offset = n,
-            _ => break,
-        }
-    }
+    let payloads = crate::cluster::coordinator::log::read_all(&part, decode_batches)?;
     Ok(journal::replay_payloads(payloads.iter().map(Vec::as_slice)))
 }
 
