@@ -9,9 +9,26 @@ use std::time::Duration;
 
 use crate::launcher::{restart_node, ClusterSpec, LocalCluster};
 
+/// What `kbench cluster --help` says after the flags: the cluster's shape, defaults, limits.
+const CLUSTER_HELP: &str = "\
+Each node is one `kbench broker --node-id N --controller-quorum ...` process: a voter of the
+metadata quorum (Raft) and a broker holding replicas (KRaft's combined mode). Kafka's defaults:
+broker.session.timeout.ms 9000, broker.heartbeat.interval.ms 2000, replica.lag.time.max.ms
+30000, min.insync.replicas 1, unclean.leader.election.enable false; the default replication
+factor is min(3, nodes). Change them for every node after `--` (see `kbench broker --help`).
+
+The cluster file (<data dir>/cluster.json) names each node's pid, addresses and restart
+command, in the format of scripts/kafka.sh --nodes 3: give it to `--cluster-file` for faults.
+SIGTERM to one node is a controlled shutdown (its leaderships move first); Ctrl-C stops all
+nodes at once. A node that dies stays dead until its restart command runs.
+
+Limits: 1 to 9 nodes, all voters, so a majority must be up for any metadata change (with 2 of 3
+down, acks=1 still works on a leader that is up; acks=all times out); no partition reassignment,
+no leader rebalancing, no KIP-848 groups, no Fetch topic ids.";
+
 /// Flags of `kbench cluster`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = CLUSTER_HELP)]
 pub struct ClusterCmdArgs {
     #[command(subcommand)]
     pub action: Option<ClusterAction>,
