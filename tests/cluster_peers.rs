@@ -197,6 +197,16 @@ fn a_group_keeps_consuming_and_keeps_its_offsets_when_its_coordinator_node_is_ki
     let p = if h == i32::MIN { 0 } else { h.abs() } % partitions;
     let coordinator = cluster.partition("__consumer_offsets", p).unwrap().leader;
     cluster.kill9(coordinator);
+    // Wait until the dead node is fenced and its offsets partition has a new leader: until then
+    // the metadata still names it and librdkafka reports its refused connections to the
+    // consumer as (transient) transport errors.
+    cluster.wait_for(
+        "__consumer_offsets",
+        p,
+        Duration::from_secs(20),
+        "a new coordinator",
+        |s| s.leader >= 0 && s.leader != coordinator,
+    );
     // Offsets committed before the kill are where the group resumes: only the new records.
     let second = values("second", 1_000);
     let live: Vec<String> = (1..=3)
