@@ -128,8 +128,36 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts every node and returns once all accept client connections.
+    /// Starts every node and returns once all accept client connections. A fresh cluster
+    /// whose free ports were taken by someone else between choosing and binding them (other
+    /// programs pick free ports too) is started again on new ones, at most twice.
     pub fn start(spec: &ClusterSpec) -> Result<Self> {
+        let fresh = !spec.data_dir.join("cluster.json").exists();
+        let mut attempts = 0;
+        loop {
+            match Self::start_once(spec) {
+                Err(e)
+                    if fresh
+                        && attempts < 2
+                        && format!("{e:#}").contains("Address already in use") =>
+                {
+                    attempts += 1;
+                    tracing::warn!(
+                        "a chosen port was taken meanwhile, starting again on others: {e:#}"
+                    );
+                    // The failed start's nodes are stopped (dropped); their state names the old
+                    // ports, so it goes too.
+                    let _ = std::fs::remove_file(spec.data_dir.join("cluster.json"));
+                    for id in 1..=spec.nodes {
+                        let _ = std::fs::remove_dir_all(spec.data_dir.join(format!("node-{id}")));
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once(spec: &ClusterSpec) -> Result<Self> {
         if !(1..=9).contains(&spec.nodes) {
             bail!("--nodes {}: a bundled cluster has 1 to 9 nodes", spec.nodes);
         }
