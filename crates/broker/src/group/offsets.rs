@@ -26,7 +26,8 @@ pub struct Committed {
     pub metadata: Option<String>,
 }
 
-type Key = (String, String, i32);
+/// (group, topic, partition)
+pub type Key = (String, String, i32);
 
 #[derive(Debug)]
 pub struct OffsetStore {

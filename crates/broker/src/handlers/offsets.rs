@@ -15,7 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{code, decode, respond, str_of, Response};
-use crate::group::offsets::Committed;
+use crate::group::offsets::{Committed, Key};
 use crate::protocol::Request;
 use crate::state::Broker;
 
@@ -32,6 +32,21 @@ pub async fn commit(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
         r.member_id.as_str(),
         inst.as_deref(),
     );
+    let (mut resp, entries) = commit_plan(&r, &group, verdict);
+    if let Err(e) = broker.groups.offsets.commit(entries) {
+        tracing::error!(group = %group, "offset journal write failed: {e}");
+        fail_all(&mut resp, code::KAFKA_STORAGE_ERROR);
+    }
+    respond(req, &resp)
+}
+
+/// The commits an OffsetCommit asks for, and its response with `verdict` (the group's check)
+/// in every partition; no commits unless the verdict is NONE. Shared with the cluster path.
+pub(super) fn commit_plan(
+    r: &OffsetCommitRequest,
+    group: &str,
+    verdict: i16,
+) -> (OffsetCommitResponse, Vec<(Key, Committed)>) {
     let mut entries = Vec::new();
     let mut resp = OffsetCommitResponse::default();
     for t in &r.topics {
@@ -44,7 +59,7 @@ pub async fn commit(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
             pr.error_code = verdict;
             if verdict == code::NONE {
                 entries.push((
-                    (group.clone(), topic.clone(), p.partition_index),
+                    (group.to_string(), topic.clone(), p.partition_index),
                     Committed {
                         offset: p.committed_offset,
                         leader_epoch: p.committed_leader_epoch,
@@ -56,15 +71,14 @@ pub async fn commit(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
         }
         resp.topics.push(tr);
     }
-    if let Err(e) = broker.groups.offsets.commit(entries) {
-        tracing::error!(group = %group, "offset journal write failed: {e}");
-        for t in &mut resp.topics {
-            for p in &mut t.partitions {
-                p.error_code = code::KAFKA_STORAGE_ERROR;
-            }
-        }
+    (resp, entries)
+}
+
+/// Sets `error` in every partition of a commit's response (the write failed).
+pub(super) fn fail_all(resp: &mut OffsetCommitResponse, error: i16) {
+    for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        p.error_code = error;
     }
-    respond(req, &resp)
 }
 
 pub fn fetch(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {

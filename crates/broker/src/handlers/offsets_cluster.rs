@@ -8,14 +8,11 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
-use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use kafka_protocol::messages::OffsetCommitRequest;
 
 use super::{code, decode, respond, str_of, Response};
 use crate::cluster::coordinator::{self, log};
-use crate::group::offsets::Committed;
+use crate::group::offsets::{Committed, Key};
 use crate::protocol::Request;
 use crate::state::Broker;
 
@@ -32,50 +29,21 @@ pub async fn commit(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<R
             inst.as_deref(),
         ),
     };
-    let mut entries = Vec::new();
-    let mut resp = OffsetCommitResponse::default();
-    for t in &r.topics {
-        let topic = str_of(&t.name.0);
-        let mut tr = OffsetCommitResponseTopic::default();
-        tr.name = t.name.clone();
-        for p in &t.partitions {
-            let mut pr = OffsetCommitResponsePartition::default();
-            pr.partition_index = p.partition_index;
-            pr.error_code = verdict;
-            if verdict == code::NONE {
-                entries.push((
-                    (group.clone(), topic.clone(), p.partition_index),
-                    Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.as_ref().map(str_of),
-                    },
-                ));
-            }
-            tr.partitions.push(pr);
-        }
-        resp.topics.push(tr);
-    }
+    let (mut resp, entries) = super::offsets::commit_plan(&r, &group, verdict);
     if !entries.is_empty() {
         let error = store(broker, &group, &entries).await;
         if error == code::NONE {
             // In memory only on a cluster node: it cannot fail.
             let _ = broker.groups.offsets.commit(entries);
         } else {
-            for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
-                p.error_code = error;
-            }
+            super::offsets::fail_all(&mut resp, error);
         }
     }
     respond(req, &resp)
 }
 
 /// Appends the commits to the group's partition; the OffsetCommit error code.
-async fn store(
-    broker: &Arc<Broker>,
-    group: &str,
-    entries: &[((String, String, i32), Committed)],
-) -> i16 {
+async fn store(broker: &Arc<Broker>, group: &str, entries: &[(Key, Committed)]) -> i16 {
     let Some(c) = &broker.cluster else {
         return code::NONE;
     };

@@ -16,8 +16,7 @@ use kafka_protocol::records::{
 use crate::group::offsets::Committed;
 use crate::protocol::batch::BatchHeader;
 
-/// (group, topic, partition)
-pub type Key = (String, String, i32);
+pub use crate::group::offsets::Key;
 
 const KEY_VERSION: i16 = 1;
 const VALUE_VERSION: i16 = 3;
