@@ -82,11 +82,7 @@ pub(super) fn begun(broker: &Broker, (error, began): (i16, bool)) -> i16 {
 pub fn add_partitions(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: AddPartitionsToTxnRequest = decode(req)?;
     let tid = str_of(&r.v3_and_below_transactional_id.0);
-    let wanted: Vec<(String, i32)> = r
-        .v3_and_below_topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (str_of(&t.name.0), *p)))
-        .collect();
+    let wanted = wanted_partitions(&r);
     // Kafka checks that every partition exists before it adds any.
     let unknown = |(t, p): &(String, i32)| broker.topics.partition(t, *p).is_none();
     let any_unknown = wanted.iter().any(unknown);
@@ -98,6 +94,29 @@ pub fn add_partitions(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result
         let e = begun(broker, broker.txns.add(&tid, pid, epoch, &wanted, None));
         fenced_for(e, req.version, 2)
     };
+    respond(
+        req,
+        &add_partitions_response(&r, any_unknown, error, unknown),
+    )
+}
+
+/// The (topic, partition) pairs an AddPartitionsToTxn (v3 and below) names.
+pub(super) fn wanted_partitions(r: &AddPartitionsToTxnRequest) -> Vec<(String, i32)> {
+    r.v3_and_below_topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (str_of(&t.name.0), *p)))
+        .collect()
+}
+
+/// The response to an AddPartitionsToTxn: `error` everywhere, or, when a partition is
+/// unknown, UNKNOWN_TOPIC_OR_PARTITION for it and OPERATION_NOT_ATTEMPTED for the rest
+/// (Kafka adds none unless all exist).
+pub(super) fn add_partitions_response(
+    r: &AddPartitionsToTxnRequest,
+    any_unknown: bool,
+    error: i16,
+    unknown: impl Fn(&(String, i32)) -> bool,
+) -> AddPartitionsToTxnResponse {
     let mut resp = AddPartitionsToTxnResponse::default();
     for t in &r.v3_and_below_topics {
         let mut tr = AddPartitionsToTxnTopicResult::default();
@@ -114,7 +133,7 @@ pub fn add_partitions(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result
         }
         resp.results_by_topic_v3_and_below.push(tr);
     }
-    respond(req, &resp)
+    resp
 }
 
 pub fn add_offsets(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {

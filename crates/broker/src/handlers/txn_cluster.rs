@@ -8,15 +8,12 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
-};
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::*;
 
-use super::txn::{begun, fenced_for, OPERATION_NOT_ATTEMPTED};
+use super::txn::{begun, fenced_for};
 use super::{code, decode, respond, str_of, Response};
 use crate::cluster::coordinator::{self, partition_for, OFFSETS_TOPIC};
 use crate::group::offsets::Committed;
@@ -61,11 +58,7 @@ pub async fn init_producer_id(
 pub async fn add_partitions(broker: &Arc<Broker>, req: &mut Request) -> anyhow::Result<Response> {
     let r: AddPartitionsToTxnRequest = decode(req)?;
     let tid = str_of(&r.v3_and_below_transactional_id.0);
-    let wanted: Vec<(String, i32)> = r
-        .v3_and_below_topics
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (str_of(&t.name.0), *p)))
-        .collect();
+    let wanted = super::txn::wanted_partitions(&r);
     // Existence from the metadata: a node need not hold a replica of every partition.
     let meta = broker.cluster.as_ref().map(|c| c.current());
     let unknown =
@@ -81,23 +74,10 @@ pub async fn add_partitions(broker: &Arc<Broker>, req: &mut Request) -> anyhow::
         };
         fenced_for(e, req.version, 2)
     };
-    let mut resp = AddPartitionsToTxnResponse::default();
-    for t in &r.v3_and_below_topics {
-        let mut tr = AddPartitionsToTxnTopicResult::default();
-        tr.name = t.name.clone();
-        for p in &t.partitions {
-            let mut pr = AddPartitionsToTxnPartitionResult::default();
-            pr.partition_index = *p;
-            pr.partition_error_code = match any_unknown {
-                false => error,
-                true if unknown(&(str_of(&t.name.0), *p)) => code::UNKNOWN_TOPIC_OR_PARTITION,
-                true => OPERATION_NOT_ATTEMPTED,
-            };
-            tr.results_by_partition.push(pr);
-        }
-        resp.results_by_topic_v3_and_below.push(tr);
-    }
-    respond(req, &resp)
+    respond(
+        req,
+        &super::txn::add_partitions_response(&r, any_unknown, error, unknown),
+    )
 }
 
 /// The group's `__consumer_offsets` partition, which gets the transaction's marker.
