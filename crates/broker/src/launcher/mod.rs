@@ -509,18 +509,23 @@ fn node_entry(spec: &ClusterSpec, file: &Path, id: i32, p: &Ports, quorum: &str)
 }
 
 fn spawn_node(argv: &[String], log: &Path) -> Result<Child> {
+    spawn_logged(argv, log, "node")
+}
+
+/// Starts `argv` with stdout and stderr appended to `log` (`what`: for the errors).
+fn spawn_logged(argv: &[String], log: &Path, what: &str) -> Result<Child> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
-        .with_context(|| format!("cannot open the node log {}", log.display()))?;
+        .with_context(|| format!("cannot open the {what} log {}", log.display()))?;
     Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
         .spawn()
-        .with_context(|| format!("cannot start {}", argv[0]))
+        .with_context(|| format!("cannot start the {what} {}", argv.join(" ")))
 }
 
 /// `kbench cluster restart-node`: stops the node if it runs (SIGTERM, then SIGKILL), starts it

@@ -10,10 +10,10 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 /// How long a proxy may take from spawn to accepting on its control port.
@@ -71,18 +71,7 @@ pub fn argv(program: &Path, listen: u16, upstream: &str, control: u16) -> Vec<St
 
 /// Starts one proxy with its output appended to `log`.
 pub fn spawn(argv: &[String], log: &Path) -> Result<Child> {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("cannot open the proxy log {}", log.display()))?;
-    Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()
-        .with_context(|| format!("cannot start the proxy {}", argv.join(" ")))
+    super::spawn_logged(argv, log, "proxy")
 }
 
 /// Waits until the proxy accepts on its control port (bound after its listen port, so both

@@ -52,10 +52,24 @@ fn encode_value(c: &Committed, now_ms: i64) -> Bytes {
 
 /// One record batch holding `entries` (a negative offset becomes a tombstone).
 pub fn encode_batch(entries: &[(Key, Committed)], now_ms: i64) -> anyhow::Result<Vec<u8>> {
-    let records: Vec<Record> = entries
-        .iter()
+    internal_batch(
+        entries.iter().map(|(k, c)| {
+            let value = (c.offset >= 0).then(|| encode_value(c, now_ms));
+            (Some(encode_key(k)), value)
+        }),
+        now_ms,
+    )
+}
+
+/// One uncompressed, non-idempotent record batch of (key, value) records, as the internal
+/// topics (`__consumer_offsets`, `__transaction_state`) hold them.
+pub fn internal_batch(
+    records: impl Iterator<Item = (Option<Bytes>, Option<Bytes>)>,
+    now_ms: i64,
+) -> anyhow::Result<Vec<u8>> {
+    let records: Vec<Record> = records
         .enumerate()
-        .map(|(i, (k, c))| Record {
+        .map(|(i, (key, value))| Record {
             transactional: false,
             control: false,
             partition_leader_epoch: -1,
@@ -68,8 +82,8 @@ pub fn encode_batch(entries: &[(Key, Committed)], now_ms: i64) -> anyhow::Result
             // difference constant (only the first one's reaches the batch header).
             sequence: i as i32 - 1,
             timestamp: now_ms,
-            key: Some(encode_key(k)),
-            value: (c.offset >= 0).then(|| encode_value(c, now_ms)),
+            key,
+            value,
             headers: Headers::new(),
         })
         .collect();

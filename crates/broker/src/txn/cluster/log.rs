@@ -10,11 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::cluster::coordinator::TRANSACTION_TOPIC;
 use crate::cluster::replica::Role;
@@ -29,8 +26,6 @@ const ROLE_WAIT: Duration = Duration::from_secs(10);
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const UNKNOWN_SERVER_ERROR: i16 = -1;
 
-type Headers = kafka_protocol::indexmap::IndexMap<StrBytes, Option<Bytes>>;
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -39,32 +34,13 @@ fn now_ms() -> i64 {
 
 /// One batch holding `payloads` as records keyed by their transactional id.
 pub fn encode_batch(payloads: &[Vec<u8>], now_ms: i64) -> anyhow::Result<Vec<u8>> {
-    let records: Vec<Record> = payloads
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // See coordinator::records: keeps the codec from splitting the batch.
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: journal::payload_tid(p).map(|t| Bytes::from(t.into_bytes())),
-            value: Some(Bytes::copy_from_slice(p)),
-            headers: Headers::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options)?;
-    Ok(buf.to_vec())
+    crate::cluster::coordinator::records::internal_batch(
+        payloads.iter().map(|p| {
+            let key = journal::payload_tid(p).map(|t| Bytes::from(t.into_bytes()));
+            (key, Some(Bytes::copy_from_slice(p)))
+        }),
+        now_ms,
+    )
 }
 
 /// The payloads of the whole batches in `bytes`, and the offset after the last one.
