@@ -175,8 +175,10 @@ pub fn spawn(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// (partition, leader epoch) of every `__consumer_offsets` partition `node` leads.
-fn led_by(meta: &ClusterMetadata, node: i32) -> (HashMap<i32, i32>, usize) {
-    let Some(t) = meta.topics.get(OFFSETS_TOPIC) else {
+/// The partitions of internal `topic` that `node` leads, with their leader epochs, and the
+/// topic's partition count (0 while it does not exist).
+pub(crate) fn led_by(meta: &ClusterMetadata, topic: &str, node: i32) -> (HashMap<i32, i32>, usize) {
+    let Some(t) = meta.topics.get(topic) else {
         return (HashMap::new(), 0);
     };
     let led = t
@@ -189,21 +191,35 @@ fn led_by(meta: &ClusterMetadata, node: i32) -> (HashMap<i32, i32>, usize) {
     (led, t.partitions.len())
 }
 
-async fn reconcile(broker: &Arc<Broker>, meta: &ClusterMetadata) {
-    let Some(c) = &broker.cluster else { return };
-    let (led, n) = led_by(meta, c.node_id);
-    let loaded: Vec<(i32, i32)> = broker
-        .coordination
-        .lock()
+/// What a coordinator must do to match what it leads: the partitions to drop (lost, or led at
+/// another epoch) and those to load (led now at an epoch not loaded).
+pub(crate) fn leadership_changes(
+    led: &HashMap<i32, i32>,
+    loaded: &HashMap<i32, i32>,
+) -> (Vec<i32>, Vec<(i32, i32)>) {
+    let drop = loaded
         .iter()
+        .filter(|(p, e)| led.get(p) != Some(e))
+        .map(|(p, _)| *p)
+        .collect();
+    let load = led
+        .iter()
+        .filter(|(p, e)| loaded.get(p) != Some(e))
         .map(|(p, e)| (*p, *e))
         .collect();
-    for (p, epoch) in loaded {
-        if led.get(&p) != Some(&epoch) {
-            unload(broker, p, n);
-        }
+    (drop, load)
+}
+
+async fn reconcile(broker: &Arc<Broker>, meta: &ClusterMetadata) {
+    let Some(c) = &broker.cluster else { return };
+    let (led, n) = led_by(meta, OFFSETS_TOPIC, c.node_id);
+    let loaded = broker.coordination.lock().clone();
+    let (drop, load_now) = leadership_changes(&led, &loaded);
+    for p in drop {
+        unload(broker, p, n);
     }
-    for (p, epoch) in led {
+    for (p, epoch) in load_now {
+        // Checked again: a load may have happened meanwhile.
         if broker.coordination.get(p) != Some(epoch) {
             load(broker, p, epoch, n).await;
         }

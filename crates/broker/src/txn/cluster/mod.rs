@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{EndPlan, EndReason, TxnCoordinator, NONE};
-use crate::cluster::coordinator::{partition_for, TRANSACTION_TOPIC};
+use crate::cluster::coordinator::{self, partition_for, TRANSACTION_TOPIC};
 use crate::group::{COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR};
 use crate::state::Broker;
 
@@ -202,31 +202,16 @@ pub fn spawn(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
 /// Loads the partitions this node now leads, drops the others.
 async fn reconcile(broker: &Arc<Broker>) {
     let Some(c) = &broker.cluster else { return };
-    let meta = c.current();
-    let Some(t) = meta.topics.get(TRANSACTION_TOPIC) else {
+    let (led, n) = coordinator::led_by(&c.current(), TRANSACTION_TOPIC, c.node_id);
+    if n == 0 {
         return;
-    };
-    let n = t.partitions.len();
-    let led: HashMap<i32, i32> = t
-        .partitions
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.leader == c.node_id)
-        .map(|(i, p)| (i as i32, p.leader_epoch))
-        .collect();
-    let loaded: Vec<(i32, i32)> = broker
-        .txns
-        .cluster
-        .loaded()
-        .iter()
-        .map(|(p, e)| (*p, *e))
-        .collect();
-    for (p, epoch) in loaded {
-        if led.get(&p) != Some(&epoch) {
-            unload(broker, p, n);
-        }
     }
-    for (p, epoch) in led {
+    let loaded = broker.txns.cluster.loaded().clone();
+    let (drop, load_now) = coordinator::leadership_changes(&led, &loaded);
+    for p in drop {
+        unload(broker, p, n);
+    }
+    for (p, epoch) in load_now {
         if broker.txns.cluster.loaded().get(&p) != Some(&epoch) {
             load(broker, p, epoch, n).await;
         }
