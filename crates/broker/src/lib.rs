@@ -163,44 +163,13 @@ impl EmbeddedBroker {
         config: BrokerConfig,
         cluster: Option<cluster::ClusterHandle>,
     ) -> anyhow::Result<Self> {
-        let temp_dir = match &config.data_dir {
-            Some(_) => None,
-            None => Some(
-                tempfile::Builder::new()
-                    .prefix("kbench-broker-")
-                    .tempdir()?,
-            ),
-        };
-        let data_dir = match (&config.data_dir, &temp_dir) {
-            (Some(d), _) => d.clone(),
-            (None, Some(t)) => t.path().to_path_buf(),
-            (None, None) => unreachable!("a temp dir is made when no data dir is given"),
-        };
+        let (temp_dir, data_dir) = data_dir_of(&config)?;
         // Bound now (a taken port fails before any work, and port 0 gets its number), but
         // listening only once recovery is done: a client that connects earlier is refused
         // rather than queued, so "accepts connections" means "ready".
         let socket = server::bind_socket(config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", config.listen))?;
-        let local = server::local_addr(&socket)?;
-        let (host, port) = match &config.advertised_listener {
-            Some(a) => {
-                let (h, p) = a
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| {
-                        p.parse::<i32>()
-                            .ok()
-                            .map(|p| (h.trim_matches(['[', ']']).to_string(), p))
-                    })
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("--advertised-listener {a:?} is not HOST:PORT")
-                    })?;
-                (h, p)
-            }
-            None if local.ip().is_unspecified() => {
-                ("127.0.0.1".to_string(), i32::from(local.port()))
-            }
-            None => (local.ip().to_string(), i32::from(local.port())),
-        };
+        let (host, port) = advertised(&config, server::local_addr(&socket)?)?;
         let metrics_listener = match config.metrics_listen {
             Some(a) => Some(
                 metrics::bind(a)
@@ -235,47 +204,18 @@ impl EmbeddedBroker {
         let listener = server::listen(socket)?;
         listener.set_nonblocking(true)?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let b = broker.clone();
-        let q = quorum.clone();
         let runtime_handle = runtime.handle().clone();
+        let node = Serving {
+            broker: broker.clone(),
+            quorum: quorum.clone(),
+            listener,
+            metrics_listener,
+            shutdown: shutdown_rx,
+        };
         let thread = std::thread::Builder::new()
             .name("kbench-broker-main".into())
             .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!("cannot register the listener: {e}");
-                            return;
-                        }
-                    };
-                    if let Some(ml) =
-                        metrics_listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
-                    {
-                        tokio::spawn(metrics::serve(ml, b.clone(), shutdown_rx.clone()));
-                    }
-                    tokio::spawn(housekeeping(b.clone(), shutdown_rx.clone()));
-                    if b.cluster.is_some() {
-                        cluster::replica::spawn(b.clone(), shutdown_rx.clone());
-                        cluster::coordinator::spawn(b.clone(), shutdown_rx.clone());
-                        txn::cluster::spawn(b.clone(), shutdown_rx.clone());
-                    }
-                    if let Some(q) = &q {
-                        let q2 = q.clone();
-                        let active: cluster::observe::IsActive =
-                            Arc::new(move || q2.is_active_controller());
-                        tokio::spawn(cluster::observe::run(
-                            b.clone(),
-                            active,
-                            shutdown_rx.clone(),
-                        ));
-                    }
-                    server::run(listener, b.clone(), shutdown_rx).await;
-                    b.topics.flush_all();
-                    if let Some(q) = q {
-                        q.shutdown().await;
-                    }
-                });
+                runtime.block_on(node.run());
                 runtime.shutdown_timeout(Duration::from_secs(2));
             })?;
         let bootstrap = if host.contains(':') {
@@ -353,6 +293,83 @@ impl EmbeddedBroker {
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The data dir: the configured one, or a temp dir removed when the broker stops.
+fn data_dir_of(config: &BrokerConfig) -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
+    Ok(match &config.data_dir {
+        Some(d) => (None, d.clone()),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("kbench-broker-")
+                .tempdir()?;
+            let path = t.path().to_path_buf();
+            (Some(t), path)
+        }
+    })
+}
+
+/// The host and port clients are told: `--advertised-listener`, else the bound address
+/// (127.0.0.1 when listening on an unspecified address).
+fn advertised(config: &BrokerConfig, local: SocketAddr) -> anyhow::Result<(String, i32)> {
+    match &config.advertised_listener {
+        Some(a) => a
+            .rsplit_once(':')
+            .and_then(|(h, p)| {
+                p.parse::<i32>()
+                    .ok()
+                    .map(|p| (h.trim_matches(['[', ']']).to_string(), p))
+            })
+            .ok_or_else(|| anyhow::anyhow!("--advertised-listener {a:?} is not HOST:PORT")),
+        None if local.ip().is_unspecified() => {
+            Ok(("127.0.0.1".to_string(), i32::from(local.port())))
+        }
+        None => Ok((local.ip().to_string(), i32::from(local.port()))),
+    }
+}
+
+/// What the broker's main thread runs: its listeners and background duties until shutdown.
+struct Serving {
+    broker: Arc<state::Broker>,
+    quorum: Option<Arc<cluster::quorum::Quorum>>,
+    listener: std::net::TcpListener,
+    metrics_listener: Option<std::net::TcpListener>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Serving {
+    async fn run(self) {
+        let (b, rx) = (self.broker, self.shutdown);
+        let listener = match tokio::net::TcpListener::from_std(self.listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot register the listener: {e}");
+                return;
+            }
+        };
+        if let Some(ml) = self
+            .metrics_listener
+            .and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+        {
+            tokio::spawn(metrics::serve(ml, b.clone(), rx.clone()));
+        }
+        tokio::spawn(housekeeping(b.clone(), rx.clone()));
+        if b.cluster.is_some() {
+            cluster::replica::spawn(b.clone(), rx.clone());
+            cluster::coordinator::spawn(b.clone(), rx.clone());
+            txn::cluster::spawn(b.clone(), rx.clone());
+        }
+        if let Some(q) = &self.quorum {
+            let q2 = q.clone();
+            let active: cluster::observe::IsActive = Arc::new(move || q2.is_active_controller());
+            tokio::spawn(cluster::observe::run(b.clone(), active, rx.clone()));
+        }
+        server::run(listener, b.clone(), rx).await;
+        b.topics.flush_all();
+        if let Some(q) = self.quorum {
+            q.shutdown().await;
+        }
     }
 }
 
