@@ -109,6 +109,57 @@ fn raft_config(cfg: &ClusterConfig) -> anyhow::Result<Config> {
         .context("the metadata quorum's Raft timings (heartbeat below the election timeout)")
 }
 
+/// Checks the data dir is this node's, marks it as such, and opens the metadata log and the
+/// state machine (its snapshot) from it.
+fn open_storage(
+    cfg: &ClusterConfig,
+    data_dir: &Path,
+    events: &EventLog,
+) -> anyhow::Result<(LogStore, StateMachine)> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    check_data_dir(data_dir, cfg).map_err(anyhow::Error::msg)?;
+    meta_properties::write_if_absent(data_dir, cfg).with_context(|| {
+        format!(
+            "--data-dir {}: cannot write meta.properties",
+            data_dir.display()
+        )
+    })?;
+    let dir = data_dir.join(METADATA_DIR);
+    let log = LogStore::open(&dir)
+        .with_context(|| format!("cannot open the metadata log in {}", dir.display()))?;
+    let sm = StateMachine::open(&dir, events.clone(), log.committed().map(|l| l.index))
+        .with_context(|| format!("cannot open the metadata snapshot in {}", dir.display()))?;
+    Ok((log, sm))
+}
+
+/// This node's Raft over TCP to the other voters.
+async fn start_raft(
+    cfg: &ClusterConfig,
+    log: LogStore,
+    sm: StateMachine,
+) -> anyhow::Result<(Raft, Arc<Peers>)> {
+    let peers = Arc::new(Peers::new(
+        cfg.voters
+            .iter()
+            .filter(|v| v.id != cfg.node_id)
+            .map(|v| (raft_id(v.id), v.addr)),
+    ));
+    let network = Network {
+        peers: peers.clone(),
+        backoff: cfg.quorum_heartbeat_interval,
+    };
+    let raft = Raft::new(
+        raft_id(cfg.node_id),
+        Arc::new(raft_config(cfg)?),
+        network,
+        log,
+        sm,
+    )
+    .await
+    .context("cannot start the metadata quorum's Raft")?;
+    Ok((raft, peers))
+}
+
 impl Quorum {
     /// Starts this node's voter: opens its storage, listens on its quorum address, joins
     /// (or bootstraps) the Raft group, and registers this broker with `advertised_host` and
@@ -123,19 +174,7 @@ impl Quorum {
         advertised_port: i32,
         events: EventLog,
     ) -> anyhow::Result<Arc<Quorum>> {
-        cfg.validate().map_err(anyhow::Error::msg)?;
-        check_data_dir(data_dir, cfg).map_err(anyhow::Error::msg)?;
-        meta_properties::write_if_absent(data_dir, cfg).with_context(|| {
-            format!(
-                "--data-dir {}: cannot write meta.properties",
-                data_dir.display()
-            )
-        })?;
-        let dir = data_dir.join(METADATA_DIR);
-        let log = LogStore::open(&dir)
-            .with_context(|| format!("cannot open the metadata log in {}", dir.display()))?;
-        let sm = StateMachine::open(&dir, events.clone(), log.committed().map(|l| l.index))
-            .with_context(|| format!("cannot open the metadata snapshot in {}", dir.display()))?;
+        let (log, sm) = open_storage(cfg, data_dir, &events)?;
         let metadata = sm.watch();
         let changes = sm.changes();
         let own = cfg.own_quorum_addr();
@@ -145,20 +184,8 @@ impl Quorum {
                 cfg.node_id
             )
         })?;
-        let peers = Arc::new(Peers::new(
-            cfg.voters
-                .iter()
-                .filter(|v| v.id != cfg.node_id)
-                .map(|v| (raft_id(v.id), v.addr)),
-        ));
-        let network = Network {
-            peers: peers.clone(),
-            backoff: cfg.quorum_heartbeat_interval,
-        };
+        let (raft, peers) = start_raft(cfg, log, sm).await?;
         let id = raft_id(cfg.node_id);
-        let raft = Raft::new(id, Arc::new(raft_config(cfg)?), network, log, sm)
-            .await
-            .context("cannot start the metadata quorum's Raft")?;
         let active = Arc::new(ActiveController::new(
             id,
             cfg.session_timeout,
