@@ -524,6 +524,42 @@ impl ProducerWorker {
             .unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
 
+    /// Hands one record to the client, waiting for deliveries while its queue is full (the
+    /// wait counts in this record's service time and in later records' send delay). A send
+    /// the client refuses for another reason is counted as an error and not retried.
+    fn send_one<C: rdkafka::client::ClientContext>(
+        &self,
+        sender: &TopicSender<'_, C>,
+        value: &[u8],
+        key: Option<&[u8]>,
+        phase: usize,
+        stop: &AtomicBool,
+        reports: &ReportServing,
+    ) -> Sent {
+        let mut waited = false;
+        loop {
+            match sender.send(value, key) {
+                Ok(()) => return Sent::Sent { waited },
+                Err(SendError::QueueFull) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return Sent::Stopped;
+                    }
+                    reports.wait_for_deliveries();
+                    waited = true;
+                }
+                Err(SendError::Other(e)) => {
+                    *self
+                        .shared
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    self.shared.stats.with(phase, |s| s.errors += 1);
+                    return Sent::Sent { waited };
+                }
+            }
+        }
+    }
+
     /// The sending loop: every segment of the timeline, until its end, the record count or
     /// `stop`.
     fn send(
@@ -641,28 +677,9 @@ impl ProducerWorker {
                 }
                 .write(value);
                 let key = keys.key(i, &mut rng);
-                loop {
-                    match sender.send(value, key) {
-                        Ok(()) => break,
-                        Err(SendError::QueueFull) => {
-                            // The client's queue is full: wait for deliveries. The wait counts
-                            // in this record's service time and in later records' send delay.
-                            if stop.load(Ordering::Relaxed) {
-                                break 'segments;
-                            }
-                            reports.wait_for_deliveries();
-                            stale = true;
-                        }
-                        Err(SendError::Other(e)) => {
-                            *self
-                                .shared
-                                .last_error
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            self.shared.stats.with(phase, |s| s.errors += 1);
-                            break;
-                        }
-                    }
+                match self.send_one(&sender, value, key, phase, stop, reports) {
+                    Sent::Sent { waited } => stale |= waited,
+                    Sent::Stopped => break 'segments,
                 }
                 if let Some(t) = txn.as_deref_mut() {
                     t.after_send(intended_ns, committed_seq);
@@ -681,4 +698,11 @@ impl ProducerWorker {
             }
         }
     }
+}
+
+/// How `send_one` ended: the record went to the client (or failed there, counted), after
+/// waiting for queue room or not; or the run stopped while the queue was full.
+enum Sent {
+    Sent { waited: bool },
+    Stopped,
 }
